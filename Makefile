@@ -1,0 +1,34 @@
+# Podium: `make run` runs the platform, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format install soak soak-long bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Podium needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv and install pinned dependencies
+
+run: $(STAMP)  ## Run the whole platform in the foreground (Ctrl-C stops it)
+	$(BIN)/podium dev
+
+test: $(STAMP)  ## Run the whole test suite against the real broker, PostgreSQL and Redis
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff (format + lint, bandit rules included) and mypy --strict
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .podium test-artifacts .pytest_cache .mypy_cache .ruff_cache

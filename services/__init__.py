@@ -1,0 +1,1 @@
+"""Podium's services: ingest, ranker, query and notifier."""

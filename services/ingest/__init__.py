@@ -1,0 +1,1 @@
+"""Ingest: authenticated, validated, rate-limited score intake onto Kafka."""

@@ -1,0 +1,1 @@
+"""Notifier: WebSocket fan-out of leaderboard changes and the live page."""

@@ -1,0 +1,1 @@
+"""Query: the read API over Redis rankings, with PostgreSQL as the fallback."""

@@ -1,0 +1,1 @@
+"""Ranker: the faust-streaming processor that turns score events into standings."""

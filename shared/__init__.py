@@ -1,0 +1,1 @@
+"""Podium's common library: configuration, wire schemas, logging, metrics, auth and clients."""

@@ -1,0 +1,96 @@
+"""The ``podium`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+
+import click
+
+from shared.logging import configure_logging
+from shared.settings import Settings, get_settings
+
+HTTP_SERVICES = ("ingest", "query", "notifier")
+
+
+def _settings_with_logging(service: str) -> Settings:
+    settings = get_settings()
+    configure_logging(service, level=settings.log_level, json_lines=settings.log_json)
+    return settings
+
+
+@click.group()
+def main() -> None:
+    """Podium: a real-time leaderboard platform."""
+
+
+@main.command()
+@click.option(
+    "--attach-logs", is_flag=True, help="Print service logs here instead of .podium/logs."
+)
+def dev(attach_logs: bool) -> None:
+    """Run the whole platform on this machine (embedded broker, stores when needed)."""
+    from shared.devstack.dev import run_dev
+
+    sys.exit(run_dev(attach_logs=attach_logs))
+
+
+@main.command()
+@click.argument("service", type=click.Choice(HTTP_SERVICES))
+def serve(service: str) -> None:
+    """Run one HTTP service in the foreground."""
+    from shared.http.server import serve as serve_app
+
+    settings = _settings_with_logging(service)
+    port = {
+        "ingest": settings.ingest_port,
+        "query": settings.query_port,
+        "notifier": settings.notifier_port,
+    }
+    serve_app(f"services.{service}.app:create_app", settings, port[service])
+
+
+@main.command()
+def ranker() -> None:
+    """Run the ranker (the stream processor) in the foreground."""
+    settings = _settings_with_logging("ranker")
+    module = importlib.import_module("services.ranker.main")
+    sys.exit(module.run(settings))
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the missing database migrations (safe to run again)."""
+    from shared.migrations import migrate as apply
+
+    settings = _settings_with_logging("migrate")
+    applied = asyncio.run(apply(settings))
+    click.echo(f"applied {len(applied)} migration(s) to schema {settings.db_schema!r}")
+
+
+@main.command()
+@click.option("--sub", "subject", required=True, help="The token's subject (user or server id).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    help="scores:write, scores:write:any, leaderboards:read or admin; repeat or comma-separate.",
+)
+@click.option(
+    "--ttl", "ttl_s", type=click.IntRange(min=1), default=None, help="Lifetime in seconds."
+)
+def token(subject: str, scopes: tuple[str, ...], ttl_s: int | None) -> None:
+    """Print a JWT signed with the configured key."""
+    from shared.auth import issue_token
+
+    wanted = [part for value in scopes for part in value.replace(",", " ").split()]
+    try:
+        click.echo(issue_token(get_settings(), subject, wanted, ttl_s=ttl_s))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--scope") from error
+
+
+if __name__ == "__main__":
+    main()

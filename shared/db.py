@@ -1,0 +1,63 @@
+"""PostgreSQL access: a bounded asyncpg pool pinned to Podium's schema."""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+from shared.settings import Settings
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            type_name,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(
+    settings: Settings, *, read_only: bool = False, max_size: int | None = None
+) -> asyncpg.Pool:
+    """Open a pool with connect and statement timeouts and ``search_path`` set to the schema.
+
+    ``read_only`` uses ``PODIUM_DATABASE_READ_URL`` when configured (the query service).
+    """
+    dsn = settings.database_url
+    if read_only and settings.database_read_url is not None:
+        dsn = settings.database_read_url
+    size = max_size or settings.db_pool_max
+    pool = await asyncpg.create_pool(
+        dsn.get_secret_value(),
+        min_size=min(settings.db_pool_min, size),
+        max_size=size,
+        timeout=settings.db_connect_timeout_s,
+        command_timeout=settings.db_command_timeout_s,
+        init=_init_connection,
+        server_settings={
+            "search_path": settings.db_schema,
+            "application_name": "podium",
+            "statement_timeout": str(int(settings.db_command_timeout_s * 1000)),
+        },
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(settings: Settings) -> asyncpg.Connection:
+    """One connection (for the CLI and migrations), with the same settings as the pool."""
+    connection: asyncpg.Connection = await asyncpg.connect(
+        settings.database_url.get_secret_value(),
+        timeout=settings.db_connect_timeout_s,
+        command_timeout=settings.db_command_timeout_s,
+        server_settings={"search_path": settings.db_schema, "application_name": "podium"},
+    )
+    await _init_connection(connection)
+    return connection
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """Raise unless PostgreSQL answers a trivial query."""
+    await pool.fetchval("SELECT 1")

@@ -1,0 +1,1 @@
+"""The embedded stack for one machine: broker, PostgreSQL and Redis as child processes."""

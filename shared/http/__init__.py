@@ -1,0 +1,1 @@
+"""The HTTP edge every Podium service shares: errors, middleware, health and serving."""

@@ -1,0 +1,52 @@
+"""Building a Podium Starlette app with the shared edge already in place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
+from starlette.types import Lifespan
+
+from shared.http.errors import EXCEPTION_HANDLERS
+from shared.http.health import health_routes
+from shared.http.middleware import EdgeMiddleware
+from shared.settings import Settings
+
+
+def create_service_app(
+    service: str,
+    settings: Settings,
+    routes: Sequence[BaseRoute],
+    lifespan: Lifespan[Starlette] | None = None,
+) -> Starlette:
+    """A Starlette app with health/metrics routes, JSON errors, the edge middleware and CORS.
+
+    The service's lifespan should put its readiness checks on ``app.state.readiness_checks``.
+    """
+    middleware = [
+        Middleware(EdgeMiddleware, service=service, max_body_bytes=settings.max_body_bytes),
+    ]
+    if settings.cors_allow_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_allow_origins,
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+                expose_headers=["ETag", "Retry-After", "X-Request-ID"],
+                max_age=600,
+            )
+        )
+    app = Starlette(
+        routes=[*health_routes(), *routes],
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.service_name = service
+    app.state.settings = settings
+    app.state.readiness_checks = {}
+    return app

@@ -1,0 +1,50 @@
+"""Serving a Starlette app with uvicorn, configured from settings."""
+
+from __future__ import annotations
+
+import uvicorn
+from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
+
+from shared.settings import Settings
+
+
+def uvicorn_config(
+    app: Starlette | str, settings: Settings, port: int, **overrides: object
+) -> uvicorn.Config:
+    """A uvicorn config: our logging, TLS when configured, graceful shutdown bound."""
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
+        "timeout_keep_alive": 5,
+        "ssl_certfile": settings.tls_certfile,
+        "ssl_keyfile": settings.tls_keyfile,
+        "ws_max_size": settings.ws_max_message_bytes,
+        "ws_ping_interval": settings.ws_ping_interval_s,
+        "ws_ping_timeout": settings.ws_ping_interval_s,
+        "lifespan": "on",
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+
+
+def serve(app_factory: str, settings: Settings, port: int) -> None:
+    """Run the app built by ``app_factory`` (``module:function``) until SIGINT/SIGTERM.
+
+    A factory string rather than an app object lets uvicorn start ``PODIUM_HTTP_WORKERS``
+    worker processes, each building its own app (and pools) from the same settings.
+    """
+    config = uvicorn_config(
+        app_factory, settings, port, factory=True, workers=settings.http_workers
+    )
+    server = uvicorn.Server(config)
+    if settings.http_workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()
+    if not server.started and settings.http_workers == 1:
+        raise SystemExit(3)

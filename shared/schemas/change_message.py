@@ -1,0 +1,58 @@
+"""Messages on the ``leaderboard-changes`` topic: what one ranker batch changed.
+
+The ranker publishes one message per touched competition per batch; the notifier fans it out
+and the query service drops its cached pages of that competition.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.schemas.identifiers import Identifier
+
+
+class LeaderboardEntry(BaseModel):
+    """One row of a leaderboard: 1-based unique rank, user and score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rank: int = Field(ge=1)
+    user_id: Identifier
+    score: float
+
+
+class UserChange(BaseModel):
+    """A user whose standing changed; ``score``/``rank`` are None when the user was removed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: Identifier
+    score: float | None
+    rank: int | None
+
+
+class WindowChange(BaseModel):
+    """The changes in one window (``alltime`` or a period label such as ``2026-W48``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    window: str
+    changed: list[UserChange]
+    top_changed: bool
+    top: list[LeaderboardEntry]
+    total: int = Field(ge=0, description="Entrants in the window after the change.")
+
+
+class ChangeMessage(BaseModel):
+    """Schema v1 of a change message. ``version`` increases per competition."""
+
+    model_config = ConfigDict(frozen=True)
+
+    v: Literal[1] = 1
+    competition_id: Identifier
+    version: int = Field(ge=1)
+    emitted_at: datetime
+    windows: list[WindowChange]

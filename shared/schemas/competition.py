@@ -1,0 +1,117 @@
+"""Competitions: what is ranked, how, and when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.schemas.identifiers import Identifier
+
+
+class SortOrder(StrEnum):
+    """`desc`: higher is better; `asc`: lower is better (e.g. fastest time)."""
+
+    DESC = "desc"
+    ASC = "asc"
+
+
+class Operator(StrEnum):
+    """How a new event combines with the standing: keep the best, set, or add."""
+
+    BEST = "best"
+    LATEST = "latest"
+    SUM = "sum"
+
+
+class ResetSchedule(StrEnum):
+    """Period windows kept besides all-time."""
+
+    NONE = "none"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class Visibility(StrEnum):
+    """`private` leaderboards need a `leaderboards:read` token."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {value!r}") from error
+    return value
+
+
+Metadata = dict[str, str | int | float | bool | None]
+
+
+class CompetitionCreate(BaseModel):
+    """Body of ``POST /api/v1/competitions``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    sort_order: SortOrder = SortOrder.DESC
+    operator: Operator = Operator.BEST
+    reset: ResetSchedule = ResetSchedule.NONE
+    timezone: str = Field("UTC", max_length=64)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    max_value: float | None = Field(None, allow_inf_nan=False)
+    visibility: Visibility = Visibility.PUBLIC
+    metadata: Metadata = Field(default_factory=dict, max_length=16)
+
+    _tz = field_validator("timezone")(_check_timezone)
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> CompetitionCreate:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class CompetitionUpdate(BaseModel):
+    """Body of ``PATCH /api/v1/competitions/{id}``: only these fields may change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    ends_at: AwareDatetime | None = None
+    max_value: float | None = Field(None, allow_inf_nan=False)
+    visibility: Visibility | None = None
+
+
+class Competition(BaseModel):
+    """A stored competition."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: Identifier
+    name: str
+    sort_order: SortOrder
+    operator: Operator
+    reset: ResetSchedule
+    timezone: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    max_value: float | None
+    visibility: Visibility
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+    def is_open_at(self, moment: datetime) -> bool:
+        """Whether events at ``moment`` fall inside the competition's start/end."""
+        if self.starts_at is not None and moment < self.starts_at:
+            return False
+        return self.ends_at is None or moment < self.ends_at

@@ -1,0 +1,149 @@
+"""Session fixtures: the real broker (started here), PostgreSQL and Redis (the machine's).
+
+Every test gets its own PostgreSQL schema, Redis key prefix, topics and consumer group, so
+tests never see each other's data. A missing PostgreSQL or Redis fails loudly with how to
+start it; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from shared.auth import issue_token
+from shared.devstack.broker import start_broker
+from shared.devstack.processes import free_port
+from shared.kafka import ensure_topics
+from shared.migrations import migrate
+from shared.settings import Settings
+
+TEST_JWT_SECRET = "test-secret-0123456789-0123456789-abcdef"
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave logs and screenshots (``test-artifacts/``, ignored by git)."""
+    path = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(artifacts_dir: Path) -> Iterator[str]:
+    """A tansu broker on a free port for the whole session."""
+    port = free_port()
+    broker = start_broker("127.0.0.1", port, log_path=artifacts_dir / "broker.log")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        broker.stop()
+
+
+async def _postgres_answers() -> bool:
+    try:
+        connection = await asyncpg.connect(DATABASE_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await connection.close()
+    return True
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """The machine's PostgreSQL (``TEST_DATABASE_URL``)."""
+    if not asyncio.run(_postgres_answers()):
+        pytest.fail(
+            f"PostgreSQL does not answer at {DATABASE_URL}. Start it, e.g. "
+            "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start', "
+            "or set TEST_DATABASE_URL."
+        )
+    return DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's Redis (``TEST_REDIS_URL``)."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except (redis.RedisError, OSError):
+        pytest.fail(
+            f"Redis does not answer at {REDIS_URL}. Start it, e.g. "
+            "'redis-server --daemonize yes --port 6379 --save \"\"', or set TEST_REDIS_URL."
+        )
+    return REDIS_URL
+
+
+@pytest.fixture
+def unique_id() -> str:
+    """A short id unique to this test, for schema, key prefix, topic and group names."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def settings_factory(
+    kafka_bootstrap: str, database_url: str, redis_url: str, unique_id: str
+) -> SettingsFactory:
+    """Build settings isolated to this test; keyword arguments override fields."""
+    base: dict[str, object] = {
+        "env": "test",
+        "log_json": False,
+        "jwt_secrets": [TEST_JWT_SECRET],
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "kafka_partitions": 3,
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "db_schema": f"t_{unique_id}",
+        "redis_key_prefix": f"t:{unique_id}:",
+        "topic_score_events": f"score-events-{unique_id}",
+        "topic_changes": f"leaderboard-changes-{unique_id}",
+        "topic_dead_letters": f"score-events-{unique_id}.dlq",
+        "ranker_group_id": f"ranker-{unique_id}",
+    }
+
+    def build(**overrides: object) -> Settings:
+        return Settings(**{**base, **overrides})  # type: ignore[arg-type]
+
+    return build
+
+
+@pytest.fixture
+async def settings(settings_factory: SettingsFactory) -> AsyncIterator[Settings]:
+    """Test settings with the schema migrated and topics created; cleaned up afterwards."""
+    test_settings = settings_factory()
+    await migrate(test_settings)
+    await ensure_topics(test_settings)
+    yield test_settings
+    connection = await asyncpg.connect(test_settings.database_url.get_secret_value())
+    try:
+        await connection.execute(f'DROP SCHEMA IF EXISTS "{test_settings.db_schema}" CASCADE')
+    finally:
+        await connection.close()
+    client = redis.asyncio.Redis.from_url(test_settings.redis_url.get_secret_value())
+    try:
+        keys = [key async for key in client.scan_iter(f"{test_settings.redis_key_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def token_for(settings_factory: SettingsFactory) -> Callable[..., str]:
+    """``token_for(sub, *scopes, ttl_s=...)`` signs a token the test services accept."""
+    signer = settings_factory()
+
+    def sign(subject: str, *scopes: str, ttl_s: int = 3600) -> str:
+        return issue_token(signer, subject, list(scopes), ttl_s=ttl_s)
+
+    return sign
