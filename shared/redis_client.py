@@ -17,7 +17,7 @@ def create_redis(settings: Settings, *, max_connections: int | None = None) -> R
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)
 
 
 async def ping(client: Redis) -> None:

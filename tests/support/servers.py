@@ -22,7 +22,9 @@ from shared.settings import Settings, settings_environment
 
 
 @contextlib.asynccontextmanager
-async def running_app(app: Starlette, settings: Settings, port: int | None = None) -> AsyncIterator[str]:
+async def running_app(
+    app: Starlette, settings: Settings, port: int | None = None
+) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn in this event loop (lifespan included); yields its base URL."""
     port = port or free_port()
     server = uvicorn.Server(uvicorn_config(app, settings, port, host="127.0.0.1"))
@@ -56,7 +58,11 @@ def process_environment(settings: Settings, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def running_process(
-    command: Sequence[str], env: dict[str, str], log_path: Path, *, stop_signal: int = signal.SIGTERM
+    command: Sequence[str],
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    stop_signal: int = signal.SIGTERM,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``command`` in its own process group with output to ``log_path``; stop it after."""
     with open(log_path, "ab") as log:

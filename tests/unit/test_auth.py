@@ -48,7 +48,14 @@ def test_expired_token_is_rejected() -> None:
 
 def test_not_yet_valid_token_is_rejected() -> None:
     now = int(time.time())
-    claims = {"sub": "a", "scope": "admin", "iat": now, "nbf": now + 600, "exp": now + 900, "iss": "podium"}
+    claims = {
+        "sub": "a",
+        "scope": "admin",
+        "iat": now,
+        "nbf": now + 600,
+        "exp": now + 900,
+        "iss": "podium",
+    }
     with pytest.raises(AuthenticationError, match="not yet valid"):
         verify_token(_settings(NEW), jwt.encode(claims, NEW, algorithm="HS256"))
 
@@ -60,7 +67,9 @@ def _b64(data: bytes) -> str:
 def test_alg_none_is_rejected() -> None:
     now = int(time.time())
     header = _b64(orjson.dumps({"alg": "none", "typ": "JWT"}))
-    payload = _b64(orjson.dumps({"sub": "a", "scope": "admin", "iat": now, "exp": now + 60, "iss": "podium"}))
+    payload = _b64(
+        orjson.dumps({"sub": "a", "scope": "admin", "iat": now, "exp": now + 60, "iss": "podium"})
+    )
     with pytest.raises(AuthenticationError, match="algorithm"):
         verify_token(_settings(NEW), f"{header}.{payload}.")
 

@@ -25,7 +25,9 @@ def test_time_zone_moves_the_day() -> None:
 
 def test_iso_week_year_boundary() -> None:
     assert period_label(ResetSchedule.WEEKLY, datetime(2027, 1, 1, tzinfo=UTC), "UTC") == "2026-W53"
-    assert period_label(ResetSchedule.WEEKLY, datetime(2024, 12, 30, tzinfo=UTC), "UTC") == "2025-W01"
+    assert (
+        period_label(ResetSchedule.WEEKLY, datetime(2024, 12, 30, tzinfo=UTC), "UTC") == "2025-W01"
+    )
 
 
 def test_period_end() -> None:

@@ -1,0 +1,109 @@
+"""The competitions table: reading and writing :class:`Competition` rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from shared.errors import ConflictError
+from shared.schemas.competition import Competition, CompetitionCreate, CompetitionUpdate
+
+_COLUMNS = (
+    "id, name, sort_order, operator, reset, timezone, starts_at, ends_at, max_value,"
+    " visibility, metadata, created_at, updated_at"
+)
+
+
+def _from_row(row: asyncpg.Record) -> Competition:
+    return Competition.model_validate(dict(row))
+
+
+async def get_competition(
+    connection: asyncpg.Pool | asyncpg.Connection, competition_id: str
+) -> Competition | None:
+    """The competition with ``competition_id``, or None."""
+    row = await connection.fetchrow(
+        f"SELECT {_COLUMNS} FROM competitions WHERE id = $1",  # noqa: S608 - constant columns
+        competition_id,
+    )
+    return _from_row(row) if row is not None else None
+
+
+async def get_competitions(
+    connection: asyncpg.Pool | asyncpg.Connection, competition_ids: list[str]
+) -> dict[str, Competition]:
+    """The competitions among ``competition_ids`` that exist, by id."""
+    rows = await connection.fetch(
+        f"SELECT {_COLUMNS} FROM competitions WHERE id = ANY($1::text[])",  # noqa: S608
+        competition_ids,
+    )
+    return {row["id"]: _from_row(row) for row in rows}
+
+
+async def list_competitions(
+    connection: asyncpg.Pool | asyncpg.Connection,
+    *,
+    after_id: str | None,
+    limit: int,
+    include_private: bool,
+) -> list[Competition]:
+    """Competitions ordered by id, starting after ``after_id`` (keyset pagination)."""
+    rows = await connection.fetch(
+        f"SELECT {_COLUMNS} FROM competitions"  # noqa: S608
+        " WHERE ($1::text IS NULL OR id > $1) AND ($2 OR visibility = 'public')"
+        " ORDER BY id LIMIT $3",
+        after_id,
+        include_private,
+        limit,
+    )
+    return [_from_row(row) for row in rows]
+
+
+async def create_competition(
+    connection: asyncpg.Pool | asyncpg.Connection, competition: CompetitionCreate
+) -> Competition:
+    """Insert ``competition``; 409 when the id is taken."""
+    try:
+        row = await connection.fetchrow(
+            "INSERT INTO competitions (id, name, sort_order, operator, reset, timezone,"  # noqa: S608
+            " starts_at, ends_at, max_value, visibility, metadata)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_COLUMNS}",
+            competition.id,
+            competition.name,
+            competition.sort_order.value,
+            competition.operator.value,
+            competition.reset.value,
+            competition.timezone,
+            competition.starts_at,
+            competition.ends_at,
+            competition.max_value,
+            competition.visibility.value,
+            competition.metadata,
+        )
+    except asyncpg.UniqueViolationError as error:
+        raise ConflictError(
+            f"competition {competition.id!r} already exists", details={"field": "id"}
+        ) from error
+    assert row is not None
+    return _from_row(row)
+
+
+async def update_competition(
+    connection: asyncpg.Pool | asyncpg.Connection, competition_id: str, update: CompetitionUpdate
+) -> Competition | None:
+    """Apply the fields set in ``update``; None when the competition does not exist."""
+    changes: dict[str, Any] = {
+        name: (value.value if hasattr(value, "value") else value)
+        for name, value in update.model_dump(exclude_unset=True).items()
+    }
+    if not changes:
+        return await get_competition(connection, competition_id)
+    assignments = ", ".join(f"{name} = ${index}" for index, name in enumerate(changes, start=2))
+    row = await connection.fetchrow(
+        f"UPDATE competitions SET {assignments}, updated_at = now()"  # noqa: S608 - names are model fields
+        f" WHERE id = $1 RETURNING {_COLUMNS}",
+        competition_id,
+        *changes.values(),
+    )
+    return _from_row(row) if row is not None else None

@@ -1,0 +1,364 @@
+"""Leaderboards in Redis: the ranker's write path, the readers' lookups, and rebuilds.
+
+Key layout and rank encoding are in :mod:`shared.leaderboard`. Besides the per-window keys,
+each competition has a marker key ``lb:{cid}:built``, set only by a rebuild from PostgreSQL.
+Its absence means Redis lost (or never had) the competition: writes refuse to apply on top of
+a partial index (the caller rebuilds instead, which includes its batch because PostgreSQL was
+written first) and readers rebuild before answering. That detects a flushed or restarted Redis
+per competition, which also works on Redis Cluster where one node may lose its slots alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from shared.leaderboard import (
+    encode_member,
+    member_user_id,
+    members_key,
+    ranking_key,
+    redis_score,
+    standing_value,
+)
+from shared.schemas.change_message import LeaderboardEntry
+from shared.schemas.competition import SortOrder
+
+logger = logging.getLogger(__name__)
+
+REBUILD_CHUNK = 5000
+_REBUILD_ATTEMPTS = 5
+
+# KEYS: built marker, then per window its sorted set and members hash.
+# ARGV: per window: number of operations, then per operation four values:
+#   "s", user, member, score  (set the user's standing)
+#   "d", user, "", ""         (remove the user)
+# Returns -1 when the marker is missing (nothing written), else per window:
+#   the size after the change, then for each operation the user's 0-based rank (-1 if absent).
+_WRITE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local result = {}
+local arg = 1
+for window = 1, (#KEYS - 1) / 2 do
+  local zkey, mkey = KEYS[window * 2], KEYS[window * 2 + 1]
+  local count = tonumber(ARGV[arg]); arg = arg + 1
+  local first = arg
+  for op = 1, count do
+    local kind, user, member, score = ARGV[arg], ARGV[arg + 1], ARGV[arg + 2], ARGV[arg + 3]
+    local old = redis.call('HGET', mkey, user)
+    if old and old ~= member then redis.call('ZREM', zkey, old) end
+    if kind == 's' then
+      redis.call('ZADD', zkey, score, member)
+      redis.call('HSET', mkey, user, member)
+    else
+      redis.call('HDEL', mkey, user)
+    end
+    arg = arg + 4
+  end
+  result[#result + 1] = redis.call('ZCARD', zkey)
+  arg = first
+  for op = 1, count do
+    local rank = -1
+    if ARGV[arg] == 's' then rank = redis.call('ZRANK', zkey, ARGV[arg + 2]) end
+    result[#result + 1] = rank
+    arg = arg + 4
+  end
+end
+return result
+"""
+
+# KEYS: built marker, sorted set, members hash. ARGV: user ids.
+# Returns -1 when the marker is missing, else {size, rank1, score1, rank2, score2, ...}
+# with rank -1 and score "" for absent users.
+_RANKS_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local result = {redis.call('ZCARD', KEYS[2])}
+for i = 1, #ARGV do
+  local member = redis.call('HGET', KEYS[3], ARGV[i])
+  if member then
+    result[#result + 1] = redis.call('ZRANK', KEYS[2], member)
+    result[#result + 1] = redis.call('ZSCORE', KEYS[2], member)
+  else
+    result[#result + 1] = -1
+    result[#result + 1] = ''
+  end
+end
+return result
+"""
+
+
+def built_key(prefix: str, competition_id: str) -> str:
+    """The marker saying the competition's keys were built from PostgreSQL."""
+    return f"{prefix}lb:{{{competition_id}}}:built"
+
+
+@dataclass(frozen=True, slots=True)
+class StandingWrite:
+    """Set ``user_id``'s standing (``value`` reached at ``reached_at``), or remove it."""
+
+    user_id: str
+    value: float | None
+    reached_at: datetime | None
+
+    @property
+    def is_removal(self) -> bool:
+        """Whether this write removes the user from the window."""
+        return self.value is None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """A window after a write: its size and each written user's 1-based rank (None: gone)."""
+
+    total: int
+    ranks: dict[str, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class UserRanks:
+    """Ranks and scores of some users in a window (absent users map to None)."""
+
+    total: int
+    found: dict[str, LeaderboardEntry]
+
+
+class CompetitionNotBuiltError(Exception):
+    """The competition's Redis keys are missing: rebuild from PostgreSQL first."""
+
+
+class LeaderboardStore:
+    """Reads and writes one Redis (or Cluster) for every competition under a key prefix."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._write = redis.register_script(_WRITE_SCRIPT)
+        self._ranks = redis.register_script(_RANKS_SCRIPT)
+
+    # --- writes ---------------------------------------------------------------------------
+    async def write(
+        self,
+        competition_id: str,
+        sort_order: SortOrder,
+        writes: dict[str, Sequence[StandingWrite]],
+    ) -> dict[str, WindowResult]:
+        """Apply absolute standings per window atomically (a replay writes the same state).
+
+        Raises :class:`CompetitionNotBuiltError` when the competition has not been built;
+        the caller then rebuilds it from PostgreSQL (which already holds these writes).
+        """
+        windows = [window for window, items in writes.items() if items]
+        keys = [built_key(self.prefix, competition_id)]
+        arguments: list[str | float | int] = []
+        for window in windows:
+            keys += [
+                ranking_key(self.prefix, competition_id, window),
+                members_key(self.prefix, competition_id, window),
+            ]
+            arguments.append(len(writes[window]))
+            for write in writes[window]:
+                if write.is_removal:
+                    arguments += ["d", write.user_id, "", ""]
+                else:
+                    assert write.value is not None
+                    assert write.reached_at is not None
+                    arguments += [
+                        "s",
+                        write.user_id,
+                        encode_member(write.user_id, write.reached_at),
+                        repr(redis_score(write.value, sort_order)),
+                    ]
+        reply = await self._write(keys=keys, args=arguments)
+        if reply == -1:
+            raise CompetitionNotBuiltError(competition_id)
+        results: dict[str, WindowResult] = {}
+        position = 0
+        for window in windows:
+            total = int(reply[position])
+            position += 1
+            ranks: dict[str, int | None] = {}
+            for write in writes[window]:
+                rank = int(reply[position])
+                position += 1
+                ranks[write.user_id] = rank + 1 if rank >= 0 else None
+            results[window] = WindowResult(total=total, ranks=ranks)
+        return results
+
+    async def rebuild(self, pool: asyncpg.Pool, competition_id: str, sort_order: SortOrder) -> int:
+        """Rebuild every window of a competition from PostgreSQL standings, atomically.
+
+        Windows are built into temporary keys and renamed in one MULTI/EXEC guarded by WATCH
+        on the live keys: if a ranker writes meanwhile, the rebuild starts over, so a newer
+        standing is never replaced by an older snapshot. Returns the standings loaded.
+        """
+        for _attempt in range(_REBUILD_ATTEMPTS):
+            try:
+                return await self._rebuild_once(pool, competition_id, sort_order)
+            except WatchError:
+                logger.info("rebuild of %s raced with a write; retrying", competition_id)
+        raise RuntimeError(f"rebuild of {competition_id} kept racing with writes")
+
+    async def _rebuild_once(
+        self, pool: asyncpg.Pool, competition_id: str, sort_order: SortOrder
+    ) -> int:
+        marker = built_key(self.prefix, competition_id)
+        existing_windows = await self._windows_in_redis(competition_id)
+        db_windows = [
+            row["window_label"]
+            for row in await pool.fetch(
+                "SELECT DISTINCT window_label FROM standings WHERE competition_id = $1",
+                competition_id,
+            )
+        ]
+        windows = sorted(set(existing_windows) | set(db_windows))
+        live_keys = [marker]
+        for window in windows:
+            live_keys += [
+                ranking_key(self.prefix, competition_id, window),
+                members_key(self.prefix, competition_id, window),
+            ]
+        suffix = f":rebuild:{time.monotonic_ns()}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(*live_keys)
+            rows = await pool.fetch(
+                "SELECT window_label, user_id, score, reached_at FROM standings"
+                " WHERE competition_id = $1",
+                competition_id,
+            )
+            by_window: dict[str, list[asyncpg.Record]] = defaultdict(list)
+            for row in rows:
+                by_window[row["window_label"]].append(row)
+            temp_keys: list[str] = []
+            for window, window_rows in by_window.items():
+                zkey = ranking_key(self.prefix, competition_id, window) + suffix
+                mkey = members_key(self.prefix, competition_id, window) + suffix
+                temp_keys += [zkey, mkey]
+                await self._load(zkey, mkey, window_rows, sort_order)
+            pipe.multi()  # type: ignore[no-untyped-call]
+            for window in windows:
+                zkey = ranking_key(self.prefix, competition_id, window)
+                mkey = members_key(self.prefix, competition_id, window)
+                if window in by_window:
+                    pipe.rename(zkey + suffix, zkey)
+                    pipe.rename(mkey + suffix, mkey)
+                else:
+                    pipe.delete(zkey, mkey)
+            pipe.set(marker, str(time.time()))
+            try:
+                await pipe.execute()
+            except WatchError:
+                if temp_keys:
+                    await self.redis.delete(*temp_keys)
+                raise
+        return len(rows)
+
+    async def _load(
+        self, zkey: str, mkey: str, rows: Iterable[asyncpg.Record], sort_order: SortOrder
+    ) -> None:
+        batch = list(rows)
+        for start in range(0, len(batch), REBUILD_CHUNK):
+            chunk = batch[start : start + REBUILD_CHUNK]
+            members = {
+                encode_member(row["user_id"], row["reached_at"]): redis_score(
+                    row["score"], sort_order
+                )
+                for row in chunk
+            }
+            users = {member_user_id(member): member for member in members}
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(zkey, members)
+                pipe.hset(mkey, mapping=users)  # type: ignore[arg-type]
+                await pipe.execute()
+
+    async def _windows_in_redis(self, competition_id: str) -> list[str]:
+        head = f"{self.prefix}lb:{{{competition_id}}}:"
+        pattern = head.replace("[", "\\[").replace("]", "\\]").replace("*", "\\*") + "*:z"
+        windows = []
+        async for key in self.redis.scan_iter(match=pattern, count=1000):
+            text = key.decode() if isinstance(key, bytes) else key
+            if ":rebuild:" not in text:
+                windows.append(text[len(head) : -len(":z")])
+        return windows
+
+    async def is_built(self, competition_id: str) -> bool:
+        """Whether the competition's keys exist (built from PostgreSQL since Redis started)."""
+        return bool(await self.redis.exists(built_key(self.prefix, competition_id)))
+
+    async def drop(self, competition_id: str) -> None:
+        """Delete every key of a competition (marker included)."""
+        keys = [
+            key
+            async for key in self.redis.scan_iter(
+                match=f"{self.prefix}lb:{{{competition_id}}}:*", count=1000
+            )
+        ]
+        if keys:
+            await self.redis.delete(*keys)
+
+    # --- reads ----------------------------------------------------------------------------
+    async def top(
+        self,
+        competition_id: str,
+        window: str,
+        sort_order: SortOrder,
+        start: int,
+        count: int,
+    ) -> list[LeaderboardEntry]:
+        """Entries ranked ``start + 1`` to ``start + count`` (0-based ``start``)."""
+        if count <= 0:
+            return []
+        rows: list[tuple[bytes, float]] = await self.redis.zrange(  # type: ignore[assignment]
+            ranking_key(self.prefix, competition_id, window),
+            start,
+            start + count - 1,
+            withscores=True,
+        )
+        return [
+            LeaderboardEntry(
+                rank=start + offset + 1,
+                user_id=member_user_id(member),
+                score=standing_value(float(score), sort_order),
+            )
+            for offset, (member, score) in enumerate(rows)
+        ]
+
+    async def ranks(
+        self,
+        competition_id: str,
+        window: str,
+        sort_order: SortOrder,
+        user_ids: Sequence[str],
+    ) -> UserRanks:
+        """Rank and score of each of ``user_ids``; raises if the competition is not built."""
+        reply = await self._ranks(
+            keys=[
+                built_key(self.prefix, competition_id),
+                ranking_key(self.prefix, competition_id, window),
+                members_key(self.prefix, competition_id, window),
+            ],
+            args=list(user_ids),
+        )
+        if reply == -1:
+            raise CompetitionNotBuiltError(competition_id)
+        found: dict[str, LeaderboardEntry] = {}
+        for index, user_id in enumerate(user_ids):
+            rank = int(reply[1 + index * 2])
+            if rank >= 0:
+                found[user_id] = LeaderboardEntry(
+                    rank=rank + 1,
+                    user_id=user_id,
+                    score=standing_value(float(reply[2 + index * 2]), sort_order),
+                )
+        return UserRanks(total=int(reply[0]), found=found)
+
+    async def size(self, competition_id: str, window: str) -> int:
+        """How many users a window ranks."""
+        return int(await self.redis.zcard(ranking_key(self.prefix, competition_id, window)))

@@ -1,0 +1,107 @@
+"""The Redis leaderboard store against the real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from shared.db import create_pool
+from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore, StandingWrite
+from shared.redis_client import create_redis
+from shared.schemas.competition import SortOrder
+from shared.settings import Settings
+
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def redis_client(settings: Settings) -> AsyncIterator[Redis]:
+    client = create_redis(settings)
+    yield client
+    await client.aclose()
+
+
+async def _insert_standings(
+    pool: asyncpg.Pool, rows: list[tuple[str, str, float, datetime]]
+) -> None:
+    await pool.executemany(
+        "INSERT INTO standings (competition_id, window_label, user_id, score, reached_at,"
+        " last_event_ts) VALUES ('c1', $1, $2, $3, $4, $4)",
+        rows,
+    )
+
+
+async def test_write_refuses_until_built_then_ranks(
+    settings: Settings, pool: asyncpg.Pool, redis_client: Redis
+) -> None:
+    store = LeaderboardStore(redis_client, settings.redis_key_prefix)
+    writes = {"alltime": [StandingWrite("a", 5.0, T0), StandingWrite("b", 7.0, T0)]}
+    with pytest.raises(CompetitionNotBuiltError):
+        await store.write("c1", SortOrder.DESC, writes)
+    assert await store.rebuild(pool, "c1", SortOrder.DESC) == 0
+    result = await store.write("c1", SortOrder.DESC, writes)
+    assert result["alltime"].total == 2
+    assert result["alltime"].ranks == {"b": 1, "a": 2}
+    # a replay writes the same state
+    again = await store.write("c1", SortOrder.DESC, writes)
+    assert again == result
+    # a changed score moves the member; the old one is gone
+    moved = await store.write(
+        "c1", SortOrder.DESC, {"alltime": [StandingWrite("a", 9.0, T0 + timedelta(seconds=1))]}
+    )
+    assert moved["alltime"].ranks == {"a": 1}
+    assert moved["alltime"].total == 2
+    top = await store.top("c1", "alltime", SortOrder.DESC, 0, 10)
+    assert [(e.rank, e.user_id, e.score) for e in top] == [(1, "a", 9.0), (2, "b", 7.0)]
+    removed = await store.write("c1", SortOrder.DESC, {"alltime": [StandingWrite("a", None, None)]})
+    assert removed["alltime"].ranks == {"a": None}
+    ranks = await store.ranks("c1", "alltime", SortOrder.DESC, ["a", "b"])
+    assert ranks.total == 1
+    assert set(ranks.found) == {"b"}
+    assert ranks.found["b"].rank == 1
+
+
+async def test_rebuild_equals_postgres_and_drops_stale_windows(
+    settings: Settings, pool: asyncpg.Pool, redis_client: Redis
+) -> None:
+    store = LeaderboardStore(redis_client, settings.redis_key_prefix)
+    await store.rebuild(pool, "c1", SortOrder.ASC)
+    await store.write("c1", SortOrder.ASC, {"2026-W01": [StandingWrite("ghost", 1.0, T0)]})
+    rows = [("alltime", f"u{i}", float(i % 7), T0 + timedelta(seconds=i)) for i in range(300)]
+    await _insert_standings(pool, rows)
+    assert await store.rebuild(pool, "c1", SortOrder.ASC) == 300
+    top = await store.top("c1", "alltime", SortOrder.ASC, 0, 300)
+    expected = sorted(rows, key=lambda row: (row[2], row[3]))
+    assert [e.user_id for e in top] == [row[1] for row in expected]
+    assert await store.size("c1", "2026-W01") == 0
+
+
+async def test_rebuild_racing_a_write_keeps_the_newer_standing(
+    settings: Settings, pool: asyncpg.Pool, redis_client: Redis
+) -> None:
+    store = LeaderboardStore(redis_client, settings.redis_key_prefix)
+    await _insert_standings(pool, [("alltime", f"u{i}", float(i), T0) for i in range(20_000)])
+    await store.rebuild(pool, "c1", SortOrder.DESC)
+
+    async def writer() -> None:
+        await asyncio.sleep(0.01)
+        await pool.execute(
+            "UPDATE standings SET score = 1e9 WHERE competition_id = 'c1' AND user_id = 'u0'"
+        )
+        await store.write("c1", SortOrder.DESC, {"alltime": [StandingWrite("u0", 1e9, T0)]})
+
+    await asyncio.gather(store.rebuild(pool, "c1", SortOrder.DESC), writer())
+    top = await store.top("c1", "alltime", SortOrder.DESC, 0, 1)
+    assert top[0].user_id == "u0"
