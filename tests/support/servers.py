@@ -66,7 +66,7 @@ def running_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``command`` in its own process group with output to ``log_path``; stop it after."""
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             list(command), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
