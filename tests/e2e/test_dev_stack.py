@@ -76,7 +76,7 @@ def _run_and_stop(env: dict[str, str], log_path: Path) -> str:
             dev.kill()
             raise
     assert dev.returncode == 0, log_path.read_text()
-    gone, alive = psutil.wait_procs(descendants, timeout=10)
+    _, alive = psutil.wait_procs(descendants, timeout=10)
     assert not alive, [process.cmdline() for process in alive]
     return log_path.read_text()
 
