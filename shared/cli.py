@@ -92,5 +92,13 @@ def token(subject: str, scopes: tuple[str, ...], ttl_s: int | None) -> None:
         raise click.BadParameter(str(error), param_hint="--scope") from error
 
 
+@main.command(name="settings")
+def settings_reference() -> None:
+    """Print every PODIUM_* variable with its default and meaning (Markdown)."""
+    from shared.settings_doc import settings_table
+
+    click.echo(settings_table())
+
+
 if __name__ == "__main__":
     main()
