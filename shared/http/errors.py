@@ -76,6 +76,8 @@ async def podium_error_handler(request: Request, exc: Exception) -> Response:
         headers["Retry-After"] = _retry_after(exc.retry_after_s)
     if exc.status_code == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="podium"'
+    # an error may carry its own headers (e.g. RateLimit-* on a 429)
+    headers.update(getattr(exc, "headers", None) or {})
     return error_response(
         exc.status_code, exc.code, exc.message, details=exc.details, headers=headers
     )
