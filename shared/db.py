@@ -8,6 +8,11 @@ import orjson
 from shared.settings import Settings
 
 
+def application_name(settings: Settings) -> str:
+    """How Podium's connections name themselves in ``pg_stat_activity``: ``podium/<schema>``."""
+    return f"podium/{settings.db_schema}"
+
+
 async def _init_connection(connection: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await connection.set_type_codec(
@@ -38,7 +43,7 @@ async def create_pool(
         init=_init_connection,
         server_settings={
             "search_path": settings.db_schema,
-            "application_name": "podium",
+            "application_name": application_name(settings),
             "statement_timeout": str(int(settings.db_command_timeout_s * 1000)),
         },
     )
@@ -52,7 +57,10 @@ async def connect(settings: Settings) -> asyncpg.Connection:
         settings.database_url.get_secret_value(),
         timeout=settings.db_connect_timeout_s,
         command_timeout=settings.db_command_timeout_s,
-        server_settings={"search_path": settings.db_schema, "application_name": "podium"},
+        server_settings={
+            "search_path": settings.db_schema,
+            "application_name": application_name(settings),
+        },
     )
     await _init_connection(connection)
     return connection
