@@ -60,6 +60,23 @@ def ranker() -> None:
 
 
 @main.command()
+@click.option("--competition", "competition_id", default=None, help="Only this competition.")
+def rebuild(competition_id: str | None) -> None:
+    """Rebuild Redis leaderboards from PostgreSQL standings (all competitions by default)."""
+    from services.ranker.rebuild import rebuild_leaderboards
+    from shared.errors import NotFoundError
+
+    settings = _settings_with_logging("rebuild")
+    try:
+        loaded = asyncio.run(rebuild_leaderboards(settings, competition_id))
+    except NotFoundError as error:
+        raise click.BadParameter(error.message, param_hint="--competition") from error
+    for cid, count in loaded.items():
+        click.echo(f"rebuilt {cid}: {count} standing(s)")
+    click.echo(f"rebuilt {len(loaded)} competition(s)")
+
+
+@main.command()
 def migrate() -> None:
     """Apply the missing database migrations (safe to run again)."""
     from shared.migrations import migrate as apply

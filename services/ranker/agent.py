@@ -1,0 +1,103 @@
+"""The faust app: one agent taking batches of ``score-events`` and committing what it applied.
+
+Faust's own acking is not used (``acks=False`` on the topic): faust acks a batch when it is
+taken, and when the agent body failed it committed the batch without applying it. Instead the
+agent applies a batch (retrying inside, so no error reaches faust), then commits
+``offset + 1`` of the batch's last record per partition. An exception that still escapes
+crashes the process (``CrashingSupervisor``): a restarted agent would skip the failed batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+import mode
+
+from services.ranker import metrics
+from services.ranker.applier import decode
+from services.ranker.runtime import ranker_runtime
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_faust_app(settings: Settings, datadir: Path) -> faust.App:
+    """The ranker's faust app for ``settings`` (faust keeps its scratch files in ``datadir``)."""
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        raise ValueError("the ranker supports PODIUM_KAFKA_SECURITY_PROTOCOL=PLAINTEXT only")
+    brokers = ";".join(
+        f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")
+    )
+    session_timeout_s = settings.kafka_session_timeout_ms / 1000
+    app = faust.App(
+        settings.ranker_group_id,
+        broker=brokers,
+        datadir=str(datadir),
+        web_enabled=False,
+        topic_partitions=settings.kafka_partitions,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        broker_session_timeout=session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_ms / 1000,
+        broker_rebalance_timeout=session_timeout_s,
+        broker_request_timeout=30.0,
+        consumer_auto_offset_reset="earliest",
+    )
+    topic = app.topic(
+        settings.topic_score_events,
+        value_type=bytes,
+        key_type=bytes,
+        partitions=settings.kafka_partitions,
+        acks=False,
+    )
+
+    async def rank(stream: Any) -> None:
+        async with ranker_runtime(settings) as applier:
+            logger.info("ranker consuming %s", settings.topic_score_events)
+            async for records in stream.take_events(
+                settings.ranker_batch_size, within=settings.ranker_batch_within_s
+            ):
+                events = [
+                    decode(
+                        record.message.partition, record.message.offset, record.key, record.value
+                    )
+                    for record in records
+                ]
+                await applier.apply_with_retries(events)
+                offsets: dict[Any, int] = {}
+                newest: dict[int, float] = {}
+                for record in records:
+                    tp = record.message.tp
+                    offsets[tp] = max(offsets.get(tp, -1), record.message.offset + 1)
+                for event in events:
+                    if event.message is not None:
+                        received = event.message.received_at.timestamp()
+                        newest[event.partition] = max(newest.get(event.partition, 0.0), received)
+                if not await cast(Any, app.consumer)._commit(offsets):
+                    logger.warning("offsets %s not committed (partitions moved)", offsets)
+                    continue
+                now = datetime.now(UTC).timestamp()
+                for tp, offset in offsets.items():
+                    metrics.COMMITTED_OFFSET.labels(str(tp.partition)).set(offset)
+                for partition, received in newest.items():
+                    metrics.CONSUMER_LAG_S.labels(str(partition)).set(max(0.0, now - received))
+
+    app.agent(topic, concurrency=1, supervisor_strategy=mode.CrashingSupervisor)(rank)
+    return app
+
+
+def run_worker(app: faust.App, log_level: str) -> int:
+    """Run ``app`` in a faust worker until SIGTERM/SIGINT; returns the exit status."""
+    started = time.monotonic()
+    worker = faust.Worker(app, loglevel=log_level, redirect_stdouts=False, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        logger.info("ranker stopped after %.1f s", time.monotonic() - started)
+        return exit_.code if isinstance(exit_.code, int) else 1
+    return 0

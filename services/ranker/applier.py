@@ -1,0 +1,163 @@
+"""Applying one batch end to end: PostgreSQL, Redis, change messages and dead letters.
+
+Order per batch: in one PostgreSQL transaction, lock the batch's competitions, read the state
+the events depend on, plan, write events and standings, then write the same absolute standings
+to Redis while the locks are still held (so a ranker that lost the partition in a rebalance
+cannot overwrite newer Redis state with older), and commit. A competition whose Redis keys are
+missing is rebuilt from PostgreSQL after the commit (the rebuild then includes this batch).
+Change messages and dead letters are published last; the caller commits offsets only after
+:meth:`BatchApplier.apply` returns, and retries the whole batch when it raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from services.ranker import metrics
+from services.ranker.index import IndexedCompetition, window_changes, write_competition
+from services.ranker.planner import BatchPlan, IncomingEvent, plan_batch, users_of
+from services.ranker.repository import load_state, lock_competitions, write_plan
+from shared.leaderboard import version_key
+from shared.leaderboard_store import LeaderboardStore
+from shared.schemas.change_message import ChangeMessage
+from shared.schemas.score_event import ControlEvent, ScoreEvent, parse_topic_message
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+REASON_HEADER = "reason"
+
+
+def decode(partition: int, offset: int, key: bytes | None, value: bytes) -> IncomingEvent:
+    """Decode one record; an undecodable one keeps its error for the dead-letter header."""
+    try:
+        message = parse_topic_message(value)
+    except (ValidationError, ValueError) as error:
+        return IncomingEvent(partition, offset, key, value, None, str(error)[:500])
+    return IncomingEvent(partition, offset, key, value, message)
+
+
+class BatchApplier:
+    """Applies batches of ``score-events`` records with effectively-once results."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        producer: AIOKafkaProducer,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.store = LeaderboardStore(redis, settings.redis_key_prefix)
+        self.producer = producer
+
+    async def apply_with_retries(self, events: Sequence[IncomingEvent]) -> None:
+        """Apply ``events``, retrying with exponential back-off until it succeeds.
+
+        Never raises (except cancellation on shutdown): a batch is either applied or still
+        pending, so offsets never move past an unapplied event.
+        """
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                await self.apply(events)
+                break
+            except Exception:
+                backoff_s = min(self.settings.ranker_retry_max_backoff_s, 0.1 * 2**attempt)
+                attempt += 1
+                metrics.BATCH_RETRIES.inc()
+                logger.exception(
+                    "batch of %d failed; retry %d in %.1f s", len(events), attempt, backoff_s
+                )
+                await asyncio.sleep(backoff_s)
+        metrics.APPLY_LATENCY.observe(time.monotonic() - started)
+        metrics.BATCH_SIZE.observe(len(events))
+
+    async def apply(self, events: Sequence[IncomingEvent]) -> BatchPlan:
+        """Apply ``events`` once (raises when a dependency fails; safe to call again)."""
+        batch = list(events)
+        decoded = [event.message for event in batch if event.message is not None]
+        competition_ids = sorted({message.competition_id for message in decoded})
+        indexed: list[IndexedCompetition] = []
+        async with self.pool.acquire() as connection, connection.transaction():
+            await lock_competitions(connection, competition_ids)
+            state = await load_state(
+                connection,
+                competition_ids,
+                users_of(batch),
+                [m.event_id for m in decoded if isinstance(m, ScoreEvent)],
+                [m.event_id for m in decoded if isinstance(m, ControlEvent)],
+            )
+            plan = plan_batch(batch, state, self.settings.ranker_period_grace_s)
+            await write_plan(connection, plan)
+            for competition_id in sorted(plan.touched):
+                indexed.append(
+                    await write_competition(
+                        self.store,
+                        state.competitions[competition_id],
+                        plan,
+                        self.settings.ranker_top_n,
+                    )
+                )
+        for item in indexed:
+            if item.results is None:
+                logger.warning("leaderboard %s missing in Redis; rebuilding", item.competition.id)
+                await self.store.rebuild(
+                    self.pool, item.competition.id, item.competition.sort_order
+                )
+                metrics.REBUILDS.inc()
+        await self._publish(plan, indexed)
+        metrics.EVENTS_APPLIED.labels("score").inc(len(plan.new_scores))
+        metrics.EVENTS_APPLIED.labels("control").inc(len(plan.new_controls))
+        metrics.DUPLICATES_DROPPED.inc(plan.duplicates)
+        for dead_letter in plan.dead_letters:
+            metrics.DEAD_LETTERS.labels(dead_letter.reason.value).inc()
+        return plan
+
+    async def _publish(self, plan: BatchPlan, indexed: list[IndexedCompetition]) -> None:
+        sends = []
+        for item in indexed:
+            cid = item.competition.id
+            windows = await window_changes(self.store, item, plan, self.settings.ranker_top_n)
+            if not windows:
+                continue
+            version = int(await self.store.redis.incr(version_key(self.store.prefix, cid)))
+            message = ChangeMessage(
+                competition_id=cid, version=version, emitted_at=datetime.now(UTC), windows=windows
+            )
+            sends.append(
+                await self.producer.send(
+                    self.settings.topic_changes,
+                    key=cid.encode(),
+                    value=message.model_dump_json().encode(),
+                )
+            )
+        for dead_letter in plan.dead_letters:
+            event = dead_letter.event
+            headers = [
+                (REASON_HEADER, dead_letter.reason.value.encode()),
+                ("source_partition", str(event.partition).encode()),
+                ("source_offset", str(event.offset).encode()),
+            ]
+            if event.decode_error:
+                headers.append(("error", event.decode_error.encode()))
+            sends.append(
+                await self.producer.send(
+                    self.settings.topic_dead_letters,
+                    key=event.key,
+                    value=event.value,
+                    headers=headers,
+                )
+            )
+        await asyncio.gather(*sends)

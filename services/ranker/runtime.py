@@ -1,0 +1,61 @@
+"""The ranker's resources and its small HTTP side: ``/health/*`` and ``/metrics``.
+
+The HTTP app is served by uvicorn on the faust worker's own event loop (one loop for
+everything, so the pools are usable from the agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import uvicorn
+
+from services.ranker.applier import BatchApplier
+from shared.http.app import create_service_app
+from shared.http.health import ReadinessCheck
+from shared.http.server import uvicorn_config
+from shared.resources import open_resources
+from shared.settings import Settings
+
+SERVICE = "ranker"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the faust worker owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve_health(
+    settings: Settings, readiness_checks: dict[str, ReadinessCheck]
+) -> AsyncIterator[None]:
+    """Serve the health and metrics routes on ``PODIUM_RANKER_PORT`` while the block runs."""
+    app = create_service_app(SERVICE, settings, routes=[])
+    app.state.readiness_checks = readiness_checks
+    server = _Server(uvicorn_config(app, settings, settings.ranker_port, lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 5)
+
+
+@contextlib.asynccontextmanager
+async def ranker_runtime(settings: Settings) -> AsyncIterator[BatchApplier]:
+    """Open PostgreSQL, Redis and the producer and serve health; yields the batch applier."""
+    async with open_resources(settings, postgres=True, redis=True, producer=True) as resources:
+        applier = BatchApplier(
+            settings,
+            resources.require_pool(),
+            resources.require_redis(),
+            resources.require_producer(),
+        )
+        async with serve_health(settings, dict(resources.readiness_checks)):
+            yield applier
