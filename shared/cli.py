@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
+from pathlib import Path
 
 import click
 
@@ -109,12 +110,107 @@ def token(subject: str, scopes: tuple[str, ...], ttl_s: int | None) -> None:
         raise click.BadParameter(str(error), param_hint="--scope") from error
 
 
+@main.command()
+@click.option(
+    "--duration",
+    "duration_s",
+    type=click.FloatRange(min=10),
+    default=75.0,
+    show_default=True,
+    help="Seconds of load (faults are spread over it).",
+)
+@click.option(
+    "--rate",
+    "rate_eps",
+    type=click.FloatRange(min=1),
+    default=200.0,
+    show_default=True,
+    help="Score events offered per second.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the JSON report here.",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False),
+    default=".podium/soak",
+    show_default=True,
+    help="Where the run keeps its processes' logs.",
+)
+def soak(duration_s: float, rate_eps: float, report_path: str | None, work_dir: str) -> None:
+    """Run the platform as separate processes under load while injecting faults; check it."""
+    from pathlib import Path
+
+    from soak.runner import run_soak
+
+    settings = get_settings()
+    configure_logging("soak", level="WARNING", json_lines=False)
+    report = asyncio.run(
+        run_soak(
+            settings,
+            duration_s=duration_s,
+            rate_eps=rate_eps,
+            work_dir=Path(work_dir),
+            report_path=Path(report_path) if report_path else None,
+            command=" ".join(["podium", "soak", *sys.argv[2:]]),
+        )
+    )
+    sys.exit(0 if report["passed"] else 1)
+
+
 @main.command(name="settings")
 def settings_reference() -> None:
     """Print every PODIUM_* variable with its default and meaning (Markdown)."""
     from shared.settings_doc import settings_table
 
     click.echo(settings_table())
+
+
+@main.command()
+@click.option(
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Archive file to write (pg_dump custom format).",
+)
+def backup(output: Path) -> None:
+    """Dump the Podium schema (PostgreSQL, the system of record) to a file."""
+    from shared.backup import BackupError, backup_schema
+
+    settings = _settings_with_logging("backup")
+    try:
+        backup_schema(settings, output)
+    except BackupError as error:
+        raise click.ClickException(error.message) from error
+    click.echo(f"backed up schema {settings.db_schema!r} to {output}")
+
+
+@main.command()
+@click.option(
+    "--input",
+    "archive",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Archive written by `podium backup`.",
+)
+@click.option(
+    "--clean", is_flag=True, help="Replace an existing schema's contents (default: refuse)."
+)
+def restore(archive: Path, clean: bool) -> None:
+    """Restore the Podium schema from a backup; then run `podium rebuild` for Redis."""
+    from shared.backup import BackupError, restore_schema
+
+    settings = _settings_with_logging("restore")
+    try:
+        asyncio.run(restore_schema(settings, archive, clean=clean))
+    except BackupError as error:
+        raise click.ClickException(error.message) from error
+    click.echo(f"restored schema {settings.db_schema!r} from {archive}")
 
 
 if __name__ == "__main__":

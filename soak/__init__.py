@@ -1,0 +1,1 @@
+"""The fault soak: the whole platform under load while processes and stores fail."""

@@ -1,0 +1,177 @@
+"""The final check: every store and API against the oracle, and loss/double-count figures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from shared.db import connect
+from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore
+from shared.redis_client import create_redis
+from shared.schemas.competition import SortOrder
+from shared.settings import Settings
+from soak.oracle import OracleStanding
+
+Expected = dict[tuple[str, str], list[OracleStanding]]
+DRAIN_TIMEOUT_S = 180.0
+
+
+@dataclass
+class CheckResult:
+    """What the final comparison found."""
+
+    lost: int = 0
+    double_counted: int = 0
+    postgres_equal: bool = False
+    redis_equal: bool = False
+    query_equal: bool = False
+    websocket_equal: bool | None = None
+    mismatches: list[str] = field(default_factory=list)
+
+
+async def wait_for_drain(settings: Settings, accepted_ids: set[str]) -> int:
+    """Wait until PostgreSQL holds every accepted event (or the timeout); the count missing."""
+    connection = await connect(settings)
+    try:
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        missing = len(accepted_ids)
+        while time.monotonic() < deadline:
+            stored = {
+                row["event_id"]
+                for row in await connection.fetch("SELECT event_id FROM score_events")
+            }
+            missing = len(accepted_ids - stored)
+            if missing == 0:
+                break
+            await asyncio.sleep(0.5)
+        return missing
+    finally:
+        await connection.close()
+
+
+def _rows(expected: list[OracleStanding]) -> list[tuple[str, float]]:
+    return [(standing.user_id, standing.score) for standing in expected]
+
+
+async def compare(
+    settings: Settings,
+    query_url: str,
+    expected: Expected,
+    sort_orders: dict[str, str],
+    sum_competitions: set[str],
+) -> CheckResult:
+    """Compare PostgreSQL standings, Redis and the query API with ``expected``."""
+    result = CheckResult()
+    await _compare_postgres(settings, expected, sum_competitions, result)
+    await _compare_redis(settings, expected, sort_orders, result)
+    await _compare_query(query_url, expected, result)
+    return result
+
+
+async def _compare_postgres(
+    settings: Settings, expected: Expected, sum_competitions: set[str], result: CheckResult
+) -> None:
+    connection = await connect(settings)
+    try:
+        rows = await connection.fetch(
+            "SELECT competition_id, window_label, user_id, score, reached_at FROM standings"
+        )
+    finally:
+        await connection.close()
+    actual: dict[tuple[str, str], dict[str, tuple[float, datetime]]] = {}
+    for row in rows:
+        key = (row["competition_id"], row["window_label"])
+        actual.setdefault(key, {})[row["user_id"]] = (row["score"], row["reached_at"])
+    equal = True
+    for key, standings in expected.items():
+        table = actual.get(key, {})
+        want = {s.user_id: (s.score, s.reached_at) for s in standings}
+        if table != want:
+            equal = False
+            result.mismatches.append(f"postgres {key}: {_diff(want, table)}")
+        if key[0] in sum_competitions and key[1] == "alltime":
+            for user, (score, _) in table.items():
+                expected_score = want.get(user, (0.0, None))[0]
+                if score > expected_score:
+                    result.double_counted += int(score - expected_score)
+    extra = set(actual) - set(expected)
+    if extra:
+        equal = False
+        result.mismatches.append(f"postgres has unexpected windows {sorted(extra)[:5]}")
+    result.postgres_equal = equal
+
+
+def _diff(want: dict[str, Any], have: dict[str, Any]) -> str:
+    missing = sorted(set(want) - set(have))[:3]
+    extra = sorted(set(have) - set(want))[:3]
+    changed = sorted(user for user in set(want) & set(have) if want[user] != have[user])[:3]
+    details = [f"{user}: want {want[user]} have {have[user]}" for user in changed]
+    return f"missing {missing} extra {extra} changed {details}"
+
+
+async def _compare_redis(
+    settings: Settings, expected: Expected, sort_orders: dict[str, str], result: CheckResult
+) -> None:
+    redis = create_redis(settings)
+    store = LeaderboardStore(redis, settings.redis_key_prefix)
+    equal = True
+    try:
+        for (competition_id, window), standings in expected.items():
+            order = SortOrder(sort_orders[competition_id])
+            try:
+                entries = await store.top(competition_id, window, order, 0, len(standings) + 10)
+                if not await store.is_built(competition_id):
+                    raise CompetitionNotBuiltError(competition_id)
+            except CompetitionNotBuiltError:
+                equal = False
+                result.mismatches.append(f"redis {competition_id} not built")
+                continue
+            have = [(entry.user_id, entry.score) for entry in entries]
+            if have != _rows(standings):
+                equal = False
+                result.mismatches.append(f"redis {(competition_id, window)} differs")
+    finally:
+        await redis.aclose()
+    result.redis_equal = equal
+
+
+async def read_all_pages(
+    client: httpx.AsyncClient, query_url: str, competition_id: str, window: str
+) -> list[tuple[str, float]]:
+    """Every entry of a leaderboard through the query API, following cursors."""
+    entries: list[tuple[str, float]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 100, "window": window}
+        if cursor:
+            params["cursor"] = cursor
+        response = await client.get(
+            f"{query_url}/api/v1/leaderboards/{competition_id}/top", params=params
+        )
+        response.raise_for_status()
+        body = response.json()
+        entries += [(entry["user_id"], entry["score"]) for entry in body["entries"]]
+        cursor = body.get("next_cursor")
+        if not cursor:
+            return entries
+
+
+async def _compare_query(query_url: str, expected: Expected, result: CheckResult) -> None:
+    equal = True
+    async with httpx.AsyncClient(timeout=10) as client:
+        for (competition_id, window), standings in expected.items():
+            try:
+                have = await read_all_pages(client, query_url, competition_id, window)
+            except httpx.HTTPError as error:
+                equal = False
+                result.mismatches.append(f"query {(competition_id, window)}: {error}")
+                continue
+            if have != _rows(standings):
+                equal = False
+                result.mismatches.append(f"query {(competition_id, window)} differs")
+    result.query_equal = equal

@@ -1,0 +1,203 @@
+"""The write load: score events for every operator, retried with the same event_id until 202."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+RETRY_PAUSE_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class CompetitionPlan:
+    """A competition the soak creates and how its values are drawn."""
+
+    id: str
+    sort_order: str
+    operator: str
+    reset: str = "none"
+
+    def body(self) -> dict[str, Any]:
+        """The create request."""
+        return {
+            "id": self.id,
+            "name": f"soak {self.id}",
+            "sort_order": self.sort_order,
+            "operator": self.operator,
+            "reset": self.reset,
+        }
+
+    def draw_value(self, rng: random.Random) -> float:
+        """A value for one event: whole steps for sums, arbitrary floats otherwise."""
+        if self.operator == "sum":
+            return float(rng.randint(1, 10))
+        return round(rng.uniform(0, 10_000), 3)
+
+
+COMPETITIONS = [
+    CompetitionPlan("soak-best-desc", "desc", "best"),
+    CompetitionPlan("soak-best-asc", "asc", "best"),
+    CompetitionPlan("soak-latest", "desc", "latest", "daily"),
+    CompetitionPlan("soak-sum", "desc", "sum", "weekly"),
+]
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One HTTP request the soak made."""
+
+    kind: str
+    started: float
+    latency_s: float
+    status: int  # 0 = no answer (timeout, connection refused)
+
+
+@dataclass
+class LoadStats:
+    """What the write load offered, what was accepted, and every request's outcome."""
+
+    offered: int = 0
+    accepted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+    retries: int = 0
+    requests: list[RequestRecord] = field(default_factory=list)
+
+
+class WriteLoad:
+    """Posts events at a steady rate across ingest replicas; retries until each is accepted.
+
+    A request without an answer (timeout, killed replica) is retried on another replica with
+    the same event_id: the ranker's dedup makes that safe, and it is exactly the behaviour the
+    soak has to prove.
+    """
+
+    def __init__(
+        self,
+        ingest_urls: list[str],
+        token: str,
+        rate_eps: float,
+        users_per_competition: int,
+        seed: int,
+        batch_share: float = 0.3,
+    ) -> None:
+        self.ingest_urls = ingest_urls
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.rate_eps = rate_eps
+        self.users = users_per_competition
+        self.rng = random.Random(seed)  # noqa: S311 - load shape, not security
+        self.batch_share = batch_share
+        self.stats = LoadStats()
+        self._ids = itertools.count()
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def _event(self) -> dict[str, Any]:
+        plan = self.rng.choice(COMPETITIONS)
+        return {
+            "event_id": f"soak-{next(self._ids)}",
+            "competition_id": plan.id,
+            "user_id": f"u{self.rng.randrange(self.users)}",
+            "value": plan.draw_value(self.rng),
+            "ts": datetime.now(UTC).isoformat(),
+        }
+
+    async def run(self, client: httpx.AsyncClient, duration_s: float) -> None:
+        """Offer ``rate_eps`` events/s for ``duration_s``, then wait for every retry to land."""
+        started = time.monotonic()
+        tick_s = 0.05
+        per_tick = self.rate_eps * tick_s
+        owed = 0.0
+        while time.monotonic() - started < duration_s:
+            owed += per_tick
+            count = int(owed)
+            owed -= count
+            if count:
+                self._launch(client, [self._event() for _ in range(count)])
+            await asyncio.sleep(tick_s)
+        while self._in_flight:
+            await asyncio.wait(set(self._in_flight))
+
+    def _launch(self, client: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
+        self.stats.offered += len(events)
+        if len(events) > 1 and self.rng.random() < self.batch_share:
+            groups = [events]
+        else:
+            groups = [[event] for event in events]
+        for group in groups:
+            task = asyncio.create_task(self._deliver(client, group))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _deliver(self, client: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
+        pending = list(events)
+        replica = self.rng.randrange(len(self.ingest_urls))
+        while pending:
+            base = self.ingest_urls[replica % len(self.ingest_urls)]
+            pending = await self._post(client, base, pending)
+            if pending:
+                self.stats.retries += len(pending)
+                replica += 1  # the next attempt goes to another replica
+                await asyncio.sleep(RETRY_PAUSE_S)
+
+    async def _post(
+        self, client: httpx.AsyncClient, base: str, events: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """One attempt; returns the events still to deliver."""
+        single = len(events) == 1
+        started = time.monotonic()
+        try:
+            if single:
+                response = await client.post(
+                    f"{base}/api/v1/scores", json=events[0], headers=self.headers
+                )
+            else:
+                response = await client.post(
+                    f"{base}/api/v1/scores/batch", json={"events": events}, headers=self.headers
+                )
+        except httpx.HTTPError:
+            self.stats.requests.append(
+                RequestRecord("write", started, time.monotonic() - started, 0)
+            )
+            return events
+        self.stats.requests.append(
+            RequestRecord("write", started, time.monotonic() - started, response.status_code)
+        )
+        if response.status_code == 429 or response.status_code >= 500:
+            return events
+        if single:
+            if response.status_code == 202:
+                self.stats.accepted[events[0]["event_id"]] = events[0]
+            else:
+                self.stats.rejected[events[0]["event_id"]] = response.text[:200]
+            return []
+        if response.status_code != 202:
+            for event in events:
+                self.stats.rejected[event["event_id"]] = response.text[:200]
+            return []
+        return self._sort_batch_results(events, response.json())
+
+    def _sort_batch_results(
+        self, events: list[dict[str, Any]], body: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        by_id = {event["event_id"]: event for event in events}
+        retry = []
+        for result in body.get("results", []):
+            event = by_id.get(result.get("event_id"))
+            if event is None:
+                continue
+            if result.get("status") == "accepted":
+                self.stats.accepted[event["event_id"]] = event
+            elif result.get("retriable"):
+                retry.append(event)
+            else:
+                self.stats.rejected[event["event_id"]] = str(result)[:200]
+        return retry

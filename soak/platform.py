@@ -1,0 +1,193 @@
+"""The platform as separate processes, each of which the soak can kill and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from shared.db import application_name
+from shared.devstack.broker import start_broker
+from shared.devstack.embedded import start_embedded_redis
+from shared.devstack.processes import ManagedProcess, free_port, spawn
+from shared.kafka import ensure_topics
+from shared.migrations import migrate
+from shared.settings import Settings, settings_environment
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 90.0
+
+
+@dataclass
+class ServiceSpec:
+    """How to start one Podium process: its CLI arguments and its own port."""
+
+    name: str
+    arguments: list[str]
+    port_setting: str
+    port: int
+
+
+@dataclass
+class Platform:
+    """Broker, Redis and the Podium processes of one soak run.
+
+    PostgreSQL is the configured one (the soak works in its own schema); Redis is private so it
+    can be restarted with its data gone; the broker is private because its log is in memory.
+    """
+
+    settings: Settings
+    work_dir: Path
+    broker: ManagedProcess | None = None
+    redis: ManagedProcess | None = None
+    redis_port: int = 0
+    services: dict[str, ServiceSpec] = field(default_factory=dict)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, base: Settings, work_dir: Path, run_id: str) -> Platform:
+        """Pick free ports and isolate names for one run."""
+        redis_port = free_port()
+        settings = base.model_copy(
+            update={
+                "env": "test",
+                "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",
+                "redis_url": base.redis_url.__class__(f"redis://127.0.0.1:{redis_port}/0"),
+                "db_schema": f"soak_{run_id}",
+                "redis_key_prefix": f"soak:{run_id}:",
+                "ranker_group_id": f"soak-ranker-{run_id}",
+                "log_json": True,
+                "kafka_partitions": 4,
+            }
+        )
+        platform = cls(settings=settings, work_dir=work_dir, redis_port=redis_port)
+        ports = {name: free_port() for name in ("ingest-a", "ingest-b", "query", "notifier")}
+        platform.services = {
+            "ingest-a": ServiceSpec(
+                "ingest-a", ["serve", "ingest"], "ingest_port", ports["ingest-a"]
+            ),
+            "ingest-b": ServiceSpec(
+                "ingest-b", ["serve", "ingest"], "ingest_port", ports["ingest-b"]
+            ),
+            "query": ServiceSpec("query", ["serve", "query"], "query_port", ports["query"]),
+            "notifier": ServiceSpec(
+                "notifier", ["serve", "notifier"], "notifier_port", ports["notifier"]
+            ),
+            "ranker-a": ServiceSpec("ranker-a", ["ranker"], "ranker_port", free_port()),
+            "ranker-b": ServiceSpec("ranker-b", ["ranker"], "ranker_port", free_port()),
+        }
+        return platform
+
+    def url(self, name: str) -> str:
+        """Base URL of an HTTP process."""
+        return f"http://127.0.0.1:{self.services[name].port}"
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start stores, prepare schema and topics, then every Podium process."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        host, _, port = self.settings.kafka_bootstrap_servers.rpartition(":")
+        self.broker = start_broker(host, int(port), log_path=self.work_dir / "broker.log")
+        self.start_redis()
+        await migrate(self.settings)
+        await ensure_topics(self.settings)
+        for name in self.services:
+            self.start_process(name)
+        await asyncio.gather(*(self.wait_ready(name) for name in self.services))
+
+    async def stop(self) -> None:
+        """Stop every process, then the stores, and drop the run's schema."""
+        for name in list(self.processes):
+            self.processes.pop(name).stop()
+        for member in (self.redis, self.broker):
+            if member is not None:
+                member.stop()
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            connection = await asyncpg.connect(self.settings.database_url.get_secret_value())
+            try:
+                await connection.execute(
+                    f'DROP SCHEMA IF EXISTS "{self.settings.db_schema}" CASCADE'
+                )
+            finally:
+                await connection.close()
+
+    def environment(self, name: str) -> dict[str, str]:
+        """The environment of one process: the run's settings plus its own port."""
+        spec = self.services[name]
+        base = {key: value for key, value in os.environ.items() if not key.startswith("PODIUM_")}
+        env = {**base, **settings_environment(self.settings)}
+        env[f"PODIUM_{spec.port_setting.upper()}"] = str(spec.port)
+        return env
+
+    def start_process(self, name: str) -> None:
+        """(Re)start one Podium process."""
+        spec = self.services[name]
+        self.processes[name] = spawn(
+            name,
+            [sys.executable, "-m", "shared.cli", *spec.arguments],
+            env=self.environment(name),
+            log_path=self.work_dir / f"{name}.log",
+        )
+
+    def kill_process(self, name: str) -> None:
+        """SIGKILL one Podium process (no clean shutdown)."""
+        member = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(member.process.pid, signal.SIGKILL)
+        member.process.wait()
+
+    async def wait_ready(self, name: str, timeout_s: float = READY_TIMEOUT_S) -> float:
+        """Poll ``/health/ready`` of a process; returns the seconds it took."""
+        started = time.monotonic()
+        url = f"http://127.0.0.1:{self.services[name].port}/health/ready"
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while time.monotonic() - started < timeout_s:
+                member = self.processes.get(name)
+                if member is not None and member.process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {member.process.returncode}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(url)).status_code == 200:
+                        return time.monotonic() - started
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"{name} not ready after {timeout_s:.0f} s")
+
+    def start_redis(self) -> None:
+        """Start the private Redis (empty: nothing is kept on disk)."""
+        self.redis = start_embedded_redis(
+            self.work_dir / "redis",
+            "127.0.0.1",
+            self.redis_port,
+            log_path=self.work_dir / "redis.log",
+        )
+
+    def restart_redis(self) -> None:
+        """Kill Redis and start a new, empty one on the same port."""
+        assert self.redis is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.redis.process.pid, signal.SIGKILL)
+        self.redis.process.wait()
+        self.start_redis()
+
+    async def terminate_postgres_connections(self) -> int:
+        """``pg_terminate_backend`` every connection Podium holds to this run's database."""
+        connection = await asyncpg.connect(self.settings.database_url.get_secret_value())
+        try:
+            terminated = await connection.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = $1 AND datname = current_database()"
+                " AND pid <> pg_backend_pid()",
+                application_name(self.settings),
+            )
+        finally:
+            await connection.close()
+        return len(terminated)

@@ -1,0 +1,147 @@
+"""The soak report: figures in and out of fault windows, as a dict, a table and JSON."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from soak.check import CheckResult
+from soak.faults import FaultRecord
+from soak.load import LoadStats, RequestRecord
+
+
+def _percentiles(latencies_s: list[float]) -> dict[str, float | int]:
+    if not latencies_s:
+        return {"count": 0, "p50_ms": 0.0, "p99_ms": 0.0}
+    ordered = sorted(latencies_s)
+    p99_index = min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))
+    return {
+        "count": len(ordered),
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[p99_index] * 1000, 2),
+    }
+
+
+def _in_fault(
+    record: RequestRecord, run_started: float, windows: list[tuple[float, float]]
+) -> bool:
+    offset = record.started - run_started
+    return any(start <= offset <= end for start, end in windows)
+
+
+def build_report(
+    *,
+    command: str,
+    duration_s: float,
+    rate_eps: float,
+    run_started: float,
+    stats: LoadStats,
+    faults: list[FaultRecord],
+    check: CheckResult,
+    lost: int,
+    subscribers: int,
+) -> dict[str, Any]:
+    """Every figure of one soak run; ``passed`` is the verdict."""
+    windows = [fault.window() for fault in faults]
+    latency: dict[str, dict[str, Any]] = {}
+    errors: dict[str, int] = {
+        "5xx_outside_faults": 0,
+        "5xx_in_faults": 0,
+        "no_answer_outside_faults": 0,
+    }
+    for kind in ("write", "read"):
+        inside = [
+            r.latency_s
+            for r in stats.requests
+            if r.kind == kind and _in_fault(r, run_started, windows)
+        ]
+        outside = [
+            r.latency_s
+            for r in stats.requests
+            if r.kind == kind and not _in_fault(r, run_started, windows)
+        ]
+        latency[kind] = {
+            "in_fault_windows": _percentiles(inside),
+            "outside_fault_windows": _percentiles(outside),
+        }
+    for record in stats.requests:
+        faulty = _in_fault(record, run_started, windows)
+        if record.status >= 500:
+            errors["5xx_in_faults" if faulty else "5xx_outside_faults"] += 1
+        elif record.status == 0 and not faulty:
+            errors["no_answer_outside_faults"] += 1
+    passed = (
+        lost == 0
+        and check.lost == 0
+        and check.double_counted == 0
+        and not stats.rejected
+        and check.postgres_equal
+        and check.redis_equal
+        and check.query_equal
+        and check.websocket_equal is not False
+        and all(fault.recovered_s is not None for fault in faults)
+    )
+    return {
+        "command": command,
+        "duration_s": duration_s,
+        "offered_rate_eps": rate_eps,
+        "events": {
+            "offered": stats.offered,
+            "accepted": len(stats.accepted),
+            "rejected": len(stats.rejected),
+            "retried_attempts": stats.retries,
+            "lost": lost + check.lost,
+            "double_counted": check.double_counted,
+        },
+        "stores_equal_oracle": {
+            "postgres": check.postgres_equal,
+            "redis": check.redis_equal,
+            "query_api": check.query_equal,
+            "websocket_clients": check.websocket_equal,
+        },
+        "websocket_subscribers": subscribers,
+        "errors": errors,
+        "latency": latency,
+        "faults": [
+            {
+                "name": f.name,
+                "at_s": round(f.at_s, 2),
+                "recovery_s": None if f.recovered_s is None else round(f.recovered_s, 2),
+                "detail": f.detail,
+            }
+            for f in faults
+        ],
+        "mismatches": check.mismatches[:50],
+        "rejected_examples": list(stats.rejected.items())[:5],
+        "passed": passed,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A human-readable summary of :func:`build_report`'s dict."""
+    events = report["events"]
+    verdict = "PASSED" if report["passed"] else "FAILED"
+    lines = [
+        f"soak {verdict}: {report['duration_s']:.0f} s at {report['offered_rate_eps']:.0f}"
+        " events/s offered",
+        f"  events: offered {events['offered']}, accepted {events['accepted']},"
+        f" rejected {events['rejected']}, lost {events['lost']},"
+        f" double-counted {events['double_counted']},"
+        f" retried attempts {events['retried_attempts']}",
+        f"  equal to oracle: {report['stores_equal_oracle']}",
+        f"  errors: {report['errors']}",
+    ]
+    for kind, figures in report["latency"].items():
+        inside, outside = figures["in_fault_windows"], figures["outside_fault_windows"]
+        lines.append(
+            f"  {kind} latency ms: outside faults p50 {outside['p50_ms']} p99 {outside['p99_ms']}"
+            f" (n={outside['count']}); in faults p50 {inside['p50_ms']} p99 {inside['p99_ms']}"
+            f" (n={inside['count']})"
+        )
+    for fault in report["faults"]:
+        lines.append(
+            f"  fault {fault['name']} at {fault['at_s']} s: recovered in"
+            f" {fault['recovery_s']} s ({fault['detail']})"
+        )
+    lines += [f"  mismatch: {mismatch}" for mismatch in report["mismatches"][:10]]
+    return "\n".join(lines)

@@ -1,0 +1,177 @@
+"""``podium soak``: run the platform as separate processes, load it, break it, check it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.auth import issue_token
+from shared.settings import Settings
+from soak.check import compare, wait_for_drain
+from soak.faults import PROBE_COMPETITION, EndToEndProbe, run_schedule
+from soak.load import COMPETITIONS, CompetitionPlan, WriteLoad
+from soak.oracle import OracleCompetition, OracleEvent, expected_standings
+from soak.platform import Platform
+from soak.readers import ReadLoad, Subscriber
+from soak.report import build_report, format_report
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIBERS_PER_COMPETITION = 2
+CONVERGE_TIMEOUT_S = 10.0
+
+
+async def run_soak(
+    base: Settings,
+    *,
+    duration_s: float,
+    rate_eps: float,
+    work_dir: Path,
+    report_path: Path | None,
+    users: int = 200,
+    seed: int = 7,
+    command: str = "podium soak",
+) -> dict[str, Any]:
+    """One whole soak run; returns the report (also written to ``report_path`` as JSON)."""
+    run_id = uuid.uuid4().hex[:8]
+    platform = Platform.create(
+        base.model_copy(
+            update={"rate_server_per_s": max(10_000.0, rate_eps * 10), "rate_server_burst": 100_000}
+        ),
+        work_dir / run_id,
+        run_id,
+    )
+    try:
+        await platform.start()
+        report = await _drive(platform, duration_s, rate_eps, users, seed, command)
+    finally:
+        await platform.stop()
+    text = format_report(report)
+    print(text, flush=True)
+    if report_path is not None:
+        _write_json(report_path, report)
+    return report
+
+
+def _write_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+async def _create_competitions(
+    client: httpx.AsyncClient, platform: Platform, admin_token: str
+) -> None:
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    plans = [*COMPETITIONS, CompetitionPlan(PROBE_COMPETITION, "desc", "latest")]
+    for plan in plans:
+        response = await client.post(
+            f"{platform.url('ingest-a')}/api/v1/competitions", json=plan.body(), headers=headers
+        )
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"creating {plan.id}: {response.status_code} {response.text}")
+
+
+async def _drive(
+    platform: Platform, duration_s: float, rate_eps: float, users: int, seed: int, command: str
+) -> dict[str, Any]:
+    settings = platform.settings
+    admin = issue_token(settings, "soak-admin", ["admin"])
+    writer = issue_token(settings, "soak-server", ["scores:write:any"])
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=limits) as client:
+        await _create_competitions(client, platform, admin)
+        load = WriteLoad(
+            [platform.url("ingest-a"), platform.url("ingest-b")], writer, rate_eps, users, seed
+        )
+        reads = ReadLoad(
+            platform.url("query"),
+            rate_rps=max(5.0, rate_eps / 10),
+            users=users,
+            stats=load.stats,
+            seed=seed + 1,
+        )
+        ws_url = platform.url("notifier").replace("http://", "ws://")
+        subscribers = [
+            Subscriber(ws_url, plan.id)
+            for plan in COMPETITIONS
+            for _ in range(SUBSCRIBERS_PER_COMPETITION)
+        ]
+        probe = EndToEndProbe(platform, writer)
+        await probe.wait_healthy(client)
+        stop_reading = asyncio.Event()
+        background = [asyncio.create_task(s.run(stop_reading)) for s in subscribers]
+        background.append(asyncio.create_task(reads.run(client, stop_reading)))
+        run_started = time.monotonic()
+        faults_task = asyncio.create_task(
+            run_schedule(platform, probe, client, duration_s, run_started)
+        )
+        await load.run(client, duration_s)
+        faults = await faults_task
+        missing = await wait_for_drain(settings, set(load.stats.accepted))
+        await asyncio.sleep(max(1.0, settings.query_cache_ttl_ms / 1000 * 2))
+        expected = expected_standings(
+            [OracleCompetition(p.id, p.sort_order, p.operator, p.reset) for p in COMPETITIONS],
+            [
+                OracleEvent(
+                    e["event_id"],
+                    e["competition_id"],
+                    e["user_id"],
+                    float(e["value"]),
+                    datetime.fromisoformat(e["ts"]),
+                )
+                for e in load.stats.accepted.values()
+            ],
+        )
+        check = await compare(
+            settings,
+            platform.url("query"),
+            expected,
+            {p.id: p.sort_order for p in COMPETITIONS},
+            {p.id for p in COMPETITIONS if p.operator == "sum"},
+        )
+        check.websocket_equal = await _websockets_converge(subscribers, expected)
+        stop_reading.set()
+        for task in background:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 5)
+    return build_report(
+        command=command,
+        duration_s=duration_s,
+        rate_eps=rate_eps,
+        run_started=run_started,
+        stats=load.stats,
+        faults=faults,
+        check=check,
+        lost=missing,
+        subscribers=len(subscribers),
+    )
+
+
+async def _websockets_converge(subscribers: list[Subscriber], expected: dict[Any, Any]) -> bool:
+    """Whether every subscriber's last pushed top equals the oracle's alltime top 10."""
+    deadline = time.monotonic() + CONVERGE_TIMEOUT_S
+    while True:
+        lagging = [
+            s
+            for s in subscribers
+            if [(e["user_id"], e["score"]) for e in s.top]
+            != [
+                (row.user_id, row.score)
+                for row in expected.get((s.competition_id, "alltime"), [])[:10]
+            ]
+        ]
+        if not lagging:
+            return True
+        if time.monotonic() > deadline:
+            logger.warning("%d websocket subscribers did not converge", len(lagging))
+            return False
+        await asyncio.sleep(0.25)
