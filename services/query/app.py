@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 
 from shared.http.app import create_service_app
+from shared.http.openapi import (
+    build_openapi,
+    openapi_route,
+    operation_routes,
+    standard_operations,
+)
 from shared.resources import open_resources
 from shared.settings import Settings, get_settings
 
+from .context import QueryContext
+from .invalidation import follow_changes
+from .routes import OPERATIONS
+
 SERVICE = "query"
+API_VERSION = "1.0.0"
+
+
+def openapi_document() -> dict[str, Any]:
+    """The query service's OpenAPI document (built from the same list as its routes)."""
+    return build_openapi(
+        "Podium query",
+        API_VERSION,
+        [*standard_operations(), *OPERATIONS],
+        description="Read API: leaderboards (top pages, a user, around a user, friends)"
+        " and competitions.",
+    )
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -25,6 +48,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ) as resources:
             app.state.resources = resources
             app.state.readiness_checks = resources.readiness_checks
-            yield
+            context = QueryContext.build(
+                settings, resources.require_pool(), resources.require_redis()
+            )
+            app.state.query = context
+            async with follow_changes(settings, context.pages) as feed:
+                app.state.change_feed = feed
+                yield
 
-    return create_service_app(SERVICE, settings, routes=[], lifespan=lifespan)
+    routes = [*operation_routes(OPERATIONS), openapi_route(openapi_document())]
+    return create_service_app(SERVICE, settings, routes=routes, lifespan=lifespan)

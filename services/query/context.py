@@ -1,0 +1,54 @@
+"""What the query handlers share: settings, the catalog, the Redis reader and the page cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+from redis.asyncio import Redis
+
+from shared.circuit_breaker import CircuitBreaker
+from shared.http.representation import Representation
+from shared.leaderboard_store import LeaderboardStore
+from shared.settings import Settings
+from shared.single_flight import SingleFlight
+
+from .catalog import CompetitionCatalog
+from .leaderboards import REDIS_FAILURES, LeaderboardReader
+from .page_cache import PageCache, PageKey
+
+
+@dataclass
+class QueryContext:
+    """Built once per process in the lifespan; handlers find it on ``app.state.query``."""
+
+    settings: Settings
+    catalog: CompetitionCatalog
+    reader: LeaderboardReader
+    pages: PageCache
+    page_flights: SingleFlight[Representation] = field(default_factory=SingleFlight)
+
+    @classmethod
+    def build(cls, settings: Settings, pool: asyncpg.Pool, redis: Redis) -> QueryContext:
+        """Wire the parts from open clients."""
+        breaker = CircuitBreaker(
+            "redis",
+            failure_threshold=settings.query_breaker_failures,
+            reset_timeout_s=settings.query_breaker_reset_s,
+            failure_types=REDIS_FAILURES,
+        )
+        reader = LeaderboardReader(
+            LeaderboardStore(redis, settings.redis_key_prefix),
+            pool,
+            breaker,
+            timeout_s=settings.redis_timeout_s,
+        )
+        return cls(
+            settings=settings,
+            catalog=CompetitionCatalog(pool, settings),
+            reader=reader,
+            pages=PageCache(settings.query_cache_ttl_ms),
+        )
+
+
+__all__ = ["PageKey", "QueryContext"]

@@ -1,0 +1,63 @@
+"""Dropping cached top pages when the ranker announces a change.
+
+The page cache's TTL already bounds staleness; the change feed makes a changed leaderboard
+visible sooner. The feed is optional at start-up: if Kafka does not answer, the service
+serves anyway (TTL-bounded) and keeps trying to attach in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from shared.change_feed import ChangeFeed, ChangeHandler
+from shared.schemas.change_message import ChangeMessage
+from shared.settings import Settings
+
+from .metrics import PAGE_CACHE_INVALIDATIONS
+from .page_cache import PageCache
+
+logger = logging.getLogger(__name__)
+
+_RETRY_MIN_S = 0.5
+_RETRY_MAX_S = 10.0
+
+
+def change_handler(pages: PageCache) -> ChangeHandler:
+    """The feed handler: retire every cached page of the changed competition."""
+
+    async def on_change(change_message: ChangeMessage) -> None:
+        pages.invalidate(change_message.competition_id)
+        PAGE_CACHE_INVALIDATIONS.inc()
+
+    return on_change
+
+
+async def _attach(feed: ChangeFeed) -> None:
+    delay_s = _RETRY_MIN_S
+    while True:
+        try:
+            await feed.start()
+        except Exception as error:  # Kafka down: serve on the TTL alone and try again
+            logger.warning("change feed not attached (%s); retrying in %.1f s", error, delay_s)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, _RETRY_MAX_S)
+        else:
+            logger.info("change feed attached; cached pages follow leaderboard changes")
+            return
+
+
+@contextlib.asynccontextmanager
+async def follow_changes(settings: Settings, pages: PageCache) -> AsyncIterator[ChangeFeed]:
+    """Attach a change feed in the background for the duration of the block."""
+    feed = ChangeFeed(settings, change_handler(pages))
+    attaching = asyncio.create_task(_attach(feed), name="query-change-feed-attach")
+    try:
+        yield feed
+    finally:
+        attaching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await attaching
+        await feed.stop()

@@ -1,0 +1,417 @@
+"""The read API: leaderboards (top, user, around, friends) and competitions.
+
+Cursor stability: a top-page cursor names the last entry served (its score and tie-break
+member), signed so it cannot be forged. The next page starts right after that entry in the
+ranking *as it is when the next page is read*. So users whose standing does not change
+between page reads appear exactly once across the pages, with no gap; a user who moves
+across the page boundary meanwhile may be missed (moved up into pages already read) or seen
+twice (moved down into pages not yet read), as in any live ranking. Unlike an offset, a
+change above the boundary never shifts unrelated users into a repeat or a gap. A cursor is
+bound to its competition and window parameter (``current`` stays on the period it started in).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.errors import BadRequestError, DependencyUnavailableError, NotFoundError
+from shared.http.openapi import Operation, Parameter, error_responses
+from shared.http.representation import Representation
+from shared.schemas.competition import Competition, Visibility
+from shared.signed_cursor import decode_cursor, encode_cursor
+from shared.windows import CURRENT, resolve_window
+
+from . import params
+from .catalog import may_read_private, not_found
+from .context import QueryContext
+from .leaderboards import Anchor
+from .metrics import PAGE_CACHE_HIT, PAGE_CACHE_MISS, PAGE_CACHE_STALE
+from .page_cache import PageKey
+from .schemas import (
+    CompetitionDetail,
+    CompetitionList,
+    Neighbourhood,
+    TopPage,
+    UsersRanks,
+    UserStanding,
+)
+
+DEFAULT_COMPETITIONS_LIMIT = 20
+_PUBLIC_HEADERS = {"cache-control": "public, no-cache"}
+_PRIVATE_HEADERS = {"cache-control": "private, no-cache"}
+_STALE_HEADER = "x-podium-stale"
+
+
+def _context(request: Request) -> QueryContext:
+    context: QueryContext = request.app.state.query
+    return context
+
+
+def _cache_headers(competition: Competition) -> dict[str, str]:
+    return _PUBLIC_HEADERS if competition.visibility is Visibility.PUBLIC else _PRIVATE_HEADERS
+
+
+def _entry(rank: int, user_id: str, score: float) -> dict[str, Any]:
+    return {"rank": rank, "user_id": user_id, "score": score}
+
+
+async def _readable(request: Request) -> tuple[QueryContext, Competition]:
+    context = _context(request)
+    competition_id: str = request.path_params["cid"]
+    if not params.IDENTIFIER.match(competition_id):
+        raise not_found(competition_id)
+    return context, await context.catalog.readable(request, competition_id)
+
+
+def _resolved_window(request: Request, competition: Competition) -> str:
+    window = params.window(request.query_params, competition)
+    return resolve_window(competition.reset, window, datetime.now(UTC), competition.timezone)
+
+
+# --- top ----------------------------------------------------------------------------------
+async def top(request: Request) -> Response:
+    """A page of the leaderboard, from the micro-cache when hot."""
+    context, competition = await _readable(request)
+    query = request.query_params
+    limit = params.bounded_int(
+        query, "limit", default=params.DEFAULT_LIMIT, minimum=1, maximum=params.MAX_LIMIT
+    )
+    key: PageKey = (competition.id, query.get("window", "alltime"), limit, query.get("cursor", ""))
+    headers = _cache_headers(competition)
+    cached = context.pages.get(key)
+    if cached is not None:
+        PAGE_CACHE_HIT.inc()
+        return cached.respond(request.headers, headers=headers)
+    PAGE_CACHE_MISS.inc()
+    try:
+        page = await context.page_flights.run(
+            key, lambda: _render_top(context, request, competition, key)
+        )
+    except DependencyUnavailableError:
+        stale = context.pages.get_stale(key)
+        if stale is None:
+            raise
+        PAGE_CACHE_STALE.inc()
+        return stale.respond(request.headers, headers={**headers, _STALE_HEADER: "true"})
+    return page.respond(request.headers, headers=headers)
+
+
+async def _render_top(
+    context: QueryContext, request: Request, competition: Competition, key: PageKey
+) -> Representation:
+    _, window_parameter, limit, cursor = key
+    window = params.window(request.query_params, competition)
+    anchor: Anchor | None = None
+    if cursor:
+        resolved, anchor = _open_cursor(context, competition, window_parameter, cursor)
+    else:
+        resolved = resolve_window(
+            competition.reset, window, datetime.now(UTC), competition.timezone
+        )
+    generation = context.pages.generation(competition.id)
+    page = await context.reader.page(competition, resolved, anchor, limit)
+    next_cursor = None
+    if page.next_anchor is not None:
+        next_cursor = encode_cursor(
+            {
+                "c": competition.id,
+                "w": window_parameter,
+                "r": resolved,
+                "s": page.next_anchor.score,
+                "m": page.next_anchor.member,
+            },
+            context.settings.signing_secret,
+        )
+    representation = Representation.of(
+        {
+            "competition_id": competition.id,
+            "window": resolved,
+            "entries": [_entry(e.rank, e.user_id, e.score) for e in page.entries],
+            "next_cursor": next_cursor,
+        }
+    )
+    context.pages.put(key, representation, generation)
+    return representation
+
+
+def _open_cursor(
+    context: QueryContext, competition: Competition, window_parameter: str, cursor: str
+) -> tuple[str, Anchor]:
+    payload = decode_cursor(cursor, context.settings.verification_secrets)
+    fields = (payload.get(name) for name in ("c", "w", "r", "s", "m"))
+    competition_id, window, resolved, score, member = fields
+    if competition_id != competition.id or window != window_parameter:
+        raise BadRequestError(
+            "cursor belongs to another leaderboard or window",
+            details={"field": "cursor"},
+        )
+    if not (isinstance(resolved, str) and isinstance(score, str) and isinstance(member, str)):
+        raise BadRequestError("cursor is invalid", details={"field": "cursor"})
+    return resolved, Anchor(score=score, member=member)
+
+
+# --- one user, around a user, a set of users -----------------------------------------------
+async def user_standing(request: Request) -> Response:
+    """A user's rank and score; 404 when the user has no standing in the window."""
+    context, competition = await _readable(request)
+    user_id = params.identifier(request.path_params["uid"], "user_id")
+    window = _resolved_window(request, competition)
+    ranks = await context.reader.ranks(competition, window, [user_id])
+    entry = ranks.found.get(user_id)
+    if entry is None:
+        raise NotFoundError(
+            f"user {user_id!r} has no standing in window {window!r}",
+            details={"user_id": user_id, "window": window},
+        )
+    payload = {
+        "competition_id": competition.id,
+        "window": window,
+        "user_id": user_id,
+        "rank": entry.rank,
+        "score": entry.score,
+        "total": ranks.total,
+    }
+    return Representation.of(payload).respond(request.headers, headers=_cache_headers(competition))
+
+
+async def around(request: Request) -> Response:
+    """The user and up to ``radius`` neighbours above and below."""
+    context, competition = await _readable(request)
+    user_id = params.identifier(request.path_params["uid"], "user_id")
+    radius = params.bounded_int(
+        request.query_params,
+        "radius",
+        default=params.DEFAULT_RADIUS,
+        minimum=0,
+        maximum=params.MAX_RADIUS,
+    )
+    window = _resolved_window(request, competition)
+    neighbourhood = await context.reader.around(competition, window, user_id, radius)
+    if neighbourhood.rank is None:
+        raise NotFoundError(
+            f"user {user_id!r} has no standing in window {window!r}",
+            details={"user_id": user_id, "window": window},
+        )
+    payload = {
+        "competition_id": competition.id,
+        "window": window,
+        "user_id": user_id,
+        "rank": neighbourhood.rank,
+        "total": neighbourhood.total,
+        "entries": [_entry(e.rank, e.user_id, e.score) for e in neighbourhood.entries],
+    }
+    return Representation.of(payload).respond(request.headers, headers=_cache_headers(competition))
+
+
+async def users_ranks(request: Request) -> Response:
+    """Ranks of up to 100 users, best first; users without a standing listed as absent."""
+    context, competition = await _readable(request)
+    user_ids = params.user_ids(request.query_params)
+    window = _resolved_window(request, competition)
+    ranks = await context.reader.ranks(competition, window, user_ids)
+    found = sorted(ranks.found.values(), key=lambda entry: entry.rank)
+    payload = {
+        "competition_id": competition.id,
+        "window": window,
+        "total": ranks.total,
+        "entries": [_entry(e.rank, e.user_id, e.score) for e in found],
+        "absent": [user_id for user_id in user_ids if user_id not in ranks.found],
+    }
+    return Representation.of(payload).respond(request.headers, headers=_cache_headers(competition))
+
+
+# --- competitions ---------------------------------------------------------------------------
+async def competitions(request: Request) -> Response:
+    """Competitions ordered by id; private ones only for ``leaderboards:read`` tokens."""
+    context = _context(request)
+    include_private = may_read_private(request, context.settings)
+    limit = params.bounded_int(
+        request.query_params,
+        "limit",
+        default=DEFAULT_COMPETITIONS_LIMIT,
+        minimum=1,
+        maximum=params.MAX_LIMIT,
+    )
+    after_id: str | None = None
+    cursor = request.query_params.get("cursor")
+    if cursor:
+        payload = decode_cursor(cursor, context.settings.verification_secrets)
+        after_id = payload.get("after")
+        if not isinstance(after_id, str) or payload.get("private") != include_private:
+            raise BadRequestError("cursor belongs to another listing", details={"field": "cursor"})
+    rows = await context.catalog.page(
+        after_id=after_id, limit=limit + 1, include_private=include_private
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(
+            {"after": rows[-1].id, "private": include_private}, context.settings.signing_secret
+        )
+    payload = {
+        "competitions": [row.model_dump(mode="json") for row in rows],
+        "next_cursor": next_cursor,
+    }
+    cache = _PRIVATE_HEADERS if include_private else _PUBLIC_HEADERS
+    return Representation.of(payload).respond(request.headers, headers=cache)
+
+
+async def competition_detail(request: Request) -> Response:
+    """A competition with its entrant count and the windows that hold standings."""
+    context, competition = await _readable(request)
+    windows = await context.catalog.windows(competition.id)
+    entrants = next((w.entrants for w in windows if w.window == "alltime"), 0)
+    payload = {
+        **competition.model_dump(mode="json"),
+        "entrants": entrants,
+        "current_window": resolve_window(
+            competition.reset, CURRENT, datetime.now(UTC), competition.timezone
+        ),
+        "windows": [{"window": w.window, "entrants": w.entrants} for w in windows],
+    }
+    return Representation.of(payload).respond(request.headers, headers=_cache_headers(competition))
+
+
+# --- the operations, documented once ------------------------------------------------------
+_CID = Parameter("cid", "path", "Competition id.")
+_UID = Parameter("uid", "path", "User id.")
+_WINDOW = Parameter(
+    "window",
+    "query",
+    "`alltime` (default), `current`, or a period label of the competition's reset schedule"
+    " (`2026-11-25`, `2026-W48`, `2026-11`).",
+)
+_ETAG = Parameter("If-None-Match", "header", "An ETag from an earlier answer: 304 if unchanged.")
+_READ_SCOPES = ("leaderboards:read", "admin")
+_PRIVATE_NOTE = (
+    "Public competitions need no token. Private ones answer 401 without a token and 404 when"
+    " the token lacks `leaderboards:read` (or `admin`)."
+)
+_LEADERBOARD_ERRORS = error_responses(400, 401, 404, 503)
+
+
+def _integer(minimum: int, maximum: int, default: int) -> dict[str, int | str]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum, "default": default}
+
+
+OPERATIONS = [
+    Operation(
+        "GET",
+        "/api/v1/leaderboards/{cid}/top",
+        "A page of the leaderboard, best first",
+        top,
+        {200: TopPage, 304: "not modified", **_LEADERBOARD_ERRORS},
+        parameters=(
+            _CID,
+            Parameter(
+                "limit",
+                "query",
+                "Entries per page.",
+                _integer(1, params.MAX_LIMIT, params.DEFAULT_LIMIT),
+            ),
+            Parameter("cursor", "query", "`next_cursor` of the previous page (opaque, signed)."),
+            _WINDOW,
+            _ETAG,
+        ),
+        scopes=_READ_SCOPES,
+        auth_optional=True,
+        description=_PRIVATE_NOTE
+        + " Hot pages come from a micro-cache; when Redis is down a cached page may be served"
+        " with `X-Podium-Stale: true`.",
+        tags=("leaderboards",),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/leaderboards/{cid}/users/{uid}",
+        "A user's rank and score",
+        user_standing,
+        {200: UserStanding, 304: "not modified", **_LEADERBOARD_ERRORS},
+        parameters=(_CID, _UID, _WINDOW, _ETAG),
+        scopes=_READ_SCOPES,
+        auth_optional=True,
+        description=_PRIVATE_NOTE,
+        tags=("leaderboards",),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/leaderboards/{cid}/around/{uid}",
+        "A user and their neighbours",
+        around,
+        {200: Neighbourhood, 304: "not modified", **_LEADERBOARD_ERRORS},
+        parameters=(
+            _CID,
+            _UID,
+            Parameter(
+                "radius",
+                "query",
+                "Neighbours on each side.",
+                _integer(0, params.MAX_RADIUS, params.DEFAULT_RADIUS),
+            ),
+            _WINDOW,
+            _ETAG,
+        ),
+        scopes=_READ_SCOPES,
+        auth_optional=True,
+        description=_PRIVATE_NOTE,
+        tags=("leaderboards",),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/leaderboards/{cid}/users",
+        "Ranks of a set of users (friends)",
+        users_ranks,
+        {200: UsersRanks, 304: "not modified", **_LEADERBOARD_ERRORS},
+        parameters=(
+            _CID,
+            Parameter(
+                "ids",
+                "query",
+                f"Comma-separated user ids, at most {params.MAX_IDS}.",
+                required=True,
+            ),
+            _WINDOW,
+            _ETAG,
+        ),
+        scopes=_READ_SCOPES,
+        auth_optional=True,
+        description=_PRIVATE_NOTE,
+        tags=("leaderboards",),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/competitions",
+        "Competitions, ordered by id",
+        competitions,
+        {200: CompetitionList, 304: "not modified", **error_responses(400, 401, 503)},
+        parameters=(
+            Parameter(
+                "limit",
+                "query",
+                "Competitions per page.",
+                _integer(1, params.MAX_LIMIT, DEFAULT_COMPETITIONS_LIMIT),
+            ),
+            Parameter("cursor", "query", "`next_cursor` of the previous page (opaque, signed)."),
+            _ETAG,
+        ),
+        scopes=_READ_SCOPES,
+        auth_optional=True,
+        description="Private competitions are listed only for `leaderboards:read` tokens.",
+        tags=("competitions",),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/competitions/{cid}",
+        "A competition with its entrants and windows",
+        competition_detail,
+        {200: CompetitionDetail, 304: "not modified", **error_responses(401, 404, 503)},
+        parameters=(_CID, _ETAG),
+        scopes=_READ_SCOPES,
+        auth_optional=True,
+        description=_PRIVATE_NOTE,
+        tags=("competitions",),
+    ),
+]
