@@ -3,26 +3,63 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
+from services.ingest.api import OPERATIONS, openapi_document
+from services.ingest.competition_cache import CompetitionCache
+from services.ingest.context import IngestContext
+from services.ingest.publisher import EventPublisher
 from shared.http.app import create_service_app
+from shared.http.client_ip import parse_networks
+from shared.http.openapi import openapi_route, operation_routes, standard_operations
+from shared.http.rate_limit import RatePolicies
+from shared.rate_limit import RateLimiter
 from shared.resources import open_resources
 from shared.settings import Settings, get_settings
 
 SERVICE = "ingest"
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the ingest app; its lifespan opens PostgreSQL, Redis and the Kafka producer."""
+    """Build the ingest app; its lifespan opens PostgreSQL, Redis and the Kafka producer.
+
+    Shutdown order (uvicorn, then this lifespan): stop accepting connections, let in-flight
+    requests finish (``shutdown_grace_s``), flush the producer, close the clients.
+    """
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_resources(settings, postgres=True, redis=True, producer=True) as resources:
-            app.state.resources = resources
+            producer = resources.require_producer()
+            app.state.ingest = IngestContext(
+                settings=settings,
+                pool=resources.require_pool(),
+                publisher=EventPublisher(
+                    producer,
+                    settings.topic_score_events,
+                    timeout_s=settings.kafka_request_timeout_s,
+                ),
+                competitions=CompetitionCache(
+                    resources.require_pool(), settings.competition_cache_ttl_s
+                ),
+                limiter=RateLimiter(
+                    resources.require_redis(), settings.redis_key_prefix, service=SERVICE
+                ),
+                policies=RatePolicies.from_settings(settings),
+                trusted_proxies=parse_networks(settings.trusted_proxies),
+            )
             app.state.readiness_checks = resources.readiness_checks
-            yield
+            try:
+                yield
+            finally:
+                logger.info("flushing the producer")
+                await producer.flush()
 
-    return create_service_app(SERVICE, settings, routes=[], lifespan=lifespan)
+    document = openapi_document([*standard_operations(), *OPERATIONS])
+    routes = [*operation_routes(OPERATIONS), openapi_route(document)]
+    return create_service_app(SERVICE, settings, routes=routes, lifespan=lifespan)

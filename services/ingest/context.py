@@ -1,0 +1,34 @@
+"""What the ingest endpoints share for the app's lifetime, built once in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from starlette.requests import Request
+
+from services.ingest.competition_cache import CompetitionCache
+from services.ingest.publisher import EventPublisher
+from shared.http.client_ip import IPNetwork
+from shared.http.rate_limit import RatePolicies
+from shared.rate_limit import RateLimiter
+from shared.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class IngestContext:
+    """The open clients and helpers of one ingest app."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    publisher: EventPublisher
+    competitions: CompetitionCache
+    limiter: RateLimiter
+    policies: RatePolicies
+    trusted_proxies: list[IPNetwork]
+
+
+def ingest_context(request: Request) -> IngestContext:
+    """The context the lifespan put on the app."""
+    context: IngestContext = request.app.state.ingest
+    return context

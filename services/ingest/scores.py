@@ -1,0 +1,186 @@
+"""``POST /api/v1/scores`` and ``POST /api/v1/scores/batch``: validate, admit, publish, 202."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.ingest.access import authenticate, limit_score_writer, require_score_writer
+from services.ingest.admission import Rejection, check_event
+from services.ingest.context import ingest_context
+from services.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
+from services.ingest.publisher import OutgoingRecord
+from services.ingest.schemas import BatchAccepted, EventResult, ScoreAccepted
+from shared.auth import Principal
+from shared.errors import EventRejectedError, PermissionDeniedError, ValidationFailedError
+from shared.http.body import read_json_body
+from shared.http.errors import validation_details
+from shared.http.responses import JSONResponse
+from shared.kafka_headers import origin_headers
+from shared.logging import request_id_var
+from shared.schemas.score_event import ScoreEvent, ScoreEventIn, encode_topic_message
+
+VALIDATION_FAILED = "validation_failed"
+
+
+def _record(event: ScoreEventIn, received_at: datetime) -> OutgoingRecord:
+    message = ScoreEvent(
+        event_id=event.event_id,
+        competition_id=event.competition_id,
+        user_id=event.user_id,
+        value=event.value,
+        ts=event.ts or received_at,
+        received_at=received_at,
+        metadata=event.metadata,
+    )
+    return OutgoingRecord(key=event.competition_id, value=encode_topic_message(message))
+
+
+def _headers(principal: Principal) -> list[tuple[str, bytes]]:
+    return origin_headers(request_id_var.get(), principal.subject)
+
+
+async def post_score(request: Request) -> Response:
+    """Accept one score event once the broker acknowledged it."""
+    context = ingest_context(request)
+    principal = await authenticate(request, context)
+    require_score_writer(principal)
+    decision = await limit_score_writer(context, principal, events=1)
+    body = await read_json_body(request, max_bytes=context.settings.max_body_bytes)
+    try:
+        event = ScoreEventIn.model_validate(body)
+    except ValidationError as error:
+        EVENTS_REJECTED.labels(VALIDATION_FAILED).inc()
+        raise ValidationFailedError(
+            "the event does not match the schema", details=validation_details(error)
+        ) from error
+    received_at = datetime.now(UTC)
+    competition = await context.competitions.get(event.competition_id)
+    rejection = check_event(event, principal, competition, received_at)
+    if rejection is not None:
+        EVENTS_REJECTED.labels(rejection.reason).inc()
+        details = {"reason": rejection.reason, "field": rejection.field}
+        if rejection.reason == "forbidden":
+            raise PermissionDeniedError(rejection.message, details=details)
+        raise EventRejectedError(rejection.reason, rejection.message, details=details)
+    await context.publisher.publish([_record(event, received_at)], _headers(principal))
+    EVENTS_ACCEPTED.inc()
+    accepted = ScoreAccepted(event_id=event.event_id, received_at=received_at)
+    return JSONResponse(
+        accepted.model_dump(mode="json"), status_code=202, headers=decision.headers()
+    )
+
+
+def _batch_items(body: Any, max_events: int) -> list[Any]:
+    """The raw items of a batch envelope; 422 naming the problem when the envelope is wrong."""
+
+    def invalid(field: str, message: str, kind: str) -> ValidationFailedError:
+        return ValidationFailedError(
+            "the batch does not match the schema",
+            details=[{"field": field, "message": message, "type": kind}],
+        )
+
+    if not isinstance(body, dict):
+        raise invalid("body", "must be an object with an 'events' list", "dict_type")
+    extra = sorted(set(body) - {"events"})
+    if extra:
+        raise invalid(extra[0], "extra fields are not permitted", "extra_forbidden")
+    items = body.get("events")
+    if items is None:
+        raise invalid("events", "field required", "missing")
+    if not isinstance(items, list):
+        raise invalid("events", "must be a list", "list_type")
+    if not items:
+        raise invalid("events", "must hold at least 1 event", "too_short")
+    if len(items) > max_events:
+        raise invalid("events", f"must hold at most {max_events} events", "too_long")
+    return items
+
+
+def _cost(body: Any) -> int:
+    """Events a batch claims to hold (what a trusted server is charged), before validation."""
+    if isinstance(body, dict) and isinstance(body.get("events"), list):
+        return len(body["events"])
+    return 1
+
+
+async def post_batch(request: Request) -> Response:
+    """Accept a list of events; each gets its own result, and only good ones are published."""
+    context = ingest_context(request)
+    principal = await authenticate(request, context)
+    require_score_writer(principal)
+    body = await read_json_body(request, max_bytes=context.settings.max_body_bytes)
+    decision = await limit_score_writer(context, principal, events=_cost(body))
+    items = _batch_items(body, context.settings.ingest_batch_max_events)
+    received_at = datetime.now(UTC)
+
+    results: list[EventResult | None] = [None] * len(items)
+    valid: list[tuple[int, ScoreEventIn]] = []
+    for index, item in enumerate(items):
+        try:
+            valid.append((index, ScoreEventIn.model_validate(item)))
+        except ValidationError as error:
+            problems = validation_details(error, prefix=("events", index))
+            results[index] = EventResult(
+                index=index,
+                event_id=_raw_event_id(item),
+                status="rejected",
+                reason=VALIDATION_FAILED,
+                field=problems[0]["field"],
+                message="the event does not match the schema",
+                details=list(problems),
+            )
+    competitions = await context.competitions.get_many({e.competition_id for _, e in valid})
+
+    records: list[OutgoingRecord] = []
+    admitted: list[tuple[int, ScoreEventIn]] = []
+    for index, event in valid:
+        rejection = check_event(
+            event, principal, competitions.get(event.competition_id), received_at
+        )
+        if rejection is None:
+            records.append(_record(event, received_at))
+            admitted.append((index, event))
+        else:
+            results[index] = _rejected(index, event.event_id, rejection)
+    await context.publisher.publish(records, _headers(principal))
+
+    for index, event in admitted:
+        results[index] = EventResult(index=index, event_id=event.event_id, status="accepted")
+    final = [result for result in results if result is not None]
+    rejected = [result for result in final if result.status == "rejected"]
+    EVENTS_ACCEPTED.inc(len(admitted))
+    for result in rejected:
+        EVENTS_REJECTED.labels(result.reason or VALIDATION_FAILED).inc()
+    response = BatchAccepted(
+        accepted=len(admitted), rejected=len(rejected), received_at=received_at, results=final
+    )
+    return JSONResponse(
+        response.model_dump(mode="json", exclude_none=True),
+        status_code=202,
+        headers=decision.headers(),
+    )
+
+
+def _rejected(index: int, event_id: str, rejection: Rejection) -> EventResult:
+    return EventResult(
+        index=index,
+        event_id=event_id,
+        status="rejected",
+        reason=rejection.reason,
+        field=f"events.{index}.{rejection.field}",
+        message=rejection.message,
+    )
+
+
+def _raw_event_id(item: Any) -> str | None:
+    """The item's event_id when it is at least a short string, to help the caller match up."""
+    if isinstance(item, dict):
+        event_id = item.get("event_id")
+        if isinstance(event_id, str) and len(event_id) <= 64:
+            return event_id
+    return None
