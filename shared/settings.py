@@ -188,6 +188,12 @@ class Settings(BaseSettings):
     ws_max_connections: int = Field(20_000, ge=1, description="WebSocket connections/process.")
     ws_ping_interval_s: float = Field(20.0, gt=0, description="WebSocket ping interval.")
     ws_max_message_bytes: int = Field(4096, ge=64, description="Largest client WS message.")
+    ws_client_messages_per_s: float = Field(
+        2.0, gt=0, description="Messages/s a WS client may send (resync, ping); more is 1008."
+    )
+    ws_client_message_burst: int = Field(
+        10, ge=1, description="Burst of client WS messages allowed above that rate."
+    )
 
     # --- dev stack -----------------------------------------------------------------------
     dev_data_dir: str = Field(".podium", description="Where `podium dev` keeps embedded data.")
