@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from services.query.app import create_app
 from services.query.schemas import (
@@ -25,9 +26,12 @@ from services.query.schemas import (
     UsersRanks,
     UserStanding,
 )
+from shared.change_feed import encode_change_message
 from shared.db import create_pool
+from shared.kafka import connection_options
 from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import create_redis
+from shared.schemas.change_message import ChangeMessage
 from shared.schemas.competition import Competition, ResetSchedule, SortOrder
 from shared.settings import Settings
 from shared.windows import period_label
@@ -322,12 +326,6 @@ async def test_page_cache_serves_hot_pages_until_a_change_message(
     settings_factory: Callable[..., Settings], settings: Settings
 ) -> None:
     """With a long TTL the page stays cached; the ranker's change message retires it."""
-    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
-
-    from shared.change_feed import encode_change_message
-    from shared.kafka import connection_options
-    from shared.schemas.change_message import ChangeMessage
-
     long_ttl = settings_factory(query_cache_ttl_ms=60_000)
     pool = await create_pool(long_ttl)
     redis = create_redis(long_ttl)
