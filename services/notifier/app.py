@@ -6,7 +6,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute, WebSocketRoute
 
+from services.notifier.hub import Hub
+from services.notifier.page import page_routes
+from services.notifier.repository import NotifierRepository
+from services.notifier.ws import leaderboard_socket
+from shared.change_feed import open_change_feed
 from shared.http.app import create_service_app
 from shared.resources import open_resources
 from shared.settings import Settings, get_settings
@@ -14,15 +20,44 @@ from shared.settings import Settings, get_settings
 SERVICE = "notifier"
 
 
+def routes() -> list[BaseRoute]:
+    """The notifier's routes besides health and metrics."""
+    return [
+        WebSocketRoute("/ws/leaderboards/{competition_id}", leaderboard_socket),
+        *page_routes(),
+    ]
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the notifier app; its lifespan opens PostgreSQL and Redis."""
+    """Build the notifier app; its lifespan opens PostgreSQL, Redis and the change feed."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_resources(settings, postgres=True, redis=True) as resources:
+            repository = NotifierRepository(
+                resources.require_pool(),
+                resources.require_redis(),
+                settings.redis_key_prefix,
+                competition_ttl_s=settings.competition_cache_ttl_s,
+            )
+            hub = Hub(repository, settings.ws_max_connections)
             app.state.resources = resources
-            app.state.readiness_checks = resources.readiness_checks
-            yield
+            app.state.repository = repository
+            app.state.hub = hub
+            try:
+                async with open_change_feed(settings, hub.on_change) as feed:
 
-    return create_service_app(SERVICE, settings, routes=[], lifespan=lifespan)
+                    async def feed_running() -> None:
+                        if not feed.running:
+                            raise RuntimeError("the change feed stopped")
+
+                    app.state.readiness_checks = {
+                        **resources.readiness_checks,
+                        "change_feed": feed_running,
+                    }
+                    yield
+            finally:
+                await hub.close()
+
+    return create_service_app(SERVICE, settings, routes=routes(), lifespan=lifespan)

@@ -1,0 +1,210 @@
+"""Fan-out: change messages in, per-client latest states out.
+
+One :class:`Room` per competition with local subscribers. A change message only records the
+newest state per window and wakes the room's worker, so the Kafka tail never waits on a
+socket. The worker computes what clients see once per window, not per client: the top slice
+as JSON text per distinct ``top`` size, and the rank of every followed user in one Redis call
+(a user outside the top N moves when someone passes them, which the message cannot say).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from redis.exceptions import RedisError
+
+from services.notifier import metrics, protocol
+from services.notifier.connection import UNCHANGED, ClientConnection, Unchanged
+from services.notifier.protocol import Me
+from services.notifier.repository import NotifierRepository
+from shared.schemas.change_message import ChangeMessage, LeaderboardEntry, WindowChange
+from shared.schemas.competition import Competition, ResetSchedule
+from shared.windows import CURRENT, resolve_window
+
+logger = logging.getLogger(__name__)
+
+
+class Room:
+    """The subscribers of one competition and the latest change per window."""
+
+    def __init__(self, competition: Competition, repository: NotifierRepository) -> None:
+        self.competition = competition
+        self.version = 0
+        self._repository = repository
+        self._windows: dict[str, set[ClientConnection]] = {}
+        self._pending: dict[str, WindowChange] = {}
+        self._pending_emitted_at = datetime.now(UTC)
+        self._wakeup = asyncio.Event()
+        self._worker = asyncio.create_task(self._work(), name=f"room-{competition.id}")
+
+    @property
+    def empty(self) -> bool:
+        """Whether no client is subscribed any more."""
+        return not any(self._windows.values())
+
+    def add(self, client: ClientConnection) -> None:
+        """Subscribe ``client`` to its window."""
+        self._windows.setdefault(client.window, set()).add(client)
+        client.room = self
+
+    def remove(self, client: ClientConnection) -> None:
+        """Unsubscribe ``client``."""
+        clients = self._windows.get(client.window)
+        if clients is not None:
+            clients.discard(client)
+            if not clients:
+                del self._windows[client.window]
+
+    def push(self, change_message: ChangeMessage) -> None:
+        """Record a change message (newer versions only) and wake the worker."""
+        if change_message.version <= self.version:
+            metrics.CHANGES_APPLIED.labels("stale").inc()
+            return
+        metrics.CHANGES_APPLIED.labels("applied").inc()
+        # Redis already holds this version (the ranker writes before it publishes), so a
+        # snapshot read from now on is at least this new.
+        self.version = change_message.version
+        for window_change in change_message.windows:
+            self._pending[window_change.window] = window_change
+        self._pending_emitted_at = change_message.emitted_at
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        """Stop the worker."""
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+
+    async def _work(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            pending, self._pending = self._pending, {}
+            version, emitted_at = self.version, self._pending_emitted_at
+            self._roll_current_windows()
+            for window, window_change in pending.items():
+                clients = self._windows.get(window)
+                if clients:
+                    try:
+                        await self._fan_out(window_change, version, emitted_at, list(clients))
+                    except Exception:  # one bad message must not stop the room
+                        logger.exception("fan-out failed for %s/%s", self.competition.id, window)
+
+    def _roll_current_windows(self) -> None:
+        """Move ``window=current`` clients to the new period after a reset, with a snapshot."""
+        competition = self.competition
+        if competition.reset is ResetSchedule.NONE:
+            return
+        label = resolve_window(competition.reset, CURRENT, datetime.now(UTC), competition.timezone)
+        for window, clients in list(self._windows.items()):
+            if window == label:
+                continue
+            for client in [c for c in clients if c.subscription.requested_window == CURRENT]:
+                self.remove(client)
+                client.window = label
+                self.add(client)
+                client.request_resync()
+
+    async def _fan_out(
+        self,
+        window_change: WindowChange,
+        version: int,
+        emitted_at: datetime,
+        clients: list[ClientConnection],
+    ) -> None:
+        top = window_change.top
+        followed = await self._followed_users(window_change.window, top, clients)
+        top_texts: dict[int, str] = {}
+        for client in clients:
+            count = client.top_count
+            text = top_texts.get(count)
+            if text is None:
+                text = top_texts[count] = protocol.top_json(top[:count])
+            me: Me | Unchanged | None = None
+            if client.user_id is not None:
+                if followed is None or client.user_id not in followed:
+                    me = UNCHANGED
+                else:
+                    me = protocol.me_of(followed[client.user_id])
+            client.offer(version, text, me, emitted_at)
+
+    async def _followed_users(
+        self, window: str, top: list[LeaderboardEntry], clients: list[ClientConnection]
+    ) -> dict[str, LeaderboardEntry | None] | None:
+        """Each followed user's entry (None: not ranked); None when Redis did not answer."""
+        users = {client.user_id for client in clients if client.user_id is not None}
+        if not users:
+            return {}
+        in_top = {entry.user_id: entry for entry in top}
+        found: dict[str, LeaderboardEntry | None] = {
+            user: in_top[user] for user in users if user in in_top
+        }
+        missing = sorted(users - found.keys())
+        if missing:
+            try:
+                ranked = await self._repository.ranks(self.competition, window, missing)
+            except (RedisError, OSError) as error:
+                logger.warning("rank lookup failed for %s: %s", self.competition.id, error)
+                return None
+            for user in missing:
+                found[user] = ranked.get(user)
+        return found
+
+
+class Hub:
+    """Every room of this process, and the connection count."""
+
+    def __init__(self, repository: NotifierRepository, max_connections: int) -> None:
+        self._repository = repository
+        self._max_connections = max_connections
+        self._rooms: dict[str, Room] = {}
+        self.connections = 0
+
+    def try_acquire(self) -> bool:
+        """Take a connection slot; False when the process is at ``PODIUM_WS_MAX_CONNECTIONS``."""
+        if self.connections >= self._max_connections:
+            return False
+        self.connections += 1
+        metrics.CONNECTIONS.set(self.connections)
+        return True
+
+    def release(self) -> None:
+        """Give a connection slot back."""
+        self.connections -= 1
+        metrics.CONNECTIONS.set(self.connections)
+
+    def join(self, client: ClientConnection) -> Room:
+        """Subscribe ``client``, creating its competition's room when needed."""
+        competition = client.subscription.competition
+        room = self._rooms.get(competition.id)
+        if room is None:
+            room = self._rooms[competition.id] = Room(competition, self._repository)
+        else:
+            room.competition = competition
+        room.add(client)
+        return room
+
+    async def leave(self, client: ClientConnection) -> None:
+        """Unsubscribe ``client``; the last one out stops the room."""
+        room = client.room
+        if room is None:
+            return
+        room.remove(client)
+        if room.empty and self._rooms.get(room.competition.id) is room:
+            del self._rooms[room.competition.id]
+            await room.stop()
+
+    async def on_change(self, change_message: ChangeMessage) -> None:
+        """The change feed's handler: wake the competition's room, if anyone listens here."""
+        room = self._rooms.get(change_message.competition_id)
+        if room is not None:
+            room.push(change_message)
+
+    async def close(self) -> None:
+        """Stop every room (on shutdown)."""
+        rooms, self._rooms = list(self._rooms.values()), {}
+        for room in rooms:
+            await room.stop()

@@ -1,0 +1,160 @@
+"""The leaderboard WebSocket protocol: query parameters, frames and close codes.
+
+Server → client (JSON text frames):
+
+- ``{"type": "snapshot", "competition_id", "window", "version", "top": [entry...], "me"?}``
+- ``{"type": "update", "version", "top"?, "me"?}`` — only the parts that changed;
+- ``{"type": "error", "error": {"code", "message", "details"?}}`` — a refused request.
+
+An entry is ``{"rank", "user_id", "score"}``; ``me`` (only with ``?user=``) is
+``{"rank", "score"}`` or ``null`` while the user is not ranked.
+
+Client → server: ``{"type": "resync"}`` (answered by a fresh snapshot) and ``{"type": "ping"}``
+(answered by ``{"type": "pong"}``). Anything else is answered by an error frame; a client
+that sends faster than its rate limit, or a message above ``PODIUM_WS_MAX_MESSAGE_BYTES``, is
+closed (1008, 1009).
+
+Authentication: ``Sec-WebSocket-Protocol: bearer, <token>`` (the server then accepts the
+``bearer`` subprotocol, which browsers require it to echo) or ``?token=<token>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import BadRequestError, PodiumError, ValidationFailedError
+from shared.http.errors import validation_details
+from shared.schemas.change_message import LeaderboardEntry
+from shared.schemas.identifiers import Identifier
+
+BEARER_SUBPROTOCOL = "bearer"
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
+_MAX_REASON_BYTES = 123
+
+
+class SubscribeParams(BaseModel):
+    """The query parameters of ``/ws/leaderboards/{cid}`` (the page uses the same)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    window: str = Field("alltime", min_length=1, max_length=32)
+    user: Identifier | None = None
+    top: int = Field(10, ge=1)
+    token: str | None = Field(None, max_length=4096)
+
+
+class ClientMessage(BaseModel):
+    """A message a client may send."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(pattern="^(resync|ping)$")
+
+
+def parse_params(query: dict[str, str], max_top: int) -> SubscribeParams:
+    """Validate the query parameters; 422 naming the field when one is bad."""
+    try:
+        params = SubscribeParams.model_validate(query)
+    except ValidationError as error:
+        raise ValidationFailedError(
+            "invalid subscription parameters", details=validation_details(error, prefix=("query",))
+        ) from error
+    if params.top > max_top:
+        raise ValidationFailedError(
+            f"top must be between 1 and {max_top}",
+            details=[
+                {"field": "query.top", "message": f"at most {max_top}", "type": "less_than_equal"}
+            ],
+        )
+    return params
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """Parse one client frame; 400 for bad JSON, 422 for an unknown shape."""
+    try:
+        raw = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise BadRequestError("messages must be JSON objects") from error
+    try:
+        return ClientMessage.model_validate(raw)
+    except ValidationError as error:
+        raise ValidationFailedError(
+            'unknown message; send {"type": "resync"} or {"type": "ping"}',
+            details=validation_details(error, prefix=("message",)),
+        ) from error
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    """What a user-scoped client sees of its user: rank and score, or nothing (not ranked)."""
+
+    rank: int
+    score: float
+
+
+def me_of(entry: LeaderboardEntry | None) -> Me | None:
+    """The ``me`` view of a leaderboard entry."""
+    return None if entry is None else Me(rank=entry.rank, score=entry.score)
+
+
+def top_json(entries: list[LeaderboardEntry]) -> str:
+    """A top list as JSON text (computed once per fan-out and shared by every client)."""
+    return orjson.dumps(
+        [{"rank": e.rank, "user_id": e.user_id, "score": e.score} for e in entries]
+    ).decode()
+
+
+def _me_json(me: Me | None) -> str:
+    if me is None:
+        return "null"
+    return orjson.dumps({"rank": me.rank, "score": me.score}).decode()
+
+
+def snapshot_frame(
+    competition_id: str, window: str, version: int, top: str, me: Me | None, with_me: bool
+) -> str:
+    """The first frame of a subscription (and the answer to a resync)."""
+    head = orjson.dumps(
+        {"type": "snapshot", "competition_id": competition_id, "window": window, "version": version}
+    ).decode()[:-1]
+    tail = f',"me":{_me_json(me)}' if with_me else ""
+    return f'{head},"top":{top}{tail}}}'
+
+
+def update_frame(version: int, top: str | None, me: Me | None, with_me: bool) -> str:
+    """An update carrying only what changed (``top`` None: unchanged)."""
+    parts = [f'{{"type":"update","version":{version}']
+    if top is not None:
+        parts.append(f',"top":{top}')
+    if with_me:
+        parts.append(f',"me":{_me_json(me)}')
+    parts.append("}")
+    return "".join(parts)
+
+
+def error_frame(error: PodiumError) -> str:
+    """An error frame with the standard error body."""
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details is not None:
+        body["details"] = error.details
+    return orjson.dumps({"type": "error", "error": body}).decode()
+
+
+PONG_FRAME = '{"type":"pong"}'
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to the 123 bytes a close frame allows."""
+    encoded = text.encode()
+    if len(encoded) <= _MAX_REASON_BYTES:
+        return text
+    return encoded[: _MAX_REASON_BYTES - 3].decode(errors="ignore") + "..."

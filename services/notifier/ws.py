@@ -1,0 +1,173 @@
+"""``/ws/leaderboards/{cid}``: admit (capacity, auth, parameters), subscribe, serve, close.
+
+Every refusal completes the handshake first and then closes, so the client sees the close
+code and reason (a refused handshake would only show an HTTP 403):
+
+- at ``PODIUM_WS_MAX_CONNECTIONS`` → 1013 "server at capacity";
+- no/bad token on a private competition, or a token without ``leaderboards:read`` → 1008,
+  and nothing else is sent;
+- bad parameters or an unknown competition → an error frame naming the field, then 1008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from services.notifier import metrics, protocol
+from services.notifier.connection import ClientConnection, Closing, Subscription
+from services.notifier.hub import Hub
+from services.notifier.repository import NotifierRepository
+from shared.auth import Principal, Scope, verify_token
+from shared.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    PodiumError,
+    ValidationFailedError,
+)
+from shared.schemas.competition import Visibility
+from shared.settings import Settings
+from shared.windows import CURRENT, is_valid_window, resolve_window
+
+logger = logging.getLogger(__name__)
+
+_AUTH_ERRORS = (AuthenticationError, PermissionDeniedError)
+
+
+def offered_token(websocket: WebSocket, query_token: str | None) -> tuple[str | None, str | None]:
+    """The token and the subprotocol to accept: ``bearer, <token>`` in Sec-WebSocket-Protocol
+    wins over ``?token=``."""
+    offered: list[str] = list(websocket.scope.get("subprotocols") or [])
+    if protocol.BEARER_SUBPROTOCOL in offered:
+        position = offered.index(protocol.BEARER_SUBPROTOCOL)
+        if position + 1 >= len(offered):
+            raise AuthenticationError("the 'bearer' subprotocol must be followed by the token")
+        return offered[position + 1], protocol.BEARER_SUBPROTOCOL
+    return query_token, None
+
+
+async def admit(
+    websocket: WebSocket, settings: Settings, repository: NotifierRepository
+) -> Subscription:
+    """Check the request; raise a :class:`PodiumError` saying why it is refused."""
+    params = protocol.parse_params(dict(websocket.query_params), settings.ranker_top_n)
+    token, _ = offered_token(websocket, params.token)
+    principal: Principal | None = verify_token(settings, token) if token else None
+    competition_id = websocket.path_params["competition_id"]
+    competition = await repository.competition(competition_id)
+    if competition is None:
+        raise NotFoundError(
+            f"competition {competition_id!r} does not exist",
+            details={"field": "path.competition_id"},
+        )
+    if competition.visibility is Visibility.PRIVATE:
+        if principal is None:
+            raise AuthenticationError("this leaderboard is private: a token is required")
+        principal.require(Scope.LEADERBOARDS_READ)
+    if not is_valid_window(competition.reset, params.window):
+        raise ValidationFailedError(
+            f"window {params.window!r} does not exist for a {competition.reset.value!r} reset",
+            details=[{"field": "query.window", "message": "unknown window", "type": "value_error"}],
+        )
+    window = resolve_window(competition.reset, params.window, _now(), competition.timezone)
+    return Subscription(
+        competition=competition,
+        requested_window=CURRENT if params.window == CURRENT else window,
+        window=window,
+        user_id=params.user,
+        top_count=params.top,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def leaderboard_socket(websocket: WebSocket) -> None:
+    """The WebSocket endpoint (see the module docstring and :mod:`protocol`)."""
+    app_state = websocket.app.state
+    settings: Settings = app_state.settings
+    hub: Hub = app_state.hub
+    repository: NotifierRepository = app_state.repository
+    if not hub.try_acquire():
+        await _refuse(
+            websocket, None, Closing(protocol.CLOSE_TRY_AGAIN, "server at capacity", "capacity")
+        )
+        return
+    try:
+        await _serve(websocket, settings, hub, repository)
+    finally:
+        hub.release()
+
+
+async def _serve(
+    websocket: WebSocket, settings: Settings, hub: Hub, repository: NotifierRepository
+) -> None:
+    try:
+        subprotocol = offered_token(websocket, None)[1]
+    except AuthenticationError:
+        subprotocol = None
+    try:
+        subscription = await admit(websocket, settings, repository)
+    except PodiumError as error:
+        closing = Closing(
+            protocol.CLOSE_POLICY,
+            protocol.close_reason(f"{error.code}: {error.message}"),
+            _label(error),
+        )
+        frame = None if isinstance(error, _AUTH_ERRORS) else protocol.error_frame(error)
+        await _refuse(websocket, subprotocol, closing, frame)
+        return
+    except Exception:
+        logger.exception("admitting a WebSocket failed")
+        closing = Closing(protocol.CLOSE_TRY_AGAIN, "temporarily unavailable", "unavailable")
+        await _refuse(websocket, subprotocol, closing)
+        return
+    await websocket.accept(subprotocol=subprotocol)
+    client = ClientConnection(websocket, subscription, settings, repository)
+    hub.join(client)
+    try:
+        ending = await client.serve()
+    finally:
+        await hub.leave(client)
+    if ending is None:
+        metrics.CLOSES.labels("client").inc()
+        return
+    metrics.CLOSES.labels(ending.label).inc()
+    await _close(websocket, ending, grace_s=settings.ws_send_timeout)
+
+
+async def _refuse(
+    websocket: WebSocket, subprotocol: str | None, closing: Closing, frame: str | None = None
+) -> None:
+    metrics.CLOSES.labels(closing.label).inc()
+    await websocket.accept(subprotocol=subprotocol)
+    if frame is not None:
+        with contextlib.suppress(Exception):
+            await websocket.send_text(frame)
+            metrics.MESSAGES_SENT.labels("error").inc()
+    await _close(websocket, closing, grace_s=1.0)
+
+
+async def _close(websocket: WebSocket, closing: Closing, *, grace_s: float) -> None:
+    """Send the close frame; a stuck client gets ``grace_s`` to drain before we give up."""
+    if websocket.application_state is WebSocketState.DISCONNECTED:
+        return
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(grace_s):
+            await websocket.close(closing.code, closing.reason)
+
+
+def _label(error: PodiumError) -> str:
+    if isinstance(error, AuthenticationError):
+        return "unauthenticated"
+    if isinstance(error, PermissionDeniedError):
+        return "forbidden"
+    if isinstance(error, NotFoundError):
+        return "not_found"
+    return "invalid"

@@ -1,0 +1,215 @@
+"""Tail ``leaderboard-changes`` from "now" in every process that asks (no consumer group).
+
+Every notifier instance must see every change message (it fans out to its own sockets), and the
+query service drops its cached pages on each one, so a shared consumer group is wrong: the feed
+assigns itself every partition of ``settings.topic_changes`` and never commits.
+
+Where "now" starts (the broker-independent part of the contract):
+
+1. ``started_ms`` is taken when :meth:`ChangeFeed.start` runs; ``threshold_ms`` is that minus
+   ``replay_margin_s`` (producers' clocks may lag ours a little).
+2. Each partition is positioned with ``offsets_for_times(threshold_ms)`` (ListOffsets by time):
+
+   - an offset with a real timestamp → start there (the first message at/after the threshold);
+   - ``None`` (Kafka: no such message yet) → the end offset read *before* ``started_ms``, so a
+     message produced after start-up is at or past it;
+   - a negative timestamp (tansu answers ``offset 0, timestamp -1`` instead of ``None``) → the
+     beginning of the partition.
+
+   ``end_offsets()``/``seek_to_end()`` alone are not trusted: tansu was measured answering ``1``
+   for a partition holding 500 messages. A wrong-high answer cannot lose messages either:
+   ``auto_offset_reset="earliest"`` sends an out-of-range position back to the beginning.
+3. Every record whose timestamp is older than ``threshold_ms`` is skipped before parsing, which
+   turns "read from the beginning" into a correct (if slower) "from now".
+
+So a message produced after :meth:`start` returned is always delivered (on Kafka and tansu);
+messages produced up to ``replay_margin_s`` before may be delivered too, which consumers must
+tolerate (change messages are idempotent state, carrying a per-competition ``version``).
+Partitions added to the topic after start-up are not picked up until a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from shared.kafka import create_consumer, ensure_topics
+from shared.schemas.change_message import ChangeMessage
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ChangeHandler = Callable[[ChangeMessage], Awaitable[None]]
+
+CHANGE_FEED_MESSAGES = Counter(
+    "podium_change_feed_messages_total",
+    "Records read from leaderboard-changes, by outcome (delivered, skipped_old, invalid).",
+    ["outcome"],
+)
+
+DEFAULT_REPLAY_MARGIN_S = 30.0
+_FETCH_MAX_WAIT_MS = 50
+_METADATA_ATTEMPTS = 50
+
+
+class ChangeFeed:
+    """Delivers every :class:`ChangeMessage` produced after :meth:`start` to ``handler``.
+
+    Parameters:
+        settings: Kafka connection and ``topic_changes``.
+        handler: awaited once per message, in partition order; an exception it raises is
+            logged and the feed goes on (one bad consumer must not stop the tail).
+        replay_margin_s: how far before start-up the feed still delivers (clock-skew slack).
+
+    Use ``async with ChangeFeed(settings, handler):`` or ``start()``/``stop()``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        handler: ChangeHandler,
+        *,
+        replay_margin_s: float = DEFAULT_REPLAY_MARGIN_S,
+    ) -> None:
+        self._settings = settings
+        self._handler = handler
+        self._replay_margin_ms = int(replay_margin_s * 1000)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.threshold_ms = 0
+
+    async def start(self) -> None:
+        """Assign every partition, position them at "now" and start delivering."""
+        if self._task is not None:
+            return
+        consumer = create_consumer(
+            self._settings,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions(consumer)
+            consumer.assign(partitions)
+            await self._position(consumer, partitions)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(consumer), name="change-feed")
+
+    async def stop(self) -> None:
+        """Stop delivering and close the consumer (idempotent)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def __aenter__(self) -> ChangeFeed:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether the tail task is alive (for readiness checks)."""
+        return self._task is not None and not self._task.done()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        topic = self._settings.topic_changes
+        for attempt in range(_METADATA_ATTEMPTS):
+            await consumer.topics()  # refreshes the cluster metadata
+            numbers = consumer.partitions_for_topic(topic)
+            if numbers:
+                return [TopicPartition(topic, number) for number in sorted(numbers)]
+            if attempt == 0:
+                await ensure_topics(self._settings)
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"topic {topic!r} has no partitions")
+
+    async def _position(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        end_offsets: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        started_ms = int(time.time() * 1000)
+        self.threshold_ms = started_ms - self._replay_margin_ms
+        found = await consumer.offsets_for_times(
+            {partition: max(self.threshold_ms, 0) for partition in partitions}
+        )
+        for partition in partitions:
+            answer = found.get(partition)
+            if answer is None:
+                consumer.seek(partition, end_offsets[partition])
+            elif answer.timestamp < 0:
+                consumer.seek(partition, 0)
+            else:
+                consumer.seek(partition, answer.offset)
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=1000)
+            except KafkaError:
+                logger.exception("change feed fetch failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            for records in batches.values():
+                for record in records:
+                    await self._deliver(record.timestamp, record.value)
+
+    async def _deliver(self, timestamp_ms: int, value: bytes | None) -> None:
+        if timestamp_ms < self.threshold_ms:
+            CHANGE_FEED_MESSAGES.labels("skipped_old").inc()
+            return
+        try:
+            change_message = ChangeMessage.model_validate_json(value or b"")
+        except ValidationError as error:
+            CHANGE_FEED_MESSAGES.labels("invalid").inc()
+            logger.warning("skipping an invalid change message: %s", error.errors()[:3])
+            return
+        CHANGE_FEED_MESSAGES.labels("delivered").inc()
+        try:
+            await self._handler(change_message)
+        except Exception:  # the handler's bug must not stop the tail for everyone
+            logger.exception("change handler failed on %s", change_message.competition_id)
+
+
+@contextlib.asynccontextmanager
+async def open_change_feed(
+    settings: Settings,
+    handler: ChangeHandler,
+    *,
+    replay_margin_s: float = DEFAULT_REPLAY_MARGIN_S,
+) -> AsyncIterator[ChangeFeed]:
+    """Run a :class:`ChangeFeed` for the duration of the block (positioned when entered)."""
+    feed = ChangeFeed(settings, handler, replay_margin_s=replay_margin_s)
+    await feed.start()
+    try:
+        yield feed
+    finally:
+        await feed.stop()
+
+
+def encode_change_message(change_message: ChangeMessage) -> tuple[bytes, bytes]:
+    """The Kafka key and value of a change message (key = competition id)."""
+    return change_message.competition_id.encode(), change_message.model_dump_json().encode()
