@@ -1,0 +1,165 @@
+"""Query service when Redis loses its data, stops, or hangs (a PRIVATE Redis per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio
+
+from services.query.app import create_app
+from shared.db import create_pool
+from shared.leaderboard_store import LeaderboardStore
+from shared.redis_client import create_redis
+from shared.schemas.competition import SortOrder
+from shared.settings import Settings
+from tests.support.private_redis import PrivateRedis, private_redis
+from tests.support.query_seed import expected_order, make_rows, seed_competition, seed_standings
+from tests.support.servers import running_app
+
+_REBUILDS_DONE = re.compile(r'^podium_query_rebuilds_total\{outcome="done"\} (\S+)$', re.M)
+
+
+@dataclass
+class Outage:
+    """A query service on a private Redis, seeded with one competition."""
+
+    url: str
+    client: httpx.AsyncClient
+    redis: PrivateRedis
+    settings: Settings
+    expected: list[dict[str, Any]]
+
+
+@pytest.fixture
+async def outage(
+    settings: Settings,
+    settings_factory: Callable[..., Settings],
+    tmp_path: Path,
+    artifacts_dir: Path,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Outage]:
+    overrides = getattr(request, "param", {})
+    with private_redis(tmp_path / "redis", artifacts_dir / "query-private-redis.log") as server:
+        private = settings_factory(redis_url=server.url, query_breaker_reset_s=0.5, **overrides)
+        pool = await create_pool(private)
+        client = create_redis(private)
+        try:
+            competition = await seed_competition(pool, id="lb", sort_order=SortOrder.DESC)
+            rows = make_rows("alltime", 120)
+            await seed_standings(
+                pool, LeaderboardStore(client, private.redis_key_prefix), competition, rows
+            )
+            async with (
+                running_app(create_app(private), private) as url,
+                httpx.AsyncClient(timeout=10) as http,
+            ):
+                yield Outage(
+                    url, http, server, private, expected_order(rows, "alltime", SortOrder.DESC)
+                )
+        finally:
+            await client.aclose()
+            await pool.close()
+
+
+async def _rebuilds(outage: Outage) -> float:
+    text = (await outage.client.get(f"{outage.url}/metrics")).text
+    match = _REBUILDS_DONE.search(text)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.mark.parametrize("outage", [{"query_cache_ttl_ms": 0}], indirect=True)
+async def test_flushed_redis_is_rebuilt_once_for_fifty_concurrent_readers(
+    outage: Outage,
+) -> None:
+    before = await _rebuilds(outage)
+    flusher = redis.asyncio.Redis.from_url(outage.redis.url)
+    try:
+        await flusher.flushall()  # the private Redis only
+    finally:
+        await flusher.aclose()
+    expected = outage.expected
+    base = f"{outage.url}/api/v1/leaderboards/lb"
+
+    async def read(index: int) -> None:
+        kind = index % 4
+        if kind == 0:
+            limit = 1 + index
+            body = (await outage.client.get(f"{base}/top", params={"limit": limit})).json()
+            assert body["entries"] == expected[:limit]
+        elif kind == 1:
+            entry = expected[index]
+            body = (await outage.client.get(f"{base}/users/{entry['user_id']}")).json()
+            assert (body["rank"], body["score"], body["total"]) == (
+                entry["rank"],
+                entry["score"],
+                len(expected),
+            )
+        elif kind == 2:
+            user = expected[index]["user_id"]
+            body = (await outage.client.get(f"{base}/around/{user}", params={"radius": 2})).json()
+            assert body["entries"] == expected[index - 2 : index + 3]
+        else:
+            ids = [expected[index]["user_id"], expected[1]["user_id"]]
+            body = (await outage.client.get(f"{base}/users", params={"ids": ",".join(ids)})).json()
+            assert body["entries"] == [expected[1], expected[index]]
+
+    await asyncio.gather(*(read(index) for index in range(50)))
+    assert await _rebuilds(outage) - before == 1
+    # served from Redis again, no further rebuild
+    await asyncio.gather(*(read(index) for index in range(8)))
+    assert await _rebuilds(outage) - before == 1
+
+
+async def _assert_fast_503(outage: Outage, path: str) -> None:
+    started = time.monotonic()
+    response = await outage.client.get(f"{outage.url}{path}")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503, response.text
+    assert elapsed < 1.0, f"{path} took {elapsed:.2f} s"
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.json()["error"]["code"] == "unavailable"
+
+
+@pytest.mark.parametrize("outage", [{"query_cache_ttl_ms": 100}], indirect=True)
+async def test_stopped_redis_answers_503_quickly_or_a_stale_page(outage: Outage) -> None:
+    hot = f"{outage.url}/api/v1/leaderboards/lb/top"
+    fresh = (await outage.client.get(hot)).json()
+    outage.redis.stop()
+    for _ in range(3):  # before and after the breaker opens
+        for path in (
+            "/api/v1/leaderboards/lb/top?limit=7",
+            "/api/v1/leaderboards/lb/users/u0001",
+            "/api/v1/leaderboards/lb/around/u0001",
+            "/api/v1/leaderboards/lb/users?ids=u0001,u0002",
+        ):
+            await _assert_fast_503(outage, path)
+    stale = await outage.client.get(hot)
+    assert stale.status_code == 200
+    assert stale.headers["x-podium-stale"] == "true"
+    assert stale.json() == fresh
+
+
+async def test_hung_redis_times_out_into_503_and_recovers(outage: Outage) -> None:
+    outage.redis.freeze()
+    try:
+        for _ in range(8):  # timeouts first, then the open breaker answers at once
+            await _assert_fast_503(outage, "/api/v1/leaderboards/lb/users/u0001")
+    finally:
+        outage.redis.thaw()
+    deadline = time.monotonic() + 10
+    while True:  # the breaker lets a trial through after its cool-down, then closes
+        response = await outage.client.get(f"{outage.url}/api/v1/leaderboards/lb/users/u0001")
+        if response.status_code == 200:
+            break
+        assert time.monotonic() < deadline, response.text
+        await asyncio.sleep(0.1)
+    entry = next(e for e in outage.expected if e["user_id"] == "u0001")
+    assert response.json()["rank"] == entry["rank"]
