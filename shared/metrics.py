@@ -45,4 +45,9 @@ POOL_SIZE = Gauge(
 
 async def metrics_endpoint(request: Request) -> Response:
     """Serve every registered metric in the Prometheus text format."""
+    resources = getattr(request.app.state, "resources", None)
+    if resources is not None:
+        from shared.pool_metrics import observe_pools  # lazy: it imports this module
+
+        observe_pools(getattr(request.app.state, "service_name", "podium"), resources)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
