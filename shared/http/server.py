@@ -26,6 +26,9 @@ def uvicorn_config(
         "ws_max_size": settings.ws_max_message_bytes,
         "ws_ping_interval": settings.ws_ping_interval_s,
         "ws_ping_timeout": settings.ws_ping_interval_s,
+        # permessage-deflate compresses each frame per connection: it would undo the
+        # notifier's serialise-once fan-out (CPU per client per update)
+        "ws_per_message_deflate": False,
         "lifespan": "on",
         **overrides,
     }
