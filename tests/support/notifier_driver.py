@@ -65,7 +65,9 @@ class RankerStandIn:
         top = await self.store.top(
             competition.id, window, competition.sort_order, 0, self.settings.ranker_top_n
         )
-        version = int(await self.redis.incr(version_key(self.settings.redis_key_prefix, competition.id)))
+        version = int(
+            await self.redis.incr(version_key(self.settings.redis_key_prefix, competition.id))
+        )
         change_message = ChangeMessage(
             competition_id=competition.id,
             version=version,
