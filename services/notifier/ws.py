@@ -37,6 +37,9 @@ from shared.windows import CURRENT, is_valid_window, resolve_window
 logger = logging.getLogger(__name__)
 
 _AUTH_ERRORS = (AuthenticationError, PermissionDeniedError)
+# How long a closing handler waits for a stuck client to drain so it can read the close frame
+# (after that the transport is closed without it).
+_CLOSE_GRACE_S = 5.0
 
 
 def offered_token(websocket: WebSocket, query_token: str | None) -> tuple[str | None, str | None]:
@@ -139,7 +142,7 @@ async def _serve(
         metrics.CLOSES.labels("client").inc()
         return
     metrics.CLOSES.labels(ending.label).inc()
-    await _close(websocket, ending, grace_s=settings.ws_send_timeout)
+    await _close(websocket, ending, grace_s=max(settings.ws_send_timeout, _CLOSE_GRACE_S))
 
 
 async def _refuse(
