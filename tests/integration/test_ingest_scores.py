@@ -136,6 +136,15 @@ async def test_batch_gets_exact_per_item_results_and_only_good_events_reach_the_
     ]
     messages = await topic_messages(settings)
     assert sorted(message.event_id for _, message, _ in messages) == ["good-1", "good-2"]
+    metrics = (await client.get("/metrics")).text
+    for line in (
+        'podium_ingest_events_rejected_total{reason="above_max_value"}',
+        'podium_ingest_events_rejected_total{reason="forbidden"}',
+        "podium_ingest_events_accepted_total",
+        'podium_ingest_produce_duration_seconds_count{outcome="ok"}',
+        'podium_http_requests_total{method="POST",route="/api/v1/scores/batch"',
+    ):
+        assert line in metrics, line
 
 
 async def test_bad_inputs_get_their_status_and_json_error_and_nothing_is_published(
