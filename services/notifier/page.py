@@ -29,7 +29,7 @@ def page_csp(host: str | None) -> str:
     if host and _HOST.match(host):
         connect += f" ws://{host} wss://{host}"
     return (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
 
