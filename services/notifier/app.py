@@ -9,11 +9,13 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
 
 from services.notifier.hub import Hub
+from services.notifier.openapi import notifier_openapi
 from services.notifier.page import page_routes
 from services.notifier.repository import NotifierRepository
 from services.notifier.ws import leaderboard_socket
 from shared.change_feed import open_change_feed
 from shared.http.app import create_service_app
+from shared.http.openapi import openapi_route
 from shared.resources import open_resources
 from shared.settings import Settings, get_settings
 
@@ -25,6 +27,7 @@ def routes() -> list[BaseRoute]:
     return [
         WebSocketRoute("/ws/leaderboards/{competition_id}", leaderboard_socket),
         *page_routes(),
+        openapi_route(notifier_openapi()),
     ]
 
 

@@ -254,6 +254,8 @@ async def test_page_is_served_with_its_csp_and_static_files(settings: Settings) 
         script = await client.get("/static/leaderboard.js")
         assert script.status_code == 200
         assert "javascript" in script.headers["content-type"]
+        document = (await client.get("/openapi.json")).json()
+        assert "/ws/leaderboards/{competition_id}" in document["paths"]
         missing = await client.get("/leaderboards/bad%20id")
         assert missing.status_code == 404
         assert missing.json()["error"]["details"]["field"] == "path.competition_id"
