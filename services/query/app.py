@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.routing import Route
 
 from shared.http.app import create_service_app
 from shared.http.openapi import (
@@ -21,6 +22,7 @@ from shared.settings import Settings, get_settings
 from .context import QueryContext
 from .invalidation import follow_changes
 from .routes import OPERATIONS
+from .top import TOP_PATH, TopPages
 
 SERVICE = "query"
 API_VERSION = "1.0.0"
@@ -56,5 +58,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 app.state.change_feed = feed
                 yield
 
-    routes = [*operation_routes(OPERATIONS), openapi_route(openapi_document())]
+    routes = [
+        Route(TOP_PATH, TopPages(), methods=["GET"]),
+        *operation_routes(operation for operation in OPERATIONS if operation.endpoint),
+        openapi_route(openapi_document()),
+    ]
     return create_service_app(SERVICE, settings, routes=routes, lifespan=lifespan)

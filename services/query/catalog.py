@@ -68,6 +68,11 @@ class CompetitionCatalog:
         )
         self._flights: SingleFlight[Any] = SingleFlight()
 
+    def cached(self, competition_id: str) -> Competition | None:
+        """The competition when it is cached and fresh (no I/O), else None."""
+        cached = self._competitions.get(competition_id)
+        return None if cached is None else cached.competition
+
     async def get(self, competition_id: str) -> Competition | None:
         """The competition, or None when it does not exist."""
         cached = self._competitions.get(competition_id)

@@ -15,8 +15,8 @@ from shared.ttl_cache import TTLCache
 
 MAX_PAGES = 10_000
 
-PageKey = tuple[str, str, int, str]
-"""``(competition_id, window parameter, limit, cursor)`` as the client sent them."""
+PageKey = tuple[str, bytes]
+"""``(competition_id, raw query string)``: parsing waits for a miss."""
 
 
 @dataclass(frozen=True, slots=True)

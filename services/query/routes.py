@@ -1,14 +1,5 @@
-"""The read API: leaderboards (top, user, around, friends) and competitions.
-
-Cursor stability: a top-page cursor names the last entry served (its score and tie-break
-member), signed so it cannot be forged. The next page starts right after that entry in the
-ranking *as it is when the next page is read*. So users whose standing does not change
-between page reads appear exactly once across the pages, with no gap; a user who moves
-across the page boundary meanwhile may be missed (moved up into pages already read) or seen
-twice (moved down into pages not yet read), as in any live ranking. Unlike an offset, a
-change above the boundary never shifts unrelated users into a repeat or a gap. A cursor is
-bound to its competition and window parameter (``current`` stays on the period it started in).
-"""
+"""The read API: leaderboards (user, around, friends) and competitions, and the
+documentation of every operation (top pages are served by :mod:`services.query.top`)."""
 
 from __future__ import annotations
 
@@ -18,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.errors import BadRequestError, DependencyUnavailableError, NotFoundError
+from shared.errors import BadRequestError, NotFoundError
 from shared.http.openapi import Operation, Parameter, error_responses
 from shared.http.representation import Representation
 from shared.schemas.competition import Competition, Visibility
@@ -28,9 +19,6 @@ from shared.windows import CURRENT, resolve_window
 from . import params
 from .catalog import may_read_private, not_found
 from .context import QueryContext
-from .leaderboards import Anchor
-from .metrics import PAGE_CACHE_HIT, PAGE_CACHE_MISS, PAGE_CACHE_STALE
-from .page_cache import PageKey
 from .schemas import (
     CompetitionDetail,
     CompetitionList,
@@ -51,15 +39,16 @@ def _context(request: Request) -> QueryContext:
     return context
 
 
-def _cache_headers(competition: Competition) -> dict[str, str]:
+def cache_headers(competition: Competition) -> dict[str, str]:
     return _PUBLIC_HEADERS if competition.visibility is Visibility.PUBLIC else _PRIVATE_HEADERS
 
 
-def _entry(rank: int, user_id: str, score: float) -> dict[str, Any]:
+def entry_dict(rank: int, user_id: str, score: float) -> dict[str, Any]:
     return {"rank": rank, "user_id": user_id, "score": score}
 
 
-async def _readable(request: Request) -> tuple[QueryContext, Competition]:
+async def readable(request: Request) -> tuple[QueryContext, Competition]:
+    """The query context and the competition of the path, if the caller may read it."""
     context = _context(request)
     competition_id: str = request.path_params["cid"]
     if not params.IDENTIFIER.match(competition_id):
@@ -72,92 +61,10 @@ def _resolved_window(request: Request, competition: Competition) -> str:
     return resolve_window(competition.reset, window, datetime.now(UTC), competition.timezone)
 
 
-# --- top ----------------------------------------------------------------------------------
-async def top(request: Request) -> Response:
-    """A page of the leaderboard, from the micro-cache when hot."""
-    context, competition = await _readable(request)
-    query = request.query_params
-    limit = params.bounded_int(
-        query, "limit", default=params.DEFAULT_LIMIT, minimum=1, maximum=params.MAX_LIMIT
-    )
-    key: PageKey = (competition.id, query.get("window", "alltime"), limit, query.get("cursor", ""))
-    headers = _cache_headers(competition)
-    cached = context.pages.get(key)
-    if cached is not None:
-        PAGE_CACHE_HIT.inc()
-        return cached.respond(request.headers, headers=headers)
-    PAGE_CACHE_MISS.inc()
-    try:
-        page = await context.page_flights.run(
-            key, lambda: _render_top(context, request, competition, key)
-        )
-    except DependencyUnavailableError:
-        stale = context.pages.get_stale(key)
-        if stale is None:
-            raise
-        PAGE_CACHE_STALE.inc()
-        return stale.respond(request.headers, headers={**headers, _STALE_HEADER: "true"})
-    return page.respond(request.headers, headers=headers)
-
-
-async def _render_top(
-    context: QueryContext, request: Request, competition: Competition, key: PageKey
-) -> Representation:
-    _, window_parameter, limit, cursor = key
-    window = params.window(request.query_params, competition)
-    anchor: Anchor | None = None
-    if cursor:
-        resolved, anchor = _open_cursor(context, competition, window_parameter, cursor)
-    else:
-        resolved = resolve_window(
-            competition.reset, window, datetime.now(UTC), competition.timezone
-        )
-    generation = context.pages.generation(competition.id)
-    page = await context.reader.page(competition, resolved, anchor, limit)
-    next_cursor = None
-    if page.next_anchor is not None:
-        next_cursor = encode_cursor(
-            {
-                "c": competition.id,
-                "w": window_parameter,
-                "r": resolved,
-                "s": page.next_anchor.score,
-                "m": page.next_anchor.member,
-            },
-            context.settings.signing_secret,
-        )
-    representation = Representation.of(
-        {
-            "competition_id": competition.id,
-            "window": resolved,
-            "entries": [_entry(e.rank, e.user_id, e.score) for e in page.entries],
-            "next_cursor": next_cursor,
-        }
-    )
-    context.pages.put(key, representation, generation)
-    return representation
-
-
-def _open_cursor(
-    context: QueryContext, competition: Competition, window_parameter: str, cursor: str
-) -> tuple[str, Anchor]:
-    payload = decode_cursor(cursor, context.settings.verification_secrets)
-    fields = (payload.get(name) for name in ("c", "w", "r", "s", "m"))
-    competition_id, window, resolved, score, member = fields
-    if competition_id != competition.id or window != window_parameter:
-        raise BadRequestError(
-            "cursor belongs to another leaderboard or window",
-            details={"field": "cursor"},
-        )
-    if not (isinstance(resolved, str) and isinstance(score, str) and isinstance(member, str)):
-        raise BadRequestError("cursor is invalid", details={"field": "cursor"})
-    return resolved, Anchor(score=score, member=member)
-
-
 # --- one user, around a user, a set of users -----------------------------------------------
 async def user_standing(request: Request) -> Response:
     """A user's rank and score; 404 when the user has no standing in the window."""
-    context, competition = await _readable(request)
+    context, competition = await readable(request)
     user_id = params.identifier(request.path_params["uid"], "user_id")
     window = _resolved_window(request, competition)
     ranks = await context.reader.ranks(competition, window, [user_id])
@@ -175,12 +82,12 @@ async def user_standing(request: Request) -> Response:
         "score": entry.score,
         "total": ranks.total,
     }
-    return Representation.of(payload).respond(request.headers, headers=_cache_headers(competition))
+    return Representation.of(payload).respond(request.headers, headers=cache_headers(competition))
 
 
 async def around(request: Request) -> Response:
     """The user and up to ``radius`` neighbours above and below."""
-    context, competition = await _readable(request)
+    context, competition = await readable(request)
     user_id = params.identifier(request.path_params["uid"], "user_id")
     radius = params.bounded_int(
         request.query_params,
@@ -202,14 +109,14 @@ async def around(request: Request) -> Response:
         "user_id": user_id,
         "rank": neighbourhood.rank,
         "total": neighbourhood.total,
-        "entries": [_entry(e.rank, e.user_id, e.score) for e in neighbourhood.entries],
+        "entries": [entry_dict(e.rank, e.user_id, e.score) for e in neighbourhood.entries],
     }
-    return Representation.of(payload).respond(request.headers, headers=_cache_headers(competition))
+    return Representation.of(payload).respond(request.headers, headers=cache_headers(competition))
 
 
 async def users_ranks(request: Request) -> Response:
     """Ranks of up to 100 users, best first; users without a standing listed as absent."""
-    context, competition = await _readable(request)
+    context, competition = await readable(request)
     user_ids = params.user_ids(request.query_params)
     window = _resolved_window(request, competition)
     ranks = await context.reader.ranks(competition, window, user_ids)
@@ -218,10 +125,10 @@ async def users_ranks(request: Request) -> Response:
         "competition_id": competition.id,
         "window": window,
         "total": ranks.total,
-        "entries": [_entry(e.rank, e.user_id, e.score) for e in found],
+        "entries": [entry_dict(e.rank, e.user_id, e.score) for e in found],
         "absent": [user_id for user_id in user_ids if user_id not in ranks.found],
     }
-    return Representation.of(payload).respond(request.headers, headers=_cache_headers(competition))
+    return Representation.of(payload).respond(request.headers, headers=cache_headers(competition))
 
 
 # --- competitions ---------------------------------------------------------------------------
@@ -262,7 +169,7 @@ async def competitions(request: Request) -> Response:
 
 async def competition_detail(request: Request) -> Response:
     """A competition with its entrant count and the windows that hold standings."""
-    context, competition = await _readable(request)
+    context, competition = await readable(request)
     windows = await context.catalog.windows(competition.id)
     entrants = next((w.entrants for w in windows if w.window == "alltime"), 0)
     payload = {
@@ -273,7 +180,7 @@ async def competition_detail(request: Request) -> Response:
         ),
         "windows": [{"window": w.window, "entrants": w.entrants} for w in windows],
     }
-    return Representation.of(payload).respond(request.headers, headers=_cache_headers(competition))
+    return Representation.of(payload).respond(request.headers, headers=cache_headers(competition))
 
 
 # --- the operations, documented once ------------------------------------------------------
@@ -303,7 +210,7 @@ OPERATIONS = [
         "GET",
         "/api/v1/leaderboards/{cid}/top",
         "A page of the leaderboard, best first",
-        top,
+        None,  # routed by services.query.top.TopPages (raw ASGI, the hot path)
         {200: TopPage, 304: "not modified", **_LEADERBOARD_ERRORS},
         parameters=(
             _CID,

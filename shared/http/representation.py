@@ -15,9 +15,11 @@ from typing import Any
 import orjson
 from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.types import Send
 
 GZIP_MIN_BYTES = 1024
 _GZIP_LEVEL = 5
+RawHeaders = list[tuple[bytes, bytes]]
 
 
 def _etag_matches(if_none_match: str, etag: str) -> bool:
@@ -50,6 +52,35 @@ class Representation:
         )
         # weak: the gzip and identity encodings carry the same validator
         return cls(body=body, etag=f'W/"{digest}"', gzipped=gzipped)
+
+    async def send(
+        self,
+        send: Send,
+        *,
+        if_none_match: bytes | None,
+        accept_encoding: bytes | None,
+        headers: RawHeaders,
+    ) -> None:
+        """Answer on a raw ASGI ``send`` (no Request/Response objects: for hot paths).
+
+        ``headers`` are extra raw headers (e.g. Cache-Control); the list sent is always a new
+        one, since middleware may append to it.
+        """
+        validator = [(b"etag", self.etag.encode()), (b"vary", b"Accept-Encoding"), *headers]
+        if if_none_match is not None and _etag_matches(if_none_match.decode("latin-1"), self.etag):
+            await send({"type": "http.response.start", "status": 304, "headers": validator})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = self.body
+        if self.gzipped is not None and accept_encoding is not None and b"gzip" in accept_encoding:
+            body = self.gzipped
+            validator.append((b"content-encoding", b"gzip"))
+        validator += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": validator})
+        await send({"type": "http.response.body", "body": body})
 
     def respond(
         self,
