@@ -7,6 +7,7 @@ rebuild/write) and every endpoint is compared with :func:`expected_order`, compu
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -322,6 +323,12 @@ async def test_new_score_invalidates_the_cached_page_within_the_ttl(
     assert after.json()["entries"][0] == {"rank": 1, "user_id": "champion", "score": 1e9}
 
 
+async def _page_cache_count(client: httpx.AsyncClient, url: str, result: str) -> float:
+    metrics = (await client.get(f"{url}/metrics")).text
+    match = re.search(rf'^podium_query_page_cache_total{{result="{result}"}} (\S+)$', metrics, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
 async def test_page_cache_serves_hot_pages_until_a_change_message(
     settings_factory: Callable[..., Settings], settings: Settings
 ) -> None:
@@ -339,8 +346,10 @@ async def test_page_cache_serves_hot_pages_until_a_change_message(
             await seed_standings(pool, store, competition, make_rows("alltime", 20))
             first = (await client.get(f"{url}/api/v1/leaderboards/hot/top")).json()
             await set_standing(pool, store, competition, Row("alltime", "champion", 1e9, T0))
+            hits_before = await _page_cache_count(client, url, "hit")
             cached = (await client.get(f"{url}/api/v1/leaderboards/hot/top")).json()
             assert cached == first  # served from the micro-cache, Redis not read
+            assert await _page_cache_count(client, url, "hit") == hits_before + 1
 
             deadline = asyncio.get_running_loop().time() + 30
             while not app.state.change_feed.running:
