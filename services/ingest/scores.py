@@ -14,7 +14,7 @@ from services.ingest.admission import Rejection, check_event
 from services.ingest.context import ingest_context
 from services.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from services.ingest.publisher import OutgoingRecord
-from services.ingest.schemas import BatchAccepted, EventResult, ScoreAccepted
+from services.ingest.schemas import EventResult, ScoreAccepted
 from shared.auth import Principal
 from shared.errors import EventRejectedError, PermissionDeniedError, ValidationFailedError
 from shared.http.body import read_json_body
@@ -28,7 +28,9 @@ VALIDATION_FAILED = "validation_failed"
 
 
 def _record(event: ScoreEventIn, received_at: datetime) -> OutgoingRecord:
-    message = ScoreEvent(
+    # every field was validated by ScoreEventIn; skipping a second validation pays off in
+    # batches of a thousand
+    message = ScoreEvent.model_construct(
         event_id=event.event_id,
         competition_id=event.competition_id,
         user_id=event.user_id,
@@ -118,21 +120,23 @@ async def post_batch(request: Request) -> Response:
     items = _batch_items(body, context.settings.ingest_batch_max_events)
     received_at = datetime.now(UTC)
 
-    results: list[EventResult | None] = [None] * len(items)
+    results: list[dict[str, Any] | None] = [None] * len(items)
     valid: list[tuple[int, ScoreEventIn]] = []
     for index, item in enumerate(items):
         try:
             valid.append((index, ScoreEventIn.model_validate(item)))
         except ValidationError as error:
             problems = validation_details(error, prefix=("events", index))
-            results[index] = EventResult(
-                index=index,
-                event_id=_raw_event_id(item),
-                status="rejected",
-                reason=VALIDATION_FAILED,
-                field=problems[0]["field"],
-                message="the event does not match the schema",
-                details=list(problems),
+            results[index] = _result(
+                EventResult(
+                    index=index,
+                    event_id=_raw_event_id(item),
+                    status="rejected",
+                    reason=VALIDATION_FAILED,
+                    field=problems[0]["field"],
+                    message="the event does not match the schema",
+                    details=list(problems),
+                )
             )
     competitions = await context.competitions.get_many({e.competition_id for _, e in valid})
 
@@ -146,24 +150,28 @@ async def post_batch(request: Request) -> Response:
             records.append(_record(event, received_at))
             admitted.append((index, event))
         else:
-            results[index] = _rejected(index, event.event_id, rejection)
+            results[index] = _result(_rejected(index, event.event_id, rejection))
     await context.publisher.publish(records, _headers(principal))
 
     for index, event in admitted:
-        results[index] = EventResult(index=index, event_id=event.event_id, status="accepted")
+        # the accepted shape of EventResult, built directly: it is the common case
+        results[index] = {"index": index, "event_id": event.event_id, "status": "accepted"}
     final = [result for result in results if result is not None]
-    rejected = [result for result in final if result.status == "rejected"]
+    rejected = [result for result in final if result["status"] == "rejected"]
     EVENTS_ACCEPTED.inc(len(admitted))
     for result in rejected:
-        EVENTS_REJECTED.labels(result.reason or VALIDATION_FAILED).inc()
-    response = BatchAccepted(
-        accepted=len(admitted), rejected=len(rejected), received_at=received_at, results=final
-    )
-    return JSONResponse(
-        response.model_dump(mode="json", exclude_none=True),
-        status_code=202,
-        headers=decision.headers(),
-    )
+        EVENTS_REJECTED.labels(result["reason"]).inc()
+    response = {
+        "accepted": len(admitted),
+        "rejected": len(rejected),
+        "received_at": received_at.isoformat().replace("+00:00", "Z"),
+        "results": final,
+    }
+    return JSONResponse(response, status_code=202, headers=decision.headers())
+
+
+def _result(result: EventResult) -> dict[str, Any]:
+    return result.model_dump(mode="json", exclude_none=True)
 
 
 def _rejected(index: int, event_id: str, rejection: Rejection) -> EventResult:
