@@ -98,8 +98,8 @@ class ChangeFeed:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
         )
-        await consumer.start()
         try:
+            await consumer.start()
             partitions = await self._partitions(consumer)
             consumer.assign(partitions)
             await self._position(consumer, partitions)
