@@ -10,7 +10,7 @@ import re
 import time
 
 import orjson
-from starlette.datastructures import MutableHeaders
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.logging import new_request_id, request_id_var
@@ -26,6 +26,12 @@ SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'",
     "referrer-policy": "no-referrer",
 }
+_RAW_SECURITY_HEADERS = [
+    (name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()
+]
+_RAW_REQUEST_ID_HEADER = REQUEST_ID_HEADER.encode()
+# a client-chosen method must not create unbounded metric series
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _BodyTooLarge(Exception):
@@ -39,6 +45,10 @@ class EdgeMiddleware:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self._in_flight = HTTP_IN_FLIGHT.labels(service)
+        # labelled children are looked up once per (route, method, status), not per request
+        self._request_counters: dict[tuple[str, str, int], Counter] = {}
+        self._latency_histograms: dict[str, Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -91,14 +101,14 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
-                headers[REQUEST_ID_HEADER] = request_id
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [item for item in _RAW_SECURITY_HEADERS if item[0] not in present]
+                headers.append((_RAW_REQUEST_ID_HEADER, request_id.encode()))
+                message = {**message, "headers": headers}
             await send(message)
 
-        HTTP_IN_FLIGHT.labels(self.service).inc()
+        self._in_flight.inc()
         try:
             await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
@@ -106,7 +116,7 @@ class EdgeMiddleware:
                 await self._too_large(send, request_id)
             status = 413
         finally:
-            HTTP_IN_FLIGHT.labels(self.service).dec()
+            self._in_flight.dec()
             self._observe(scope, status, started)
 
     async def _too_large(self, send: Send, request_id: str) -> None:
@@ -131,5 +141,15 @@ class EdgeMiddleware:
     def _observe(self, scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        HTTP_REQUESTS.labels(self.service, template, scope["method"], str(status)).inc()
-        HTTP_LATENCY.labels(self.service, template).observe(time.perf_counter() - started)
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+        key = (template, method, status)
+        counter = self._request_counters.get(key)
+        if counter is None:
+            counter = HTTP_REQUESTS.labels(self.service, template, method, str(status))
+            self._request_counters[key] = counter
+        counter.inc()
+        histogram = self._latency_histograms.get(template)
+        if histogram is None:
+            histogram = HTTP_LATENCY.labels(self.service, template)
+            self._latency_histograms[template] = histogram
+        histogram.observe(time.perf_counter() - started)
