@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated proxy addresses whose X-Forwarded-For is believed.",
     )
+    http_body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a request body once its headers arrived; "
+        "slower is 408 (uvicorn has no body-read timeout).",
+    )
 
     # --- auth ----------------------------------------------------------------------------
     jwt_secrets: Annotated[list[SecretStr], NoDecode] = Field(

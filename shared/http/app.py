@@ -27,7 +27,12 @@ def create_service_app(
     The service's lifespan should put its readiness checks on ``app.state.readiness_checks``.
     """
     middleware = [
-        Middleware(EdgeMiddleware, service=service, max_body_bytes=settings.max_body_bytes),
+        Middleware(
+            EdgeMiddleware,
+            service=service,
+            max_body_bytes=settings.max_body_bytes,
+            body_timeout_s=settings.http_body_timeout_s,
+        ),
     ]
     if settings.cors_allow_origins:
         middleware.append(

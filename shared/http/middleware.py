@@ -1,4 +1,4 @@
-"""The edge middleware: request id, security headers, body-size limit and HTTP metrics.
+"""The edge middleware: request id, security headers, body size and time limits, HTTP metrics.
 
 One pure-ASGI class rather than several ``BaseHTTPMiddleware`` layers: it runs on every
 request, so it stays cheap.
@@ -6,6 +6,7 @@ request, so it stays cheap.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -38,13 +39,25 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _BodyTimedOut(Exception):
+    pass
+
+
 class EdgeMiddleware:
     """Applies the edge rules to every HTTP request (WebSockets get only the request id)."""
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        max_body_bytes: int,
+        body_timeout_s: float | None = None,
+    ) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self._in_flight = HTTP_IN_FLIGHT.labels(service)
         # labelled children are looked up once per (route, method, status), not per request
         self._request_counters: dict[tuple[str, str, int], Counter] = {}
@@ -86,14 +99,29 @@ class EdgeMiddleware:
             return
 
         received = 0
+        body_complete = False
+        # uvicorn has no body-read timeout: a client that sends headers and then dribbles its
+        # body would hold the request (and its worker resources) forever. One deadline for the
+        # whole body, not per chunk, so a byte every few seconds does not keep it alive.
+        body_deadline = None if self.body_timeout_s is None else started + self.body_timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_complete
+            if body_complete or body_deadline is None:
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(
+                        receive(), max(0.0, body_deadline - time.perf_counter())
+                    )
+                except TimeoutError:
+                    raise _BodyTimedOut from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise _BodyTooLarge
+                if not message.get("more_body", False):
+                    body_complete = True
             return message
 
         async def send_with_headers(message: Message) -> None:
@@ -115,28 +143,40 @@ class EdgeMiddleware:
             if not response_started:
                 await self._too_large(send, request_id)
             status = 413
+        except _BodyTimedOut:
+            if not response_started:
+                await self._body_timed_out(send, request_id)
+            status = 408
         finally:
             self._in_flight.dec()
             self._observe(scope, status, started)
 
     async def _too_large(self, send: Send, request_id: str) -> None:
-        body = orjson.dumps(
+        await _send_error(
+            send,
+            request_id,
+            413,
             {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"the body exceeds {self.max_body_bytes} bytes",
-                    "details": {"max_bytes": self.max_body_bytes},
-                }
-            }
+                "code": "payload_too_large",
+                "message": f"the body exceeds {self.max_body_bytes} bytes",
+                "details": {"max_bytes": self.max_body_bytes},
+            },
         )
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-        headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+    async def _body_timed_out(self, send: Send, request_id: str) -> None:
+        # ``connection: close`` makes uvicorn drop the connection after the answer instead of
+        # waiting for the rest of a body that may never come
+        await _send_error(
+            send,
+            request_id,
+            408,
+            {
+                "code": "request_timeout",
+                "message": f"the body did not arrive within {self.body_timeout_s:g} s",
+                "details": {"timeout_s": self.body_timeout_s},
+            },
+            extra_headers=[(b"connection", b"close")],
+        )
 
     def _observe(self, scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")
@@ -153,3 +193,23 @@ class EdgeMiddleware:
             histogram = HTTP_LATENCY.labels(self.service, template)
             self._latency_histograms[template] = histogram
         histogram.observe(time.perf_counter() - started)
+
+
+async def _send_error(
+    send: Send,
+    request_id: str,
+    status: int,
+    error: dict[str, object],
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Answer with the standard JSON error body and the edge headers."""
+    body = orjson.dumps({"error": error})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+    headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+    headers += extra_headers or []
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
