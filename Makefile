@@ -31,10 +31,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 soak: $(STAMP)  ## The short fault soak (about 75 s): 0 lost, 0 double-counted, stores equal the oracle
-	$(BIN)/podium soak --duration 75 --rate 200 --report .podium/soak-report.json
+	PODIUM_ENV=$${PODIUM_ENV:-dev} $(BIN)/podium soak --duration 75 --rate 200 --report .podium/soak-report.json
 
 soak-long: $(STAMP)  ## The long fault soak (10 minutes at 1,000 events/s); report in docs/
-	$(BIN)/podium soak --duration 600 --rate 1000 --report docs/soak-report.json
+	PODIUM_ENV=$${PODIUM_ENV:-dev} $(BIN)/podium soak --duration 600 --rate 1000 --report docs/soak-report.json
 
 clean:
 	rm -rf $(VENV) .podium test-artifacts .pytest_cache .mypy_cache .ruff_cache

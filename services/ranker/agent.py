@@ -64,11 +64,16 @@ def create_faust_app(settings: Settings, datadir: Path) -> faust.App:
             ):
                 events = [
                     decode(
-                        record.message.partition, record.message.offset, record.key, record.value
+                        record.message.partition,
+                        record.message.offset,
+                        record.message.key,
+                        record.message.value,
                     )
                     for record in records
                 ]
+                logger.info('DBG batch %d', len(events))
                 await applier.apply_with_retries(events)
+                logger.info('DBG applied')
                 offsets: dict[Any, int] = {}
                 newest: dict[int, float] = {}
                 for record in records:

@@ -8,17 +8,19 @@ locks first, so two rankers briefly owning the same partition during a rebalance
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import asyncpg
 import orjson
-from asyncpg.pool import PoolConnectionProxy
 
 from services.ranker.planner import BatchPlan, StandingKey, StoredState, UserKey
 from services.ranker.rules import Standing
 from shared.competitions import get_competitions
 
-DbConnection = asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    DbConnection = asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
 
 
 async def lock_competitions(connection: DbConnection, competition_ids: Iterable[str]) -> None:
