@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from datetime import UTC, datetime
 
 from starlette.websockets import WebSocket, WebSocketState
@@ -31,12 +32,14 @@ from shared.errors import (
     ValidationFailedError,
 )
 from shared.schemas.competition import Visibility
+from shared.schemas.identifiers import IDENTIFIER_PATTERN
 from shared.settings import Settings
 from shared.windows import CURRENT, is_valid_window, resolve_window
 
 logger = logging.getLogger(__name__)
 
 _AUTH_ERRORS = (AuthenticationError, PermissionDeniedError)
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 # How long a closing handler waits for a stuck client to drain so it can read the close frame
 # (after that the transport is closed without it).
 _CLOSE_GRACE_S = 5.0
@@ -62,6 +65,19 @@ async def admit(
     token, _ = offered_token(websocket, params.token)
     principal: Principal | None = verify_token(settings, token) if token else None
     competition_id = websocket.path_params["competition_id"]
+    if not _IDENTIFIER.fullmatch(competition_id):
+        # checked before the lookup: a NUL would make PostgreSQL fail (and every odd id would
+        # take a slot in the competition cache)
+        raise ValidationFailedError(
+            "path parameter 'competition_id' is not a valid identifier",
+            details=[
+                {
+                    "field": "path.competition_id",
+                    "message": f"must match {IDENTIFIER_PATTERN}",
+                    "type": "string_pattern_mismatch",
+                }
+            ],
+        )
     competition = await repository.competition(competition_id)
     if competition is None:
         raise NotFoundError(
