@@ -9,6 +9,8 @@ import uuid
 
 from pythonjsonlogger.json import JsonFormatter
 
+from shared.log_redaction import RedactSecrets
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "podium_request_id", default=None
 )
@@ -35,6 +37,7 @@ def configure_logging(service: str, *, level: str = "INFO", json_lines: bool = T
     _service_name = service
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_ContextFilter())
+    handler.addFilter(RedactSecrets())
     if json_lines:
         handler.setFormatter(
             JsonFormatter(
