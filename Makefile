@@ -36,5 +36,10 @@ soak: $(STAMP)  ## The short fault soak (about 75 s): 0 lost, 0 double-counted, 
 soak-long: $(STAMP)  ## The long fault soak (10 minutes at 1,000 events/s); report in docs/
 	PODIUM_ENV=$${PODIUM_ENV:-dev} $(BIN)/podium soak --duration 600 --rate 1000 --report docs/soak-report.json
 
+bench: $(STAMP)  ## Benchmarks vs the naive app and Redis, same run (<= 10 min); writes bench/results.json
+	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; else echo "wrk is missing: sudo apt-get install -y wrk" >&2; exit 1; fi; }
+	@command -v redis-benchmark >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-tools; else echo "redis-benchmark is missing: sudo apt-get install -y redis-tools" >&2; exit 1; fi; }
+	PODIUM_ENV=$${PODIUM_ENV:-dev} $(BIN)/podium bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .podium test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -162,6 +162,44 @@ def soak(duration_s: float, rate_eps: float, report_path: str | None, work_dir: 
     sys.exit(0 if report["passed"] else 1)
 
 
+@main.command()
+@click.option("--smoke", is_flag=True, help="Tiny sizes, ~1 s per phase (checks the harness).")
+@click.option("--profile", is_flag=True, help="Sample the service of each phase with py-spy.")
+@click.option(
+    "--output",
+    "results_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench/results.json"),
+    show_default=True,
+    help="Where to write the results JSON.",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".podium/bench"),
+    show_default=True,
+    help="Where the run keeps logs, wrk scripts and profiles.",
+)
+def bench(smoke: bool, profile: bool, results_path: Path, work_dir: Path) -> None:
+    """Benchmark every service against the naive app and Redis, measured in the same run."""
+    from bench.config import FULL, SMOKE
+    from bench.runner import run_bench
+
+    settings = get_settings()
+    configure_logging("bench", level="WARNING", json_lines=False)
+    results = asyncio.run(
+        run_bench(
+            settings,
+            SMOKE if smoke else FULL,
+            work_dir=work_dir,
+            results_path=results_path,
+            profile=profile,
+        )
+    )
+    click.echo(results["table"])
+    click.echo(f"wrote {results_path} ({results['total_seconds']:.0f} s)")
+
+
 @main.command(name="settings")
 def settings_reference() -> None:
     """Print every PODIUM_* variable with its default and meaning (Markdown)."""

@@ -1,0 +1,1 @@
+"""``make bench``: Podium's figures beside baselines measured in the same run."""

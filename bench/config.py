@@ -1,0 +1,54 @@
+"""How big and how long each phase of a benchmark run is: the full run and a smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes and time bounds of one run (the full run fits in 10 minutes on 2 cores)."""
+
+    name: str
+    http_connections: int = 64
+    http_duration_s: float = 5.0
+    http_repeats: int = 3
+    warmup_s: float = 1.0
+    batch_connections: int = 16
+    batch_events: int = 500
+    redis_requests: int = 200_000
+    redis_pipeline: int = 16
+    competitions: int = 1000
+    users: int = 100_000
+    ranker_events: int = 500_000
+    ranker_timeout_s: float = 150.0
+    freshness_rate_eps: float = 1000.0
+    freshness_duration_s: float = 15.0
+    freshness_probes_per_s: float = 20.0
+    notifier_levels: tuple[int, ...] = (1000, 5000, 10_000)
+    notifier_probes: int = 5
+    notifier_probe_interval_s: float = 1.0
+
+
+FULL = BenchConfig(name="full")
+
+SMOKE = BenchConfig(
+    name="smoke",
+    http_connections=8,
+    http_duration_s=1.0,
+    http_repeats=1,
+    warmup_s=0.0,
+    batch_connections=2,
+    batch_events=50,
+    redis_requests=5_000,
+    competitions=20,
+    users=500,
+    ranker_events=2_000,
+    ranker_timeout_s=60.0,
+    freshness_rate_eps=100.0,
+    freshness_duration_s=2.0,
+    freshness_probes_per_s=5.0,
+    notifier_levels=(5, 10),
+    notifier_probes=2,
+    notifier_probe_interval_s=0.5,
+)

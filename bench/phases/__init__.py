@@ -1,0 +1,1 @@
+"""One module per benchmark phase; each returns a dictionary of figures."""

@@ -1,0 +1,190 @@
+"""``podium bench``: bring up what the run needs, run every phase, report, clean up."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.config import BenchConfig
+from bench.machine import machine_info
+from bench.phases.baseline import naive_http, redis_ceiling, seed_naive
+from bench.phases.freshness import run_freshness
+from bench.phases.ingest import ingest_batch, ingest_single
+from bench.phases.notifier import run_notifier_phase
+from bench.phases.query import query_cold, query_hot
+from bench.phases.ranker import run_ranker_phase
+from bench.profile import profiled, summarize
+from bench.report import ratios, table, targets, write_results
+from bench.stack import BenchStack, bench_settings, raise_open_files_limit
+from bench.workload import competition_body, competition_id, event_target
+from shared.auth import issue_token
+from shared.competitions import create_competition
+from shared.db import create_pool
+from shared.redis_client import create_redis
+from shared.schemas.competition import CompetitionCreate
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+TOKEN_TTL_S = 3600
+NOTIFIER_COMPETITION = 0
+
+
+class PhaseClock:
+    """Seconds each phase took, for the report (the whole run must stay under 10 minutes)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time the block as ``name`` and say so on stdout."""
+        print(f"[bench] {name} ...", flush=True)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.monotonic() - started, 1)
+            print(f"[bench] {name} done in {self.seconds[name]:.1f} s", flush=True)
+
+
+async def _create_competitions(settings: Settings, count: int) -> None:
+    pool = await create_pool(settings)
+    try:
+        for index in range(count):
+            await create_competition(
+                pool, CompetitionCreate.model_validate(competition_body(index))
+            )
+    finally:
+        await pool.close()
+
+
+def _members_of(index: int, config: BenchConfig) -> int:
+    """Distinct users the ranker phase ranks in competition ``index``."""
+    per_competition = max(config.ranker_events // config.competitions, 1)
+    return len(
+        {
+            event_target(index + config.competitions * k, config.competitions, config.users)[1]
+            for k in range(per_competition)
+        }
+    )
+
+
+async def run_bench(
+    base: Settings,
+    config: BenchConfig,
+    *,
+    work_dir: Path,
+    results_path: Path,
+    profile: bool = False,
+) -> dict[str, Any]:
+    """Run every phase of ``config`` and write ``results_path``; returns the results."""
+    run_id = secrets.token_hex(4)
+    open_files = raise_open_files_limit()
+    settings = bench_settings(base, run_id)
+    work_dir = work_dir / run_id
+    stack = BenchStack(settings=settings, work_dir=work_dir, run_id=run_id)
+    clock = PhaseClock()
+    figures: dict[str, Any] = {}
+    profiles: dict[str, Any] = {}
+    info = machine_info()
+    info["open_files_limit"] = open_files
+    token = issue_token(settings, "bench-server", ["scores:write:any"], ttl_s=TOKEN_TTL_S)
+    started = time.monotonic()
+
+    @contextlib.contextmanager
+    def sampled(name: str, service: str) -> Iterator[None]:
+        member = stack.services.get(service)
+        pid = member.process.process.pid if (profile and member) else None
+        output = work_dir / "profiles" / f"{name}.txt"
+        with profiled(pid, output):
+            yield
+        if pid is not None:
+            profiles[name] = {"file": str(output), **summarize(output)}
+
+    try:
+        with clock.phase("stack"):
+            await stack.start()
+            await _create_competitions(settings, config.competitions)
+        with clock.phase("redis ceiling"):
+            figures["redis"] = redis_ceiling(stack, config)
+        with clock.phase("naive app"):
+            naive = await stack.serve_naive()
+            redis = create_redis(settings)
+            try:
+                await seed_naive(redis, stack.naive_key, _members_of(7, config))
+            finally:
+                await redis.aclose()
+            figures["naive"] = naive_http(naive.url, work_dir, config)
+            stack.stop("naive")
+        with clock.phase("ingest throughput"):
+            ingest = await stack.serve("ingest-sink", "ingest", topic_score_events=stack.sink_topic)
+            with sampled("ingest_single", "ingest-sink"):
+                single = ingest_single(ingest.url, token, run_id, work_dir, config)
+            with sampled("ingest_batch", "ingest-sink"):
+                batch = ingest_batch(ingest.url, token, run_id, work_dir, config)
+            figures["ingest"] = {"single": single, "batch": batch}
+            stack.stop("ingest-sink")
+        with clock.phase("ranker drain"):
+            ranker_profile = work_dir / "profiles" / "ranker.txt" if profile else None
+            figures["ranker"] = await run_ranker_phase(stack, config, ranker_profile)
+            if ranker_profile is not None:
+                profiles["ranker"] = {"file": str(ranker_profile), **summarize(ranker_profile)}
+        with clock.phase("services"):
+            ingest = await stack.serve("ingest", "ingest")
+            query = await stack.serve("query", "query")
+            notifier = await stack.serve("notifier", "notifier")
+        with clock.phase("freshness"):
+            figures["freshness"] = await run_freshness(
+                ingest.url, query.url, token, f"{run_id}-f", config
+            )
+        with clock.phase("query"):
+            with sampled("query_hot", "query"):
+                hot = query_hot(query.url, work_dir, config)
+            stack.stop("query")
+            cold_query = await stack.serve("query-cold", "query", query_cache_ttl_ms=0)
+            with sampled("query_cold", "query-cold"):
+                cold = query_cold(cold_query.url, work_dir, config)
+            stack.stop("query-cold")
+            figures["query"] = {"hot": hot, "cold": cold}
+        with clock.phase("notifier"), sampled("notifier", "notifier"):
+            figures["notifier"] = await run_notifier_phase(
+                notifier.url,
+                notifier.process.process.pid,
+                ingest.url,
+                token,
+                competition_id(NOTIFIER_COMPETITION),
+                f"{run_id}-n",
+                config,
+            )
+    finally:
+        with clock.phase("clean-up"):
+            await stack.close()
+    ratio = ratios(figures)
+    results: dict[str, Any] = {
+        "config": config.name,
+        "run_id": run_id,
+        "machine": info,
+        "settings": {
+            "http_workers": settings.http_workers,
+            "kafka_linger_ms": settings.kafka_linger_ms,
+            "acks": "all",
+            "rate_server_per_s": settings.rate_server_per_s,
+            "rate_server_burst": settings.rate_server_burst,
+            "query_cache_ttl_ms": settings.query_cache_ttl_ms,
+            "notify_max_hz": settings.notify_max_hz,
+        },
+        "figures": figures,
+        "ratios": ratio,
+        "targets": targets(figures, ratio),
+        "phase_seconds": clock.seconds,
+        "total_seconds": round(time.monotonic() - started, 1),
+        "profiles": profiles,
+    }
+    results["table"] = table(results)
+    write_results(results_path, results)
+    return results
