@@ -1,6 +1,7 @@
 """The faust app: one agent taking batches of ``score-events`` and committing what it applied.
 
-Faust's own acking is not used (``acks=False`` on the topic): faust acks a batch when it is
+Records are read raw (faust's JSON codec would stall the partition on a bad record; the
+ranker decodes and dead-letters instead). Faust's own acking is not used (``acks=False`` on the topic): faust acks a batch when it is
 taken, and when the agent body failed it committed the batch without applying it. Instead the
 agent applies a batch (retrying inside, so no error reaches faust), then commits
 ``offset + 1`` of the batch's last record per partition. An exception that still escapes
@@ -54,6 +55,9 @@ def create_faust_app(settings: Settings, datadir: Path) -> faust.App:
         key_type=bytes,
         partitions=settings.kafka_partitions,
         acks=False,
+        # raw: faust's default JSON codec stalls the stream on an undecodable record
+        key_serializer="raw",
+        value_serializer="raw",
     )
 
     async def rank(stream: Any) -> None:
@@ -71,9 +75,7 @@ def create_faust_app(settings: Settings, datadir: Path) -> faust.App:
                     )
                     for record in records
                 ]
-                logger.info('DBG batch %d', len(events))
                 await applier.apply_with_retries(events)
-                logger.info('DBG applied')
                 offsets: dict[Any, int] = {}
                 newest: dict[int, float] = {}
                 for record in records:

@@ -1,0 +1,188 @@
+"""An independent replay oracle: the leaderboards a stream of events must produce.
+
+Written from the rules in issue #4 and DESIGN.md, not from the ranker's code, and in a
+different shape: it keeps each user's applied events per window (since their last removal) and
+derives the standing from that history at the end, where the ranker folds incrementally.
+
+Input messages are what ingest puts on ``score-events``, as plain dicts (or raw bytes for an
+undecodable record), in topic order per competition. Rules:
+
+- dead letters, in this order: undecodable; unknown competition; value above the
+  competition's ``max_value`` (``bad_value``); event time outside [starts_at, ends_at)
+  (``outside_competition``); for a reset schedule, received more than ``grace_s`` after its
+  period ended (``late``); a score of a banned user (``banned``);
+- an ``event_id`` applies once (score and control ids are separate name spaces); a duplicate
+  of an applied event is dropped, even after a ban;
+- windows: ``alltime`` plus the period of the event time in the competition's time zone
+  (daily ``YYYY-MM-DD``, weekly ISO ``YYYY-Www``, monthly ``YYYY-MM``);
+- ``best``: the best value (max for desc, min for asc), reached at the earliest event time that
+  scored it; ``latest``: the value of the event with the latest event time, the later arrival
+  on equal times, reached at that time; ``sum``: the sum (added in arrival order), reached at
+  the latest event time;
+- ``remove_user`` erases the user's standings in every window (later events start afresh);
+  ``ban_user`` does that and dead-letters the user's later scores;
+- rank order: better score first, then earlier reached time, then user id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+Message = dict[str, Any] | bytes
+Key = tuple[str, str]  # (competition_id, window)
+
+
+@dataclass(frozen=True)
+class OracleCompetition:
+    """The competition fields that decide ranking."""
+
+    id: str
+    sort_order: str = "desc"
+    operator: str = "best"
+    reset: str = "none"
+    timezone: str = "UTC"
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    max_value: float | None = None
+
+
+@dataclass
+class OracleResult:
+    """Expected standings per (competition, window) and each message's fate."""
+
+    standings: dict[Key, dict[str, tuple[float, datetime]]]
+    fates: list[str]  # "applied", "duplicate" or a dead-letter reason, per message
+    sort_orders: dict[str, str] = field(default_factory=dict)
+
+    def ranking(self, competition_id: str, window: str) -> list[tuple[str, float]]:
+        """(user, score) in rank order."""
+        rows = self.standings.get((competition_id, window), {})
+        descending = self.sort_orders[competition_id] == "desc"
+        ordered = sorted(
+            rows.items(),
+            key=lambda item: (-item[1][0] if descending else item[1][0], item[1][1], item[0]),
+        )
+        return [(user, score) for user, (score, _) in ordered]
+
+    def dead_letters(self) -> Counter[str]:
+        """How many messages went to the dead-letter topic, by reason."""
+        return Counter(fate for fate in self.fates if fate not in ("applied", "duplicate"))
+
+
+def _parse_time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def period_of(competition: OracleCompetition, moment: datetime) -> tuple[str, datetime] | None:
+    """The period label of ``moment`` and when that period ends, or None without a reset."""
+    if competition.reset == "none":
+        return None
+    zone = ZoneInfo(competition.timezone)
+    day = moment.astimezone(zone).date()
+    if competition.reset == "daily":
+        label, next_start = day.isoformat(), day + timedelta(days=1)
+    elif competition.reset == "weekly":
+        year, week, weekday = day.isocalendar()
+        label, next_start = f"{year}-W{week:02d}", day + timedelta(days=8 - weekday)
+    else:
+        label = f"{day.year:04d}-{day.month:02d}"
+        next_start = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return label, datetime.combine(next_start, time(0), tzinfo=zone)
+
+
+def replay(
+    competitions: dict[str, OracleCompetition], messages: list[Message], grace_s: float
+) -> OracleResult:
+    """Compute the expected leaderboards for ``messages``."""
+    histories: dict[tuple[str, str, str], list[tuple[float, datetime, int]]] = defaultdict(list)
+    applied_scores: set[str] = set()
+    applied_controls: set[str] = set()
+    banned: set[tuple[str, str]] = set()
+    fates: list[str] = []
+    for arrival, message in enumerate(messages):
+        fates.append(_apply(competitions, message, arrival, grace_s, histories,
+                            applied_scores, applied_controls, banned))  # fmt: skip
+    standings: dict[Key, dict[str, tuple[float, datetime]]] = defaultdict(dict)
+    for (cid, window, user), events in histories.items():
+        if events:
+            standings[(cid, window)][user] = _standing(competitions[cid], events)
+    return OracleResult(
+        dict(standings), fates, {cid: comp.sort_order for cid, comp in competitions.items()}
+    )
+
+
+def _apply(
+    competitions: dict[str, OracleCompetition],
+    message: Message,
+    arrival: int,
+    grace_s: float,
+    histories: dict[tuple[str, str, str], list[tuple[float, datetime, int]]],
+    applied_scores: set[str],
+    applied_controls: set[str],
+    banned: set[tuple[str, str]],
+) -> str:
+    if isinstance(message, bytes):
+        try:
+            message = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return "undecodable"
+        if not isinstance(message, dict):
+            return "undecodable"
+    competition = competitions.get(message["competition_id"])
+    if competition is None:
+        return "unknown_competition"
+    cid, user = message["competition_id"], message["user_id"]
+    if message["kind"] == "control":
+        if message["event_id"] in applied_controls:
+            return "duplicate"
+        applied_controls.add(message["event_id"])
+        for key in [key for key in histories if key[0] == cid and key[2] == user]:
+            histories[key] = []
+        if message["action"] == "ban_user":
+            banned.add((cid, user))
+        return "applied"
+    value = float(message["value"])
+    moment = _parse_time(message["ts"])
+    if competition.max_value is not None and value > competition.max_value:
+        return "bad_value"
+    if (competition.starts_at and moment < competition.starts_at) or (
+        competition.ends_at and moment >= competition.ends_at
+    ):
+        return "outside_competition"
+    period = period_of(competition, moment)
+    received = _parse_time(message["received_at"])
+    if period is not None and received > period[1] + timedelta(seconds=grace_s):
+        return "late"
+    if message["event_id"] in applied_scores:
+        return "duplicate"
+    if (cid, user) in banned:
+        return "banned"
+    applied_scores.add(message["event_id"])
+    windows = ["alltime"] + ([period[0]] if period else [])
+    for window in windows:
+        histories[(cid, window, user)].append((value, moment, arrival))
+    return "applied"
+
+
+def _standing(
+    competition: OracleCompetition, events: list[tuple[float, datetime, int]]
+) -> tuple[float, datetime]:
+    if competition.operator == "sum":
+        total = 0.0
+        for value, _, _ in sorted(events, key=lambda event: event[2]):
+            total += value
+        return total, max(moment for _, moment, _ in events)
+    if competition.operator == "latest":
+        value, moment, _ = max(events, key=lambda event: (event[1], event[2]))
+        return value, moment
+    values = [value for value, _, _ in events]
+    best = max(values) if competition.sort_order == "desc" else min(values)
+    assert not math.isnan(best)
+    return best, min(moment for value, moment, _ in events if value == best)

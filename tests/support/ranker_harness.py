@@ -1,0 +1,287 @@
+"""Driving the ranker in tests: a workload, producing it, waiting for commits, checking results.
+
+The workload covers what the replay oracle must agree on: duplicates, out-of-order and equal
+event times, all three operators, both sort orders, reset schedules in several time zones,
+late events, control events and every dead-letter reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.competitions import create_competition
+from shared.db import create_pool
+from shared.kafka import create_producer
+from shared.leaderboard_store import LeaderboardStore
+from shared.redis_client import create_redis
+from shared.schemas.competition import CompetitionCreate, SortOrder
+from shared.settings import Settings
+from tests.support.oracle import Message, OracleCompetition, OracleResult, replay
+
+BASE = datetime(2026, 11, 20, tzinfo=UTC)  # a Friday; periods roll over inside the workload
+
+COMPETITIONS = [
+    OracleCompetition("c-best-desc", "desc", "best", "none", max_value=1000.0),
+    OracleCompetition("c-best-asc", "asc", "best", "daily", "America/New_York"),
+    OracleCompetition("c-latest", "desc", "latest", "weekly"),
+    OracleCompetition(
+        "c-sum", "desc", "sum", "monthly", "Asia/Tokyo", starts_at=BASE - timedelta(days=1)
+    ),
+    OracleCompetition("c-sum-asc", "asc", "sum", "daily", ends_at=BASE + timedelta(days=9)),
+]
+
+
+@dataclass
+class Workload:
+    """Competitions and the messages to produce, in order."""
+
+    competitions: dict[str, OracleCompetition]
+    messages: list[Message] = field(default_factory=list)
+
+    def expected(self, grace_s: float) -> OracleResult:
+        """What the ranker must end with."""
+        return replay(self.competitions, self.messages, grace_s)
+
+
+def build_workload(seed: int, events: int, users: int = 25) -> Workload:
+    """A random but reproducible workload of about ``events`` messages."""
+    rng = random.Random(seed)
+    workload = Workload({competition.id: competition for competition in COMPETITIONS})
+    ids = list(workload.competitions)
+    sent: list[dict[str, Any]] = []
+    for index in range(events):
+        roll = rng.random()
+        if sent and roll < 0.08:
+            workload.messages.append(dict(rng.choice(sent)))  # a producer retry
+            continue
+        cid = rng.choice(ids)
+        user = f"u{rng.randrange(users)}"
+        if roll < 0.09:
+            action = "ban_user" if rng.random() < 0.3 else "remove_user"
+            workload.messages.append(
+                {"v": 1, "kind": "control", "event_id": f"ctl-{seed}-{index}", "action": action,
+                 "competition_id": cid, "user_id": user,
+                 "received_at": (BASE + timedelta(days=5)).isoformat()}
+            )  # fmt: skip
+            continue
+        if roll < 0.095:
+            workload.messages.append(b"{not json")
+            continue
+        # minute grid: equal event times happen; order of times is shuffled (out of order)
+        ts = BASE + timedelta(minutes=rng.randrange(-3 * 1440, 13 * 1440, 7))
+        received = ts + timedelta(seconds=rng.randrange(600))
+        if rng.random() < 0.03:
+            received = ts + timedelta(days=2)  # late for daily periods
+        value: float = float(rng.randrange(40))
+        if cid.startswith("c-sum"):
+            value = rng.randrange(1, 30) / 10  # float sums are order-sensitive
+        if roll < 0.1:
+            cid = "c-unknown"
+        elif roll < 0.13 and cid == "c-best-desc":
+            value = 5000.0  # above max_value
+        message = {
+            "v": 1, "kind": "score", "event_id": f"ev-{seed}-{index}", "competition_id": cid,
+            "user_id": user, "value": value, "ts": ts.isoformat(),
+            "received_at": received.isoformat(), "metadata": {"i": index},
+        }  # fmt: skip
+        sent.append(message)
+        workload.messages.append(message)
+    return workload
+
+
+def competition_key(message: Message) -> bytes:
+    """The record key: the competition id (raw garbage goes to a fixed competition)."""
+    if isinstance(message, bytes):
+        return b"c-best-desc"
+    return str(message["competition_id"]).encode()
+
+
+async def create_competitions(settings: Settings, workload: Workload) -> None:
+    """Insert the workload's competitions."""
+    pool = await create_pool(settings, max_size=2)
+    try:
+        for competition in workload.competitions.values():
+            await create_competition(
+                pool,
+                CompetitionCreate(
+                    id=competition.id,
+                    name=competition.id,
+                    sort_order=competition.sort_order,
+                    operator=competition.operator,
+                    reset=competition.reset,
+                    timezone=competition.timezone,
+                    starts_at=competition.starts_at,
+                    ends_at=competition.ends_at,
+                    max_value=competition.max_value,
+                ),
+            )
+    finally:
+        await pool.close()
+
+
+Position = tuple[int, int]  # (partition, offset)
+
+
+async def produce(
+    settings: Settings, messages: list[Message], *, pause_every: int = 0, pause_s: float = 0.0
+) -> list[Position]:
+    """Produce ``messages`` in order, keyed by competition; returns each one's position."""
+    producer = create_producer(settings)
+    await producer.start()
+    positions: list[Position] = []
+    try:
+        for start in range(0, len(messages), pause_every or len(messages) or 1):
+            chunk = messages[start : start + (pause_every or len(messages))]
+            futures = [
+                await producer.send(
+                    settings.topic_score_events,
+                    key=competition_key(message),
+                    value=message if isinstance(message, bytes) else orjson.dumps(message),
+                )
+                for message in chunk
+            ]
+            for metadata in await asyncio.gather(*futures):
+                positions.append((metadata.partition, metadata.offset))
+            if pause_s:
+                await asyncio.sleep(pause_s)
+    finally:
+        await producer.stop()
+    return positions
+
+
+def end_offsets(positions: list[Position]) -> dict[int, int]:
+    """Per partition, the offset after the last produced record."""
+    ends: dict[int, int] = {}
+    for partition, offset in positions:
+        ends[partition] = max(ends.get(partition, 0), offset + 1)
+    return ends
+
+
+async def committed_offsets(settings: Settings) -> dict[int, int]:
+    """The ranker group's committed offset per partition (0 when nothing is committed)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.ranker_group_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        result = {}
+        for partition in range(settings.kafka_partitions):
+            offset = await consumer.committed(
+                TopicPartition(settings.topic_score_events, partition)
+            )
+            result[partition] = offset or 0
+        return result
+    finally:
+        await consumer.stop()
+
+
+async def wait_committed(
+    settings: Settings,
+    targets: dict[int, int],
+    timeout_s: float,
+    processes: Sequence[subprocess.Popen[bytes]] = (),
+) -> None:
+    """Wait until the group committed at least ``targets`` on every partition.
+
+    Fails at once when one of ``processes`` (the rankers) exits meanwhile.
+    """
+    deadline = time.monotonic() + timeout_s
+    committed: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        for process in processes:
+            assert process.poll() is None, f"ranker exited with {process.returncode}"
+        committed = await committed_offsets(settings)
+        if all(committed.get(p, 0) >= offset for p, offset in targets.items()):
+            return
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"committed {committed}, wanted {targets}")
+
+
+async def unapplied_below_commit(
+    settings: Settings,
+    messages: list[Message],
+    positions: list[Position],
+    expected: OracleResult,
+) -> list[str]:
+    """Events that must be in PostgreSQL (their offset is committed) but are not."""
+    committed = await committed_offsets(settings)
+    connection = await asyncpg.connect(
+        settings.database_url.get_secret_value(),
+        server_settings={"search_path": settings.db_schema},
+    )
+    try:
+        scores = {r[0] for r in await connection.fetch("SELECT event_id FROM score_events")}
+        controls = {r[0] for r in await connection.fetch("SELECT event_id FROM control_events")}
+    finally:
+        await connection.close()
+    missing = []
+    for message, (partition, offset), fate in zip(messages, positions, expected.fates, strict=True):
+        if offset >= committed[partition] or fate != "applied":
+            continue
+        assert isinstance(message, dict)
+        stored = controls if message["kind"] == "control" else scores
+        if message["event_id"] not in stored:
+            missing.append(f"{message['event_id']}@{partition}:{offset}")
+    return missing
+
+
+async def read_postgres(
+    settings: Settings,
+) -> dict[tuple[str, str], dict[str, tuple[float, datetime]]]:
+    """Every standing in PostgreSQL, as the oracle shapes it."""
+    connection = await asyncpg.connect(
+        settings.database_url.get_secret_value(),
+        server_settings={"search_path": settings.db_schema},
+    )
+    try:
+        rows = await connection.fetch(
+            "SELECT competition_id, window_label, user_id, score, reached_at FROM standings"
+        )
+    finally:
+        await connection.close()
+    result: dict[tuple[str, str], dict[str, tuple[float, datetime]]] = {}
+    for row in rows:
+        result.setdefault((row[0], row[1]), {})[row[2]] = (row[3], row[4])
+    return result
+
+
+async def read_redis(
+    settings: Settings, windows: list[tuple[str, str]], sort_orders: dict[str, str]
+) -> dict[tuple[str, str], list[tuple[str, float]]]:
+    """Each window's ranking in Redis: (user, score) in rank order."""
+    client = create_redis(settings)
+    try:
+        store = LeaderboardStore(client, settings.redis_key_prefix)
+        result = {}
+        for cid, window in windows:
+            entries = await store.top(cid, window, SortOrder(sort_orders[cid]), 0, 100_000)
+            result[(cid, window)] = [(entry.user_id, entry.score) for entry in entries]
+        return result
+    finally:
+        await client.aclose()
+
+
+async def assert_matches_oracle(settings: Settings, expected: OracleResult) -> None:
+    """PostgreSQL standings and Redis rankings equal the oracle exactly."""
+    postgres = await read_postgres(settings)
+    want = {key: rows for key, rows in expected.standings.items() if rows}
+    assert set(postgres) == set(want), "windows differ"
+    for key, rows in want.items():
+        assert postgres[key] == rows, f"PostgreSQL standings differ in {key}"
+    windows = sorted(set(want) | set(postgres))
+    redis_rankings = await read_redis(settings, windows, expected.sort_orders)
+    for key in windows:
+        assert redis_rankings[key] == expected.ranking(*key), f"Redis ranking differs in {key}"
