@@ -141,6 +141,7 @@ async def test_stopped_redis_answers_503_quickly_or_a_stale_page(outage: Outage)
             "/api/v1/leaderboards/lb/users?ids=u0001,u0002",
         ):
             await _assert_fast_503(outage, path)
+    await asyncio.sleep(outage.settings.query_cache_ttl_ms / 1000 * 2)  # the page is now stale
     stale = await outage.client.get(hot)
     assert stale.status_code == 200
     assert stale.headers["x-podium-stale"] == "true"
