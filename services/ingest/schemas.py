@@ -16,7 +16,13 @@ class ScoreBatchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    events: list[ScoreEventIn] = Field(min_length=1)
+    # ``| Any``: an item that is no ScoreEventIn does not fail the request, it gets its own
+    # ``rejected`` result in the 202, and the document has to say so
+    events: list[ScoreEventIn | Any] = Field(
+        min_length=1,
+        description="Score events (ScoreEventIn). Each is validated on its own: one that does "
+        "not match is rejected in the results of the 202, not the whole batch.",
+    )
 
 
 class ScoreAccepted(BaseModel):
@@ -37,7 +43,9 @@ class EventResult(BaseModel):
     """
 
     index: int
-    event_id: str | None
+    event_id: str | None = Field(
+        None, description="The item's event_id; absent when the item has no usable one."
+    )
     status: Literal["accepted", "rejected"]
     reason: str | None = None
     field: str | None = None
