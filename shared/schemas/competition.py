@@ -7,9 +7,10 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.schemas.identifiers import Identifier
+from shared.schemas.timestamps import IsoDatetime
 
 
 class SortOrder(StrEnum):
@@ -65,8 +66,8 @@ class CompetitionCreate(BaseModel):
     operator: Operator = Operator.BEST
     reset: ResetSchedule = ResetSchedule.NONE
     timezone: str = Field("UTC", max_length=64)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: IsoDatetime | None = None
+    ends_at: IsoDatetime | None = None
     max_value: float | None = Field(None, allow_inf_nan=False)
     visibility: Visibility = Visibility.PUBLIC
     metadata: Metadata = Field(default_factory=dict, max_length=16)
@@ -86,7 +87,7 @@ class CompetitionUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, min_length=1, max_length=200)
-    ends_at: AwareDatetime | None = None
+    ends_at: IsoDatetime | None = None
     max_value: float | None = Field(None, allow_inf_nan=False)
     visibility: Visibility | None = None
 

@@ -15,6 +15,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from shared.schemas.identifiers import Identifier
+from shared.schemas.timestamps import IsoDatetime
 
 MAX_METADATA_KEYS = 16
 MAX_METADATA_BYTES = 1024
@@ -42,7 +43,7 @@ class ScoreEventIn(BaseModel):
     competition_id: Identifier
     user_id: Identifier
     value: float = Field(allow_inf_nan=False)
-    ts: AwareDatetime | None = Field(None, description="Event time; the receive time if absent.")
+    ts: IsoDatetime | None = Field(None, description="Event time; the receive time if absent.")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
     _metadata = field_validator("metadata")(_check_metadata)
