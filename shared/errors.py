@@ -79,6 +79,13 @@ class UnsupportedMediaTypeError(PodiumError):
     code = "unsupported_media_type"
 
 
+class UpgradeRequiredError(PodiumError):
+    """A plain HTTP request to an endpoint that only speaks WebSocket."""
+
+    status_code = 426
+    code = "upgrade_required"
+
+
 class RateLimitedError(PodiumError):
     """Too many requests; ``retry_after_s`` says when to come back."""
 

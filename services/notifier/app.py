@@ -6,13 +6,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from services.notifier.hub import Hub
 from services.notifier.openapi import notifier_openapi
 from services.notifier.page import page_routes
 from services.notifier.repository import NotifierRepository
-from services.notifier.ws import leaderboard_socket
+from services.notifier.ws import leaderboard_socket, upgrade_required
 from shared.change_feed import open_change_feed
 from shared.http.app import create_service_app
 from shared.http.openapi import openapi_route
@@ -20,12 +20,14 @@ from shared.resources import open_resources
 from shared.settings import Settings, get_settings
 
 SERVICE = "notifier"
+SOCKET_PATH = "/ws/leaderboards/{competition_id}"
 
 
 def routes() -> list[BaseRoute]:
     """The notifier's routes besides health and metrics."""
     return [
-        WebSocketRoute("/ws/leaderboards/{competition_id}", leaderboard_socket),
+        WebSocketRoute(SOCKET_PATH, leaderboard_socket),
+        Route(SOCKET_PATH, upgrade_required, methods=["GET"]),
         *page_routes(),
         openapi_route(notifier_openapi()),
     ]

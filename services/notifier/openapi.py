@@ -24,7 +24,10 @@ def notifier_operations() -> list[Operation]:
             "/leaderboards/{competition_id}",
             "The live leaderboard page",
             None,
-            {200: "HTML page (vanilla JS; updates over the WebSocket)", **error_responses(404)},
+            {
+                200: "HTML page (vanilla JS; updates over the WebSocket)",
+                **error_responses(404, 422),
+            },
             parameters=(
                 _COMPETITION,
                 Parameter("user", "query", "Show this user's rank."),
@@ -38,7 +41,10 @@ def notifier_operations() -> list[Operation]:
             "/ws/leaderboards/{competition_id}",
             "Subscribe to a leaderboard (WebSocket upgrade)",
             None,
-            {101: "WebSocket: a snapshot, then coalesced updates"},
+            {
+                101: "WebSocket: a snapshot, then coalesced updates",
+                **error_responses(426),
+            },
             parameters=(
                 _COMPETITION,
                 Parameter("window", "query", "`alltime` (default), `current` or a period."),

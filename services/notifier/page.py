@@ -15,6 +15,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from services.notifier import protocol
 from shared.errors import NotFoundError
 from shared.schemas.identifiers import IDENTIFIER_PATTERN
 
@@ -39,6 +40,9 @@ async def leaderboard_page(request: Request) -> Response:
     competition_id = request.path_params["competition_id"]
     if not _IDENTIFIER.match(competition_id):
         raise NotFoundError("no such leaderboard", details={"field": "path.competition_id"})
+    # the script hands these to the socket: a bad one is a 422 naming it now, not a page
+    # that loads and then fails
+    protocol.parse_params(dict(request.query_params), request.app.state.settings.ranker_top_n)
     return FileResponse(
         STATIC_DIR / "leaderboard.html",
         media_type="text/html; charset=utf-8",

@@ -17,6 +17,8 @@ import logging
 import re
 from datetime import UTC, datetime
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketState
 
 from services.notifier import metrics, protocol
@@ -29,6 +31,7 @@ from shared.errors import (
     NotFoundError,
     PermissionDeniedError,
     PodiumError,
+    UpgradeRequiredError,
     ValidationFailedError,
 )
 from shared.schemas.competition import Visibility
@@ -105,6 +108,14 @@ async def admit(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def upgrade_required(request: Request) -> Response:
+    """A plain HTTP request on the socket's path: 426 saying how to connect (not a bare 404)."""
+    raise UpgradeRequiredError(
+        "this endpoint speaks WebSocket: send the upgrade handshake",
+        details={"upgrade": "websocket"},
+    )
 
 
 async def leaderboard_socket(websocket: WebSocket) -> None:
