@@ -6,12 +6,13 @@ from pathlib import Path
 
 from shared.devstack.processes import free_port
 from shared.settings import Settings
-from tests.conftest import SettingsFactory
 from tests.support.ranker_harness import (
     assert_matches_oracle,
     build_workload,
     create_competitions,
+    dead_letter_reasons,
     end_offsets,
+    latest_tops,
     produce,
     wait_committed,
 )
@@ -31,3 +32,10 @@ async def test_replay_equals_oracle(settings: Settings, artifacts_dir: Path) -> 
     with running_process(command, environment, log) as ranker:
         await wait_committed(settings, end_offsets(positions), 90, [ranker])
     await assert_matches_oracle(settings, expected)
+    # every dead letter once, with its reason (no crash, so no replays)
+    assert await dead_letter_reasons(settings) == expected.dead_letters()
+    # the newest change message of each window carries the final top N
+    tops = await latest_tops(settings)
+    for key, ranking in expected.standings.items():
+        if ranking:
+            assert tops[key] == expected.ranking(*key)[: settings.ranker_top_n], key

@@ -8,12 +8,15 @@ late events, control events and every dead-letter reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,12 +25,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.competitions import create_competition
 from shared.db import create_pool
+from shared.devstack.processes import free_port
 from shared.kafka import create_producer
 from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import create_redis
+from shared.schemas.change_message import ChangeMessage
 from shared.schemas.competition import CompetitionCreate, SortOrder
 from shared.settings import Settings
 from tests.support.oracle import Message, OracleCompetition, OracleResult, replay
+from tests.support.servers import podium_command, process_environment, running_process
+from tests.support.topic_reader import read_topic
 
 BASE = datetime(2026, 11, 20, tzinfo=UTC)  # a Friday; periods roll over inside the workload
 
@@ -134,30 +141,39 @@ Position = tuple[int, int]  # (partition, offset)
 
 
 async def produce(
-    settings: Settings, messages: list[Message], *, pause_every: int = 0, pause_s: float = 0.0
+    settings: Settings,
+    messages: list[Message],
+    *,
+    chunk: int = 0,
+    pause_s: float = 0.0,
+    positions: list[Position] | None = None,
 ) -> list[Position]:
-    """Produce ``messages`` in order, keyed by competition; returns each one's position."""
+    """Produce ``messages`` in order, keyed by competition; returns each one's position.
+
+    With ``chunk``, sends that many at a time with ``pause_s`` between chunks (a stream
+    arriving while the ranker runs); ``positions`` then fills up as chunks are acknowledged.
+    """
     producer = create_producer(settings)
     await producer.start()
-    positions: list[Position] = []
+    produced = positions if positions is not None else []
+    step = chunk or max(len(messages), 1)
     try:
-        for start in range(0, len(messages), pause_every or len(messages) or 1):
-            chunk = messages[start : start + (pause_every or len(messages))]
+        for start in range(0, len(messages), step):
             futures = [
                 await producer.send(
                     settings.topic_score_events,
                     key=competition_key(message),
                     value=message if isinstance(message, bytes) else orjson.dumps(message),
                 )
-                for message in chunk
+                for message in messages[start : start + step]
             ]
             for metadata in await asyncio.gather(*futures):
-                positions.append((metadata.partition, metadata.offset))
+                produced.append((metadata.partition, metadata.offset))
             if pause_s:
                 await asyncio.sleep(pause_s)
     finally:
         await producer.stop()
-    return positions
+    return produced
 
 
 def end_offsets(positions: list[Position]) -> dict[int, int]:
@@ -193,8 +209,10 @@ async def wait_committed(
     targets: dict[int, int],
     timeout_s: float,
     processes: Sequence[subprocess.Popen[bytes]] = (),
+    *,
+    any_partition: bool = False,
 ) -> None:
-    """Wait until the group committed at least ``targets`` on every partition.
+    """Wait until the group committed at least ``targets`` on every partition (or any one).
 
     Fails at once when one of ``processes`` (the rankers) exits meanwhile.
     """
@@ -204,7 +222,8 @@ async def wait_committed(
         for process in processes:
             assert process.poll() is None, f"ranker exited with {process.returncode}"
         committed = await committed_offsets(settings)
-        if all(committed.get(p, 0) >= offset for p, offset in targets.items()):
+        reached = [committed.get(p, 0) >= offset for p, offset in targets.items()]
+        if any(reached) if any_partition else all(reached):
             return
         await asyncio.sleep(0.5)
     raise TimeoutError(f"committed {committed}, wanted {targets}")
@@ -216,7 +235,10 @@ async def unapplied_below_commit(
     positions: list[Position],
     expected: OracleResult,
 ) -> list[str]:
-    """Events that must be in PostgreSQL (their offset is committed) but are not."""
+    """Events that must be in PostgreSQL (their offset is committed) but are not.
+
+    ``positions`` may cover a prefix of ``messages`` (those produced so far).
+    """
     committed = await committed_offsets(settings)
     connection = await asyncpg.connect(
         settings.database_url.get_secret_value(),
@@ -228,7 +250,10 @@ async def unapplied_below_commit(
     finally:
         await connection.close()
     missing = []
-    for message, (partition, offset), fate in zip(messages, positions, expected.fates, strict=True):
+    produced = list(positions)
+    for message, (partition, offset), fate in zip(
+        messages[: len(produced)], produced, expected.fates[: len(produced)], strict=True
+    ):
         if offset >= committed[partition] or fate != "applied":
             continue
         assert isinstance(message, dict)
@@ -285,3 +310,31 @@ async def assert_matches_oracle(settings: Settings, expected: OracleResult) -> N
     redis_rankings = await read_redis(settings, windows, expected.sort_orders)
     for key in windows:
         assert redis_rankings[key] == expected.ranking(*key), f"Redis ranking differs in {key}"
+
+
+async def dead_letter_reasons(settings: Settings) -> Counter[str]:
+    """How many records the dead-letter topic holds, by ``reason`` header."""
+    records = await read_topic(settings, settings.topic_dead_letters)
+    return Counter(dict(record.headers)["reason"].decode() for record in records)
+
+
+async def latest_tops(settings: Settings) -> dict[tuple[str, str], list[tuple[str, float]]]:
+    """The top N of each window in the newest change message that carries it."""
+    tops: dict[tuple[str, str], tuple[int, list[tuple[str, float]]]] = {}
+    for record in await read_topic(settings, settings.topic_changes):
+        change = ChangeMessage.model_validate_json(record.value)
+        for window in change.windows:
+            key = (change.competition_id, window.window)
+            if key not in tops or tops[key][0] < change.version:
+                tops[key] = (change.version, [(e.user_id, e.score) for e in window.top])
+    return {key: top for key, (_, top) in tops.items()}
+
+
+def ranker(
+    settings: Settings, log_path: Path, **overrides: Any
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """Run ``podium ranker`` as a real process (own metrics port) for a ``with`` block."""
+    process_settings = settings.model_copy(update={"ranker_port": free_port(), **overrides})
+    return running_process(
+        podium_command("ranker"), process_environment(process_settings), log_path
+    )

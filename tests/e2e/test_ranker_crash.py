@@ -1,0 +1,66 @@
+"""Acceptance 2: the ranker SIGKILLed at random points mid-stream ends equal to the oracle."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from pathlib import Path
+
+from shared.settings import Settings
+from tests.support.ranker_harness import (
+    Position,
+    assert_matches_oracle,
+    build_workload,
+    committed_offsets,
+    create_competitions,
+    end_offsets,
+    produce,
+    ranker,
+    unapplied_below_commit,
+    wait_committed,
+)
+
+KILLS = 3
+
+
+async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
+    settings: Settings, artifacts_dir: Path
+) -> None:
+    rng = random.Random(7)
+    workload = build_workload(seed=2, events=4000)
+    expected = workload.expected(settings.ranker_period_grace_s)
+    await create_competitions(settings, workload)
+    positions: list[Position] = []
+    # the stream keeps arriving while rankers are killed and restarted
+    producing = asyncio.create_task(
+        produce(settings, workload.messages, chunk=40, pause_s=0.2, positions=positions)
+    )
+    log = artifacts_dir / f"ranker-crash-{settings.db_schema}.log"
+    # a short session: a killed member expires sooner, so restarts rejoin sooner
+    options = {
+        "ranker_batch_size": 50,
+        "kafka_session_timeout_ms": 3000,
+        "kafka_heartbeat_interval_ms": 300,
+    }
+    progress: list[dict[int, int]] = []
+    for _ in range(KILLS):
+        before = await committed_offsets(settings)
+        with ranker(settings, log, **options) as process:
+            # wait for this run to commit something, then kill it at a random point
+            targets = {partition: offset + 1 for partition, offset in before.items()}
+            await wait_committed(settings, targets, 60, [process], any_partition=True)
+            await asyncio.sleep(rng.uniform(0.0, 1.5))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        missing = await unapplied_below_commit(settings, workload.messages, positions, expected)
+        assert missing == [], f"committed past unapplied events: {missing[:5]}"
+        progress.append(await committed_offsets(settings))
+    await producing
+    ends = end_offsets(positions)
+    for committed in progress:  # every kill hit a ranker with work still ahead of it
+        assert any(committed[p] < end for p, end in ends.items()), "a kill was not mid-stream"
+    with ranker(settings, log, **options) as process:
+        await wait_committed(settings, end_offsets(positions), 90, [process])
+    assert progress[0] != progress[-1]
+    await assert_matches_oracle(settings, expected)
