@@ -26,6 +26,8 @@ def uvicorn_config(
         "proxy_headers": False,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         "timeout_keep_alive": 5,
+        # httptools plus a deadline for the request head, which uvicorn lacks (slowloris)
+        "http": "shared.http.header_timeout:HeaderTimeoutProtocol",
         "ssl_certfile": settings.tls_certfile,
         "ssl_keyfile": settings.tls_keyfile,
         "ws_max_size": settings.ws_max_message_bytes,
