@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -334,7 +335,38 @@ def ranker(
     settings: Settings, log_path: Path, **overrides: Any
 ) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     """Run ``podium ranker`` as a real process (own metrics port) for a ``with`` block."""
-    process_settings = settings.model_copy(update={"ranker_port": free_port(), **overrides})
+    process_settings = override(settings, **{"ranker_port": free_port(), **overrides})
     return running_process(
         podium_command("ranker"), process_environment(process_settings), log_path
     )
+
+
+async def metric_samples(port: int, name: str) -> dict[str, float]:
+    """The samples of metric ``name`` a ranker exports, by their label text."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(f"http://127.0.0.1:{port}/metrics")
+    response.raise_for_status()
+    samples = {}
+    for line in response.text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            labels, _, value = line[len(name) :].rpartition(" ")
+            samples[labels] = float(value)
+    return samples
+
+
+async def wait_for_metric(port: int, name: str, minimum: float, timeout_s: float) -> float:
+    """Wait until the sum of metric ``name``'s samples reaches ``minimum``."""
+    deadline = time.monotonic() + timeout_s
+    total = 0.0
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            total = sum((await metric_samples(port, name)).values())
+            if total >= minimum:
+                return total
+        await asyncio.sleep(0.3)
+    raise TimeoutError(f"{name} stayed at {total}, wanted {minimum}")
+
+
+def override(settings: Settings, **overrides: Any) -> Settings:
+    """``settings`` with some fields replaced (validated, unlike ``model_copy``)."""
+    return Settings(**{**settings.model_dump(), **overrides})
