@@ -1,0 +1,107 @@
+"""The ranker's batch applier in-process against real PostgreSQL, Redis and the broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from services.ranker.applier import BatchApplier, decode
+from services.ranker.planner import IncomingEvent
+from shared.competitions import create_competition
+from shared.db import create_pool
+from shared.kafka import create_producer
+from shared.leaderboard_store import LeaderboardStore, StandingWrite
+from shared.redis_client import create_redis
+from shared.schemas.change_message import ChangeMessage
+from shared.schemas.competition import CompetitionCreate, SortOrder
+from shared.schemas.score_event import ControlAction, ControlEvent, ScoreEvent
+from shared.settings import Settings
+from tests.support.topic_reader import read_topic
+
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+async def applier(settings: Settings) -> AsyncIterator[BatchApplier]:
+    pool: asyncpg.Pool = await create_pool(settings)
+    redis: Redis = create_redis(settings)
+    producer: AIOKafkaProducer = create_producer(settings)
+    await producer.start()
+    try:
+        await create_competition(pool, CompetitionCreate(id="c1", name="c1"))
+        yield BatchApplier(settings, pool, redis, producer)
+    finally:
+        await producer.stop()
+        await redis.aclose()
+        await pool.close()
+
+
+def records(*messages: ScoreEvent | ControlEvent) -> list[IncomingEvent]:
+    return [
+        decode(0, offset, b"c1", message.model_dump_json().encode())
+        for offset, message in enumerate(messages)
+    ]
+
+
+def score(event_id: str, user: str, value: float, minutes: int = 0) -> ScoreEvent:
+    ts = T0 + timedelta(minutes=minutes)
+    return ScoreEvent(
+        event_id=event_id, competition_id="c1", user_id=user, value=value, ts=ts, received_at=ts
+    )
+
+
+async def alltime(applier: BatchApplier) -> list[tuple[str, float]]:
+    top = await applier.store.top("c1", "alltime", SortOrder.DESC, 0, 100)
+    return [(entry.user_id, entry.score) for entry in top]
+
+
+async def test_a_replayed_batch_rewrites_redis_from_the_stored_standings(
+    applier: BatchApplier,
+) -> None:
+    first = records(score("e1", "u1", 10), score("e2", "u2", 20), score("e3", "u3", 15))
+    plan = await applier.apply(first)
+    assert len(plan.new_scores) == 3
+    assert await alltime(applier) == [("u2", 20), ("u3", 15), ("u1", 10)]
+
+    second = records(score("e4", "u1", 30, minutes=1))
+    await applier.apply(second)
+    # Redis lost the second write (as if the ranker died between PostgreSQL and Redis)
+    store = LeaderboardStore(applier.store.redis, applier.store.prefix)
+    await store.write("c1", SortOrder.DESC, {"alltime": [StandingWrite("u1", 10, T0)]})
+    replay = await applier.apply(second)
+    assert replay.duplicates == 1
+    assert replay.new_scores == []
+    assert await alltime(applier) == [("u1", 30), ("u2", 20), ("u3", 15)]
+
+
+async def test_removal_closes_ranks_up_and_is_announced(
+    applier: BatchApplier, settings: Settings
+) -> None:
+    await applier.apply(
+        records(score("e1", "u1", 10), score("e2", "u2", 20), score("e3", "u3", 15))
+    )
+    removal = ControlEvent(
+        event_id="k1",
+        action=ControlAction.REMOVE_USER,
+        competition_id="c1",
+        user_id="u2",
+        received_at=T0,
+    )
+    await applier.apply(records(removal))
+    assert await alltime(applier) == [("u3", 15), ("u1", 10)]
+    changes = [
+        ChangeMessage.model_validate_json(record.value)
+        for record in await read_topic(settings, settings.topic_changes)
+    ]
+    assert [change.version for change in changes] == [1, 2]
+    window = changes[-1].windows[0]
+    assert window.window == "alltime"
+    assert [(c.user_id, c.score, c.rank) for c in window.changed] == [("u2", None, None)]
+    assert window.total == 2
+    assert window.top_changed
+    assert [(e.rank, e.user_id) for e in window.top] == [(1, "u3"), (2, "u1")]
