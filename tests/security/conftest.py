@@ -65,6 +65,7 @@ def stack_settings(kafka_bootstrap: str, database_url: str, redis_url: str) -> S
         log_level="DEBUG",
         log_json=True,
         jwt_secrets=[TEST_JWT_SECRET],
+        jwt_leeway_s=0,  # expiry is exact, so the expiry test need not wait for the leeway
         kafka_bootstrap_servers=kafka_bootstrap,
         kafka_partitions=3,
         database_url=database_url,

@@ -6,6 +6,7 @@ notifier's WebSocket handshake), the way an attacker would send it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import time
@@ -202,6 +203,26 @@ async def test_scope_escalation_is_403_and_publishes_nothing(stack: Stack, escal
     assert not {f"esc-other-{subject}", f"esc-batch-{subject}"} & event_ids
     unchanged = await _competition(stack, OPEN_COMPETITION)
     assert unchanged["name"] == OPEN_COMPETITION
+
+
+async def test_a_token_accepted_while_valid_is_refused_once_expired(stack: Stack) -> None:
+    """Also after it was used (verified tokens may be cached by the services)."""
+    token = stack.token("short-lived", "admin", ttl_s=2)
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    headers = {"Authorization": f"Bearer {token}"}
+    urls = [
+        f"{stack.urls['ingest']}/api/v1/competitions",
+        f"{stack.urls['query']}/api/v1/competitions/{PRIVATE_COMPETITION}",
+    ]
+    async with httpx.AsyncClient(timeout=20, headers=headers) as client:
+        for url in urls:
+            assert (await client.get(url)).status_code == 200
+        await asyncio.sleep(max(0.0, expires_at + 1 - time.time()))
+        for url in urls:
+            _assert_401(await client.get(url))
+    private = ws_url(stack.urls["notifier"], PRIVATE_COMPETITION, f"token={token}")
+    async with connect(private) as ws:
+        assert (await closed_with(ws))[0] == 1008
 
 
 async def test_reader_token_reads_private_but_writes_nothing(stack: Stack) -> None:
