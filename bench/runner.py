@@ -63,6 +63,12 @@ async def _create_competitions(settings: Settings, count: int) -> None:
         await pool.close()
 
 
+def _ranked_fraction(ranker: dict[str, Any]) -> float:
+    """How much of each competition the drain ranked (it may stop at its time bound; each
+    partition is applied in order, so the first events of every competition are in)."""
+    return min(1.0, ranker["committed"] / ranker["events"]) if ranker["events"] else 0.0
+
+
 def _members_of(index: int, config: BenchConfig) -> int:
     """Distinct users the ranker phase ranks in competition ``index``."""
     per_competition = max(config.ranker_events // config.competitions, 1)
@@ -134,8 +140,13 @@ async def run_bench(
             figures["ranker"] = await run_ranker_phase(stack, config, ranker_profile)
             if ranker_profile is not None:
                 profiles["ranker"] = {"file": str(ranker_profile), **summarize(ranker_profile)}
+            stack.stop("ranker")
         with clock.phase("services"):
-            ingest = await stack.serve("ingest", "ingest")
+            live = {"topic_score_events": stack.live_topic}
+            ingest = await stack.serve("ingest", "ingest", **live)
+            stack.start_ranker(
+                "ranker-live", **live, ranker_group_id=f"{settings.ranker_group_id}-live"
+            )
             query = await stack.serve("query", "query")
             notifier = await stack.serve("notifier", "notifier")
         with clock.phase("freshness"):
@@ -148,7 +159,9 @@ async def run_bench(
             stack.stop("query")
             cold_query = await stack.serve("query-cold", "query", query_cache_ttl_ms=0)
             with sampled("query_cold", "query-cold"):
-                cold = query_cold(cold_query.url, work_dir, config)
+                cold = query_cold(
+                    cold_query.url, work_dir, config, _ranked_fraction(figures["ranker"])
+                )
             stack.stop("query-cold")
             figures["query"] = {"hot": hot, "cold": cold}
         with clock.phase("notifier"), sampled("notifier", "notifier"):

@@ -93,6 +93,12 @@ class BenchStack:
         """Where the ingest throughput phases publish: a topic no ranker consumes."""
         return f"{self.settings.topic_score_events}.bench-sink"
 
+    @property
+    def live_topic(self) -> str:
+        """The score topic of the live phases (freshness, notifier): no ranker backlog there,
+        whatever the drain phase left behind."""
+        return f"{self.settings.topic_score_events}.bench-live"
+
     async def start(self) -> None:
         """Start the private broker, create the schema and every topic."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +110,10 @@ class BenchStack:
         await admin.start()
         try:
             await admin.create_topics(
-                [NewTopic(self.sink_topic, self.settings.kafka_partitions, 1)]
+                [
+                    NewTopic(topic, self.settings.kafka_partitions, 1)
+                    for topic in (self.sink_topic, self.live_topic)
+                ]
             )
         finally:
             await admin.close()

@@ -20,6 +20,7 @@ from bench.workload import competition_id
 TICK_S = 0.05
 POLL_S = 0.005
 PROBE_TIMEOUT_S = 10.0
+WARMUP_TIMEOUT_S = 60.0
 
 
 async def _background(
@@ -78,6 +79,7 @@ async def _probe(
     index: int,
     competitions: int,
     tag: str,
+    timeout_s: float = PROBE_TIMEOUT_S,
 ) -> float | None:
     cid = competition_id(index % competitions)
     uid = f"{tag}-probe-{index}"
@@ -90,7 +92,7 @@ async def _probe(
         return None
     accepted = time.monotonic()
     url = f"{query_url}/api/v1/leaderboards/{cid}/users/{uid}"
-    while time.monotonic() - accepted < PROBE_TIMEOUT_S:
+    while time.monotonic() - accepted < timeout_s:
         if (await client.get(url)).status_code == 200:
             return (time.monotonic() - accepted) * 1000
         await asyncio.sleep(POLL_S)
@@ -103,6 +105,12 @@ async def run_freshness(
     """Offer ``freshness_rate_eps`` for ``freshness_duration_s``; freshness of the probes."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
+        # the pipeline is live (ranker joined its group) once one probe made it through
+        warm = await _probe(
+            client, ingest_url, query_url, token, -1, config.competitions, tag, WARMUP_TIMEOUT_S
+        )
+        if warm is None:
+            raise RuntimeError("no event reached the query API: the live ranker is not running")
         started = time.monotonic()
         until = started + config.freshness_duration_s
         probe_rate = config.freshness_probes_per_s

@@ -44,8 +44,11 @@ def query_hot(base_url: str, work_dir: Path, config: BenchConfig) -> dict[str, A
     return {"top10": top, "around": around}
 
 
-def query_cold(base_url: str, work_dir: Path, config: BenchConfig) -> dict[str, Any]:
-    """Top-10 and around-me of random competitions / users against a TTL-0 process."""
+def query_cold(
+    base_url: str, work_dir: Path, config: BenchConfig, ranked_fraction: float
+) -> dict[str, Any]:
+    """Top-10 and around-me of random competitions / users against a TTL-0 process; users
+    are drawn from the ``ranked_fraction`` of events the ranker applied."""
     top = wrk_figure(
         base_url,
         lambda _repeat: scripts.varying_top(config.competitions),
@@ -56,7 +59,7 @@ def query_cold(base_url: str, work_dir: Path, config: BenchConfig) -> dict[str, 
     around = wrk_figure(
         base_url,
         lambda _repeat: scripts.varying_around(
-            config.competitions, config.users, config.ranker_events
+            config.competitions, config.users, int(config.ranker_events * ranked_fraction * 0.9)
         ),
         work_dir,
         "query-around-cold",
