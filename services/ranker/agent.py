@@ -1,11 +1,12 @@
 """The faust app: one agent taking batches of ``score-events`` and committing what it applied.
 
-Records are read raw (faust's JSON codec would stall the partition on a bad record; the
-ranker decodes and dead-letters instead). Faust's own acking is not used (``acks=False`` on the topic): faust acks a batch when it is
-taken, and when the agent body failed it committed the batch without applying it. Instead the
-agent applies a batch (retrying inside, so no error reaches faust), then commits
-``offset + 1`` of the batch's last record per partition. An exception that still escapes
-crashes the process (``CrashingSupervisor``): a restarted agent would skip the failed batch.
+Records are read raw: faust's JSON codec would stall the partition on a bad record, the ranker
+decodes and dead-letters instead. Faust's own acking is not used (``acks=False`` on the
+topic): faust acks a batch when it is taken, and when the agent body failed it committed the
+batch without applying it. Instead the agent applies a batch (retrying inside, so no error
+reaches faust), then commits ``offset + 1`` of the batch's last record per partition. An
+exception that still escapes crashes the process (``CrashingSupervisor``): a restarted agent
+would skip the failed batch.
 """
 
 from __future__ import annotations

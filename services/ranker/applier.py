@@ -89,7 +89,6 @@ class BatchApplier:
         batch = list(events)
         decoded = [event.message for event in batch if event.message is not None]
         competition_ids = sorted({message.competition_id for message in decoded})
-        indexed: list[IndexedCompetition] = []
         async with self.pool.acquire() as connection, connection.transaction():
             await lock_competitions(connection, competition_ids)
             state = await load_state(
@@ -101,15 +100,18 @@ class BatchApplier:
             )
             plan = plan_batch(batch, state, self.settings.ranker_period_grace_s)
             await write_plan(connection, plan)
-            for competition_id in sorted(plan.touched):
-                indexed.append(
-                    await write_competition(
+            # one Lua script per competition (a hash tag each), run concurrently
+            indexed = await asyncio.gather(
+                *(
+                    write_competition(
                         self.store,
                         state.competitions[competition_id],
                         plan,
                         self.settings.ranker_top_n,
                     )
+                    for competition_id in sorted(plan.touched)
                 )
+            )
         for item in indexed:
             if item.results is None:
                 logger.warning("leaderboard %s missing in Redis; rebuilding", item.competition.id)
@@ -125,21 +127,28 @@ class BatchApplier:
             metrics.DEAD_LETTERS.labels(dead_letter.reason.value).inc()
         return plan
 
-    async def _publish(self, plan: BatchPlan, indexed: list[IndexedCompetition]) -> None:
+    async def _change_message(
+        self, plan: BatchPlan, item: IndexedCompetition
+    ) -> ChangeMessage | None:
+        windows = await window_changes(self.store, item, plan, self.settings.ranker_top_n)
+        if not windows:
+            return None
+        cid = item.competition.id
+        version = int(await self.store.redis.incr(version_key(self.store.prefix, cid)))
+        return ChangeMessage(
+            competition_id=cid, version=version, emitted_at=datetime.now(UTC), windows=windows
+        )
+
+    async def _publish(self, plan: BatchPlan, indexed: Sequence[IndexedCompetition]) -> None:
         sends = []
-        for item in indexed:
-            cid = item.competition.id
-            windows = await window_changes(self.store, item, plan, self.settings.ranker_top_n)
-            if not windows:
+        messages = await asyncio.gather(*(self._change_message(plan, item) for item in indexed))
+        for message in messages:
+            if message is None:
                 continue
-            version = int(await self.store.redis.incr(version_key(self.store.prefix, cid)))
-            message = ChangeMessage(
-                competition_id=cid, version=version, emitted_at=datetime.now(UTC), windows=windows
-            )
             sends.append(
                 await self.producer.send(
                     self.settings.topic_changes,
-                    key=cid.encode(),
+                    key=message.competition_id.encode(),
                     value=message.model_dump_json().encode(),
                 )
             )

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from services.ranker.planner import BatchPlan
-from shared.leaderboard import competition_key_pattern, ranking_key
+from shared.leaderboard import (
+    competition_key_pattern,
+    member_user_id,
+    ranking_key,
+    standing_value,
+)
 from shared.leaderboard_store import (
     CompetitionNotBuiltError,
     LeaderboardStore,
@@ -40,6 +45,29 @@ async def redis_windows(redis: Redis, prefix: str, competition_id: str) -> set[s
         if ":rebuild:" not in text:
             windows.add(text[len(head) : -len(":z")])
     return windows
+
+
+async def read_tops(
+    store: LeaderboardStore, competition: Competition, windows: list[str], top_n: int
+) -> dict[str, list[LeaderboardEntry]]:
+    """The top ``top_n`` of each window, read in one round trip."""
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for window in windows:
+            pipe.zrange(
+                ranking_key(store.prefix, competition.id, window), 0, top_n - 1, withscores=True
+            )
+        replies = await pipe.execute()
+    return {
+        window: [
+            LeaderboardEntry(
+                rank=position + 1,
+                user_id=member_user_id(member),
+                score=standing_value(float(score), competition.sort_order),
+            )
+            for position, (member, score) in enumerate(rows)
+        ]
+        for window, rows in zip(windows, replies, strict=True)
+    }
 
 
 async def write_competition(
@@ -88,8 +116,9 @@ async def window_changes(
     """Describe each written window after the batch (ranks read back if it was rebuilt)."""
     competition = indexed.competition
     changes = []
+    tops = await read_tops(store, competition, list(indexed.users_by_window), top_n)
     for window, users in sorted(indexed.users_by_window.items()):
-        top = await store.top(competition.id, window, competition.sort_order, 0, top_n)
+        top = tops[window]
         if indexed.results is not None:
             result = indexed.results[window]
             total, ranks = result.total, result.ranks
