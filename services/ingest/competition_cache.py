@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 _FAILURE_BACKOFF_S = 1.0
 _MAX_ENTRIES = 10_000  # bounds memory when callers post many unknown competition ids
+_MAX_REFRESH_AHEAD = 1_000  # ids refreshed early per load (one query's worth)
 
 
 class CompetitionCache:
@@ -54,8 +55,21 @@ class CompetitionCache:
                 found_now, missing = self._fresh(missing)
                 found.update(found_now)
                 if missing:
-                    found.update(await self._load(missing))
+                    loaded = await self._load([*missing, *self._expiring_soon(missing)])
+                    found.update((cid, loaded[cid]) for cid in missing)
         return found
+
+    def _expiring_soon(self, loading: Collection[str]) -> list[str]:
+        """Entries past half their TTL, refreshed in the same query as a miss: with many
+        competitions under load, expiries then cost a few queries per TTL, not one each."""
+        horizon = self._clock() + self._ttl_s / 2
+        skip = set(loading)
+        soon = [
+            cid
+            for cid, (expires_at, _) in self._entries.items()
+            if expires_at < horizon and cid not in skip
+        ]
+        return soon[:_MAX_REFRESH_AHEAD]
 
     async def get(self, competition_id: str) -> Competition | None:
         """The competition, or None when it does not exist."""

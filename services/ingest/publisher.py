@@ -47,22 +47,25 @@ class EventPublisher:
             return
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout_s
         deliveries: list[asyncio.Future[object]] = []
         outcome = "error"
         try:
-            for record in records:
-                delivery = await asyncio.wait_for(
-                    self._producer.send(
-                        self._topic, value=record.value, key=record.key.encode(), headers=headers
-                    ),
-                    max(0.0, deadline - loop.time()),
-                )
-                deliveries.append(delivery)
-            done, pending = await asyncio.wait(deliveries, timeout=max(0.0, deadline - loop.time()))
-            if pending:
-                raise TimeoutError
-            for delivery in done:
+            # one deadline for the whole publish: wait_for per record would wrap every send
+            # in a task of its own (Python 3.11), a large share of a 500-event batch's CPU
+            async with asyncio.timeout_at(loop.time() + self._timeout_s):
+                send = self._producer.send
+                for record in records:
+                    deliveries.append(
+                        await send(
+                            self._topic,
+                            value=record.value,
+                            key=record.key.encode(),
+                            headers=headers,
+                        )
+                    )
+                # asyncio.wait never cancels the deliveries themselves on a timeout
+                await asyncio.wait(deliveries)
+            for delivery in deliveries:
                 delivery.result()
             outcome = "ok"
         except TimeoutError as error:
