@@ -92,6 +92,10 @@ def create_faust_app(settings: Settings, datadir: Path) -> faust.App:
                 now = datetime.now(UTC).timestamp()
                 for tp, offset in offsets.items():
                     metrics.COMMITTED_OFFSET.labels(str(tp.partition)).set(offset)
+                    highwater = app.consumer.highwater(tp)
+                    if highwater is not None:
+                        lag = max(0, highwater - offset)
+                        metrics.CONSUMER_LAG_RECORDS.labels(str(tp.partition)).set(lag)
                 for partition, received in newest.items():
                     metrics.CONSUMER_LAG_S.labels(str(partition)).set(max(0.0, now - received))
 

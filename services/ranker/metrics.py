@@ -41,7 +41,13 @@ REBUILDS = Counter(
 CONSUMER_LAG_S = Gauge(
     "podium_ranker_consumer_lag_seconds",
     "Seconds between ingest receiving the newest applied event and its offsets committing,"
-    " by partition (record-count lag is not exported: the dev broker misreports end offsets).",
+    " by partition.",
+    ["partition"],
+)
+CONSUMER_LAG_RECORDS = Gauge(
+    "podium_ranker_consumer_lag_records",
+    "Records behind the partition's high watermark after a commit, by partition. Taken from"
+    " fetch responses, not from end_offsets() (which the dev broker answers wrongly).",
     ["partition"],
 )
 COMMITTED_OFFSET = Gauge(

@@ -36,11 +36,14 @@ async def test_replay_equals_oracle(settings: Settings, artifacts_dir: Path) -> 
         applied = await metric_samples(port, "podium_ranker_events_applied_total")
         duplicates = await metric_samples(port, "podium_ranker_duplicates_dropped_total")
         dead = await metric_samples(port, "podium_ranker_dead_letters_total")
+        lag = await metric_samples(port, "podium_ranker_consumer_lag_records")
     assert process.returncode == 0  # SIGTERM: a clean shutdown
     await assert_matches_oracle(settings, expected)
     assert sum(applied.values()) == expected.fates.count("applied")
     assert sum(duplicates.values()) == expected.fates.count("duplicate")
     assert dead['{reason="banned"}'] == expected.dead_letters()["banned"]
+    assert len(lag) == settings.kafka_partitions
+    assert set(lag.values()) == {0.0}  # caught up
     # every dead letter once, with its reason (no crash, so no replays)
     assert await dead_letter_reasons(settings) == expected.dead_letters()
     # the newest change message of each window carries the final top N
