@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -10,7 +11,11 @@ from shared.settings import Settings
 
 
 def run(settings: Settings) -> int:
-    """Run the ranker until SIGINT/SIGTERM; returns the exit status."""
+    """Run the ranker until SIGINT/SIGTERM; returns the exit status (2: bad configuration)."""
     with tempfile.TemporaryDirectory(prefix="podium-ranker-") as datadir:
-        app = create_faust_app(settings, Path(datadir))
+        try:
+            app = create_faust_app(settings, Path(datadir))
+        except ValueError as error:
+            print(f"podium: invalid configuration: {error}", file=sys.stderr)
+            return 2
         return run_worker(app, settings.log_level)
