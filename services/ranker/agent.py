@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
+import faust.auth
 import mode
+from aiokafka.helpers import create_ssl_context
 
 from services.ranker import metrics
 from services.ranker.applier import decode
@@ -28,10 +30,29 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
+    """Faust's credentials for the configured Kafka security protocol (None: plaintext)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if settings.kafka_sasl_mechanism is None:
+        raise ValueError(f"PODIUM_KAFKA_SASL_MECHANISM is required with {protocol}")
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password is not None else None,
+        ssl_context=context,
+        mechanism=settings.kafka_sasl_mechanism,
+    )
+
+
 def create_faust_app(settings: Settings, datadir: Path) -> faust.App:
     """The ranker's faust app for ``settings`` (faust keeps its scratch files in ``datadir``)."""
-    if settings.kafka_security_protocol != "PLAINTEXT":
-        raise ValueError("the ranker supports PODIUM_KAFKA_SECURITY_PROTOCOL=PLAINTEXT only")
     brokers = ";".join(
         f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")
     )
@@ -39,6 +60,7 @@ def create_faust_app(settings: Settings, datadir: Path) -> faust.App:
     app = faust.App(
         settings.ranker_group_id,
         broker=brokers,
+        broker_credentials=broker_credentials(settings),
         datadir=str(datadir),
         web_enabled=False,
         topic_partitions=settings.kafka_partitions,
