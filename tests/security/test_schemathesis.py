@@ -27,7 +27,7 @@ from schemathesis.checks import (
 
 from tests.security.conftest import Stack
 
-EXAMPLES_PER_OPERATION = 50
+EXAMPLES_PER_OPERATION = 30
 COMMON_CHECKS = [
     not_a_server_error,
     status_code_conformance,
