@@ -36,6 +36,14 @@ logger = logging.getLogger(__name__)
 
 REASON_HEADER = "reason"
 
+# Versions must keep increasing even when Redis loses the counter (the notifier drops
+# versions it has seen): a missing counter restarts from the clock in milliseconds, which is
+# above any count of batches published before.
+_NEXT_VERSION_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('INCR', KEYS[1])
+"""
+
 
 def decode(partition: int, offset: int, key: bytes | None, value: bytes) -> IncomingEvent:
     """Decode one record; an undecodable one keeps its error for the dead-letter header."""
@@ -60,6 +68,7 @@ class BatchApplier:
         self.pool = pool
         self.store = LeaderboardStore(redis, settings.redis_key_prefix)
         self.producer = producer
+        self._next_version = redis.register_script(_NEXT_VERSION_SCRIPT)
 
     async def apply_with_retries(self, events: Sequence[IncomingEvent]) -> None:
         """Apply ``events``, retrying with exponential back-off until it succeeds.
@@ -134,7 +143,9 @@ class BatchApplier:
         if not windows:
             return None
         cid = item.competition.id
-        version = int(await self.store.redis.incr(version_key(self.store.prefix, cid)))
+        now_ms = int(time.time() * 1000)
+        key = version_key(self.store.prefix, cid)
+        version = int(await self._next_version(keys=[key], args=[now_ms]))
         return ChangeMessage(
             competition_id=cid, version=version, emitted_at=datetime.now(UTC), windows=windows
         )
