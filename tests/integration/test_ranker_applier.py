@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
@@ -21,6 +24,8 @@ from shared.schemas.change_message import ChangeMessage
 from shared.schemas.competition import CompetitionCreate, SortOrder
 from shared.schemas.score_event import ControlAction, ControlEvent, ScoreEvent
 from shared.settings import Settings
+from tests.conftest import SettingsFactory
+from tests.support.private_redis import private_redis
 from tests.support.topic_reader import read_topic
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -46,6 +51,10 @@ def records(*messages: ScoreEvent | ControlEvent) -> list[IncomingEvent]:
         decode(0, offset, b"c1", message.model_dump_json().encode())
         for offset, message in enumerate(messages)
     ]
+
+
+def _retries() -> float:
+    return REGISTRY.get_sample_value("podium_ranker_batch_retries_total") or 0.0
 
 
 def score(event_id: str, user: str, value: float, minutes: int = 0) -> ScoreEvent:
@@ -121,3 +130,35 @@ async def test_versions_keep_increasing_after_redis_loses_the_counter(
     ]
     assert versions == sorted(set(versions))
     assert await alltime(applier) == [("u1", 12)]
+
+
+async def test_redis_unavailable_retries_the_batch_until_it_applies(
+    settings_factory: SettingsFactory, settings: Settings, artifacts_dir: Path, tmp_path: Path
+) -> None:
+    with private_redis(tmp_path, artifacts_dir / "ranker-applier-redis.log") as server:
+        hung_settings = settings_factory(redis_url=server.url, ranker_retry_max_backoff_s=0.2)
+        pool: asyncpg.Pool = await create_pool(settings)
+        redis: Redis = create_redis(hung_settings)
+        producer = create_producer(settings)
+        await producer.start()
+        try:
+            await create_competition(pool, CompetitionCreate(id="c1", name="c1"))
+            applier = BatchApplier(hung_settings, pool, redis, producer)
+            retries_before = _retries()
+            server.freeze()
+            applying = asyncio.create_task(
+                applier.apply_with_retries(records(score("e1", "u1", 10), score("e2", "u2", 5)))
+            )
+            while _retries() < retries_before + 2:
+                await asyncio.sleep(0.05)
+            # nothing was applied: the PostgreSQL transaction rolled back with the Redis failure
+            assert await pool.fetchval("SELECT count(*) FROM score_events") == 0
+            assert not applying.done()
+            server.thaw()
+            await asyncio.wait_for(applying, 30)
+            assert await alltime(applier) == [("u1", 10), ("u2", 5)]
+            assert await pool.fetchval("SELECT count(*) FROM score_events") == 2
+        finally:
+            await producer.stop()
+            await redis.aclose()
+            await pool.close()
