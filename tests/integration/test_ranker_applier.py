@@ -9,8 +9,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from prometheus_client import REGISTRY
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.ranker.applier import BatchApplier, decode
