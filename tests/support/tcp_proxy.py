@@ -88,13 +88,13 @@ class TcpProxy:
         self._writers.update((writer, upstream_writer))
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             await asyncio.gather(
                 self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
             )
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             for end in (writer, upstream_writer):
                 self._writers.discard(end)
                 end.transport.abort()
