@@ -156,6 +156,18 @@ async def _drive(
     )
 
 
+async def _print_progress(load: WriteLoad, run_started: float) -> None:
+    """A line every 10 s so a long run shows that it moves."""
+    while True:
+        await asyncio.sleep(10)
+        stats = load.stats
+        print(
+            f"soak | {time.monotonic() - run_started:5.0f} s: offered {stats.offered},"
+            f" accepted {len(stats.accepted)}, retried attempts {stats.retries}",
+            flush=True,
+        )
+
+
 async def _websockets_converge(subscribers: list[Subscriber], expected: dict[Any, Any]) -> bool:
     """Whether every subscriber's last pushed top equals the oracle's alltime top 10."""
     deadline = time.monotonic() + CONVERGE_TIMEOUT_S
