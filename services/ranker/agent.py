@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,12 +21,14 @@ import faust.auth
 import mode
 from aiokafka.helpers import create_ssl_context
 
-from services.ranker import metrics
 from services.ranker.applier import decode
+from services.ranker.lag import LagTracker
 from services.ranker.runtime import ranker_runtime
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+LAG_REFRESH_S = 1.0
 
 
 def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
@@ -100,28 +101,25 @@ def create_faust_app(settings: Settings, datadir: Path) -> faust.App:
                 ]
                 await applier.apply_with_retries(events)
                 offsets: dict[Any, int] = {}
-                newest: dict[int, float] = {}
                 for record in records:
                     tp = record.message.tp
                     offsets[tp] = max(offsets.get(tp, -1), record.message.offset + 1)
-                for event in events:
-                    if event.message is not None:
-                        received = event.message.received_at.timestamp()
-                        newest[event.partition] = max(newest.get(event.partition, 0.0), received)
                 if not await cast(Any, app.consumer)._commit(offsets):
                     logger.warning("offsets %s not committed (partitions moved)", offsets)
                     continue
-                now = datetime.now(UTC).timestamp()
-                for tp, offset in offsets.items():
-                    metrics.COMMITTED_OFFSET.labels(str(tp.partition)).set(offset)
-                    highwater = app.consumer.highwater(tp)
-                    if highwater is not None:
-                        lag = max(0, highwater - offset)
-                        metrics.CONSUMER_LAG_RECORDS.labels(str(tp.partition)).set(lag)
-                for partition, received in newest.items():
-                    metrics.CONSUMER_LAG_S.labels(str(partition)).set(max(0.0, now - received))
+                lag.committed(offsets)
+
+    lag = LagTracker(lambda tp: app.consumer.highwater(tp))
+
+    async def refresh_lag() -> None:
+        lag.refresh()
+
+    async def forget_revoked(sender: Any, *arguments: Any, **_: Any) -> None:
+        lag.forget(arguments[0] if arguments else ())
 
     app.agent(topic, concurrency=1, supervisor_strategy=mode.CrashingSupervisor)(rank)
+    app.timer(LAG_REFRESH_S)(refresh_lag)
+    app.on_partitions_revoked.connect(cast(Any, forget_revoked))
     return app
 
 

@@ -40,14 +40,13 @@ REBUILDS = Counter(
 )
 CONSUMER_LAG_S = Gauge(
     "podium_ranker_consumer_lag_seconds",
-    "Seconds between ingest receiving the newest applied event and its offsets committing,"
-    " by partition.",
+    "How long the partition has had records waiting (0 when caught up), by partition.",
     ["partition"],
 )
 CONSUMER_LAG_RECORDS = Gauge(
     "podium_ranker_consumer_lag_records",
-    "Records behind the partition's high watermark after a commit, by partition. Taken from"
-    " fetch responses, not from end_offsets() (which the dev broker answers wrongly).",
+    "Records between the committed offset and the high watermark of the last fetch, by"
+    " partition (not from end_offsets(), which the dev broker answers wrongly).",
     ["partition"],
 )
 COMMITTED_OFFSET = Gauge(
