@@ -99,6 +99,8 @@ async def test_postgres_outage_holds_offsets_then_catches_up(
             await produce(settings, workload.messages[third : 2 * third], positions=positions)
             # the batch fails and is retried (with back-off) several times
             await wait_for_metric(metrics_port, "podium_ranker_batch_retries_total", 3, 60)
+            # the lag shows the stall: records wait while nothing commits
+            await wait_for_metric(metrics_port, "podium_ranker_consumer_lag_records", 1, 30)
             async with httpx.AsyncClient(timeout=5) as http:
                 ready = await http.get(f"http://127.0.0.1:{metrics_port}/health/ready")
             assert ready.status_code == 503
