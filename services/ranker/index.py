@@ -97,10 +97,10 @@ async def write_competition(
     window_writes: dict[str, Sequence[StandingWrite]] = {
         window: items for window, items in writes.items() if items
     }
-    users_by_window = {window: [w.user_id for w in items] for window, items in writes.items()}
-    top_before = {
-        window: await store.top(cid, window, competition.sort_order, 0, top_n) for window in writes
+    users_by_window = {
+        window: [write.user_id for write in items] for window, items in window_writes.items()
     }
+    top_before = await read_tops(store, competition, list(window_writes), top_n)
     try:
         results: dict[str, WindowResult] | None = await store.write(
             cid, competition.sort_order, window_writes
