@@ -15,9 +15,8 @@ from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore
 from shared.redis_client import create_redis
 from shared.schemas.competition import SortOrder
 from shared.settings import Settings
-from soak.oracle import OracleStanding
+from soak.oracle import OracleResult
 
-Expected = dict[tuple[str, str], list[OracleStanding]]
 DRAIN_TIMEOUT_S = 180.0
 
 
@@ -54,27 +53,19 @@ async def wait_for_drain(settings: Settings, accepted_ids: set[str]) -> int:
         await connection.close()
 
 
-def _rows(expected: list[OracleStanding]) -> list[tuple[str, float]]:
-    return [(standing.user_id, standing.score) for standing in expected]
-
-
 async def compare(
-    settings: Settings,
-    query_url: str,
-    expected: Expected,
-    sort_orders: dict[str, str],
-    sum_competitions: set[str],
+    settings: Settings, query_url: str, expected: OracleResult, sum_competitions: set[str]
 ) -> CheckResult:
     """Compare PostgreSQL standings, Redis and the query API with ``expected``."""
     result = CheckResult()
     await _compare_postgres(settings, expected, sum_competitions, result)
-    await _compare_redis(settings, expected, sort_orders, result)
+    await _compare_redis(settings, expected, result)
     await _compare_query(query_url, expected, result)
     return result
 
 
 async def _compare_postgres(
-    settings: Settings, expected: Expected, sum_competitions: set[str], result: CheckResult
+    settings: Settings, expected: OracleResult, sum_competitions: set[str], result: CheckResult
 ) -> None:
     connection = await connect(settings)
     try:
@@ -88,19 +79,18 @@ async def _compare_postgres(
         key = (row["competition_id"], row["window_label"])
         actual.setdefault(key, {})[row["user_id"]] = (row["score"], row["reached_at"])
     equal = True
-    for key, standings in expected.items():
+    for key, want in expected.standings.items():
         table = actual.get(key, {})
-        want = {s.user_id: (s.score, s.reached_at) for s in standings}
         if table != want:
             equal = False
             result.mismatches.append(f"postgres {key}: {_diff(want, table)}")
         if key[0] in sum_competitions and key[1] == "alltime":
             for user, (score, _) in table.items():
-                expected_score = want.get(user, (0.0, None))[0]
+                expected_score = want[user][0] if user in want else 0.0
                 if score > expected_score:
                     result.double_counted += int(score - expected_score)
-    checked = {competition_id for competition_id, _ in expected}
-    extra = {key for key in actual if key[0] in checked} - set(expected)
+    checked = {competition_id for competition_id, _ in expected.standings}
+    extra = {key for key in actual if key[0] in checked} - set(expected.standings)
     if extra:
         equal = False
         result.mismatches.append(f"postgres has unexpected windows {sorted(extra)[:5]}")
@@ -115,17 +105,16 @@ def _diff(want: dict[str, Any], have: dict[str, Any]) -> str:
     return f"missing {missing} extra {extra} changed {details}"
 
 
-async def _compare_redis(
-    settings: Settings, expected: Expected, sort_orders: dict[str, str], result: CheckResult
-) -> None:
+async def _compare_redis(settings: Settings, expected: OracleResult, result: CheckResult) -> None:
     redis = create_redis(settings)
     store = LeaderboardStore(redis, settings.redis_key_prefix)
     equal = True
     try:
-        for (competition_id, window), standings in expected.items():
-            order = SortOrder(sort_orders[competition_id])
+        for competition_id, window in expected.standings:
+            ranking = expected.ranking(competition_id, window)
+            order = SortOrder(expected.sort_orders[competition_id])
             try:
-                entries = await store.top(competition_id, window, order, 0, len(standings) + 10)
+                entries = await store.top(competition_id, window, order, 0, len(ranking) + 10)
                 if not await store.is_built(competition_id):
                     raise CompetitionNotBuiltError(competition_id)
             except CompetitionNotBuiltError:
@@ -133,7 +122,7 @@ async def _compare_redis(
                 result.mismatches.append(f"redis {competition_id} not built")
                 continue
             have = [(entry.user_id, entry.score) for entry in entries]
-            if have != _rows(standings):
+            if have != ranking:
                 equal = False
                 result.mismatches.append(f"redis {(competition_id, window)} differs")
     finally:
@@ -162,17 +151,17 @@ async def read_all_pages(
             return entries
 
 
-async def _compare_query(query_url: str, expected: Expected, result: CheckResult) -> None:
+async def _compare_query(query_url: str, expected: OracleResult, result: CheckResult) -> None:
     equal = True
     async with httpx.AsyncClient(timeout=10) as client:
-        for (competition_id, window), standings in expected.items():
+        for competition_id, window in expected.standings:
             try:
                 have = await read_all_pages(client, query_url, competition_id, window)
             except httpx.HTTPError as error:
                 equal = False
                 result.mismatches.append(f"query {(competition_id, window)}: {error}")
                 continue
-            if have != _rows(standings):
+            if have != expected.ranking(competition_id, window):
                 equal = False
                 result.mismatches.append(f"query {(competition_id, window)} differs")
     result.query_equal = equal

@@ -1,116 +1,188 @@
-"""The replay oracle: standings computed from accepted events by the rules, independently.
+"""An independent replay oracle: the leaderboards a stream of events must produce.
 
-It restates the domain rules (DESIGN.md, the ranker issue) without using the ranker's code:
-``best`` keeps the better value and, on an equal value, the earliest time it was reached;
-``latest`` keeps the value of the latest event time (a later arrival wins on equal times);
-``sum`` adds and counts as reached at the latest contributing event time. Every event counts
-toward ``alltime`` and, for competitions with a reset schedule, its period (in the
-competition's time zone). Ranks: better score first, then earlier reached, then user id.
+Written from the rules in issue #4 and DESIGN.md, not from the ranker's code, and in a
+different shape: it keeps each user's applied events per window (since their last removal) and
+derives the standing from that history at the end, where the ranker folds incrementally.
+
+Input messages are what ingest puts on ``score-events``, as plain dicts (or raw bytes for an
+undecodable record), in topic order per competition. Rules:
+
+- dead letters, in this order: undecodable; unknown competition; value above the
+  competition's ``max_value`` (``bad_value``); event time outside [starts_at, ends_at)
+  (``outside_competition``); for a reset schedule, received more than ``grace_s`` after its
+  period ended (``late``); a score of a banned user (``banned``);
+- an ``event_id`` applies once (score and control ids are separate name spaces); a duplicate
+  of an applied event is dropped, even after a ban;
+- windows: ``alltime`` plus the period of the event time in the competition's time zone
+  (daily ``YYYY-MM-DD``, weekly ISO ``YYYY-Www``, monthly ``YYYY-MM``);
+- ``best``: the best value (max for desc, min for asc), reached at the earliest event time that
+  scored it; ``latest``: the value of the event with the latest event time, the later arrival
+  on equal times, reached at that time; ``sum``: the sum (added in arrival order), reached at
+  the latest event time;
+- ``remove_user`` erases the user's standings in every window (later events start afresh);
+  ``ban_user`` does that and dead-letters the user's later scores;
+- rank order: better score first, then earlier reached time, then user id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from shared.schemas.competition import ResetSchedule
-from shared.windows import ALLTIME, period_label
+import orjson
+
+Message = dict[str, Any] | bytes
+Key = tuple[str, str]  # (competition_id, window)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class OracleCompetition:
-    """What the oracle needs to know about a competition."""
+    """The competition fields that decide ranking."""
 
     id: str
-    sort_order: str  # "desc" | "asc"
-    operator: str  # "best" | "latest" | "sum"
+    sort_order: str = "desc"
+    operator: str = "best"
     reset: str = "none"
     timezone: str = "UTC"
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    max_value: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OracleEvent:
-    """An accepted score, in the order the ranker would see it within its competition."""
+@dataclass
+class OracleResult:
+    """Expected standings per (competition, window) and each message's fate."""
 
-    event_id: str
-    competition_id: str
-    user_id: str
-    value: float
-    ts: datetime
+    standings: dict[Key, dict[str, tuple[float, datetime]]]
+    fates: list[str]  # "applied", "duplicate" or a dead-letter reason, per message
+    sort_orders: dict[str, str] = field(default_factory=dict)
 
+    def ranking(self, competition_id: str, window: str) -> list[tuple[str, float]]:
+        """(user, score) in rank order."""
+        rows = self.standings.get((competition_id, window), {})
+        descending = self.sort_orders[competition_id] == "desc"
+        ordered = sorted(
+            rows.items(),
+            key=lambda item: (-item[1][0] if descending else item[1][0], item[1][1], item[0]),
+        )
+        return [(user, score) for user, (score, _) in ordered]
 
-@dataclass(slots=True)
-class _State:
-    score: float
-    reached_at: datetime
-    newest_ts: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class OracleStanding:
-    """One expected row: rank (1-based), user, score, when reached."""
-
-    rank: int
-    user_id: str
-    score: float
-    reached_at: datetime
+    def dead_letters(self) -> Counter[str]:
+        """How many messages went to the dead-letter topic, by reason."""
+        return Counter(fate for fate in self.fates if fate not in ("applied", "duplicate"))
 
 
-def _better(value: float, than: float, sort_order: str) -> bool:
-    return value > than if sort_order == "desc" else value < than
+def _parse_time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def period_of(competition: OracleCompetition, moment: datetime) -> tuple[str, datetime] | None:
+    """The period label of ``moment`` and when that period ends, or None without a reset."""
+    if competition.reset == "none":
+        return None
+    zone = ZoneInfo(competition.timezone)
+    day = moment.astimezone(zone).date()
+    if competition.reset == "daily":
+        label, next_start = day.isoformat(), day + timedelta(days=1)
+    elif competition.reset == "weekly":
+        year, week, weekday = day.isocalendar()
+        label, next_start = f"{year}-W{week:02d}", day + timedelta(days=8 - weekday)
+    else:
+        label = f"{day.year:04d}-{day.month:02d}"
+        next_start = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return label, datetime.combine(next_start, time(0), tzinfo=zone)
+
+
+def replay(
+    competitions: dict[str, OracleCompetition], messages: list[Message], grace_s: float
+) -> OracleResult:
+    """Compute the expected leaderboards for ``messages``."""
+    histories: dict[tuple[str, str, str], list[tuple[float, datetime, int]]] = defaultdict(list)
+    applied_scores: set[str] = set()
+    applied_controls: set[str] = set()
+    banned: set[tuple[str, str]] = set()
+    fates: list[str] = []
+    for arrival, message in enumerate(messages):
+        fates.append(_apply(competitions, message, arrival, grace_s, histories,
+                            applied_scores, applied_controls, banned))  # fmt: skip
+    standings: dict[Key, dict[str, tuple[float, datetime]]] = defaultdict(dict)
+    for (cid, window, user), events in histories.items():
+        if events:
+            standings[(cid, window)][user] = _standing(competitions[cid], events)
+    return OracleResult(
+        dict(standings), fates, {cid: comp.sort_order for cid, comp in competitions.items()}
+    )
 
 
 def _apply(
-    state: _State | None, operator: str, sort_order: str, value: float, ts: datetime
-) -> _State:
-    if state is None:
-        return _State(value, ts, ts)
-    newest = max(state.newest_ts, ts)
-    if operator == "sum":
-        return _State(state.score + value, max(state.reached_at, ts), newest)
-    if operator == "latest":
-        return _State(value, ts, ts) if ts >= state.newest_ts else state
-    if _better(value, state.score, sort_order):
-        return _State(value, ts, newest)
-    if value == state.score:
-        return _State(state.score, min(state.reached_at, ts), newest)
-    return _State(state.score, state.reached_at, newest)
+    competitions: dict[str, OracleCompetition],
+    message: Message,
+    arrival: int,
+    grace_s: float,
+    histories: dict[tuple[str, str, str], list[tuple[float, datetime, int]]],
+    applied_scores: set[str],
+    applied_controls: set[str],
+    banned: set[tuple[str, str]],
+) -> str:
+    if isinstance(message, bytes):
+        try:
+            message = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return "undecodable"
+        if not isinstance(message, dict):
+            return "undecodable"
+    competition = competitions.get(message["competition_id"])
+    if competition is None:
+        return "unknown_competition"
+    cid, user = message["competition_id"], message["user_id"]
+    if message["kind"] == "control":
+        if message["event_id"] in applied_controls:
+            return "duplicate"
+        applied_controls.add(message["event_id"])
+        for key in [key for key in histories if key[0] == cid and key[2] == user]:
+            histories[key] = []
+        if message["action"] == "ban_user":
+            banned.add((cid, user))
+        return "applied"
+    value = float(message["value"])
+    moment = _parse_time(message["ts"])
+    if competition.max_value is not None and value > competition.max_value:
+        return "bad_value"
+    if (competition.starts_at and moment < competition.starts_at) or (
+        competition.ends_at and moment >= competition.ends_at
+    ):
+        return "outside_competition"
+    period = period_of(competition, moment)
+    received = _parse_time(message["received_at"])
+    if period is not None and received > period[1] + timedelta(seconds=grace_s):
+        return "late"
+    if message["event_id"] in applied_scores:
+        return "duplicate"
+    if (cid, user) in banned:
+        return "banned"
+    applied_scores.add(message["event_id"])
+    windows = ["alltime"] + ([period[0]] if period else [])
+    for window in windows:
+        histories[(cid, window, user)].append((value, moment, arrival))
+    return "applied"
 
 
-def expected_standings(
-    competitions: Iterable[OracleCompetition], events: Iterable[OracleEvent]
-) -> dict[tuple[str, str], list[OracleStanding]]:
-    """Ranked standings per (competition id, window); duplicate event ids count once."""
-    by_id = {competition.id: competition for competition in competitions}
-    states: dict[tuple[str, str], dict[str, _State]] = {}
-    seen: set[str] = set()
-    for event in events:
-        if event.event_id in seen:
-            continue
-        seen.add(event.event_id)
-        competition = by_id[event.competition_id]
-        windows = [ALLTIME]
-        label = period_label(ResetSchedule(competition.reset), event.ts, competition.timezone)
-        if label is not None:
-            windows.append(label)
-        for window in windows:
-            table = states.setdefault((competition.id, window), {})
-            table[event.user_id] = _apply(
-                table.get(event.user_id),
-                competition.operator,
-                competition.sort_order,
-                event.value,
-                event.ts,
-            )
-    ranked: dict[tuple[str, str], list[OracleStanding]] = {}
-    for (competition_id, window), table in states.items():
-        sign = -1.0 if by_id[competition_id].sort_order == "desc" else 1.0
-        order = sorted(
-            table.items(), key=lambda item: (sign * item[1].score, item[1].reached_at, item[0])
-        )
-        ranked[(competition_id, window)] = [
-            OracleStanding(rank, user_id, state.score, state.reached_at)
-            for rank, (user_id, state) in enumerate(order, start=1)
-        ]
-    return ranked
+def _standing(
+    competition: OracleCompetition, events: list[tuple[float, datetime, int]]
+) -> tuple[float, datetime]:
+    if competition.operator == "sum":
+        total = 0.0
+        for value, _, _ in sorted(events, key=lambda event: event[2]):
+            total += value
+        return total, max(moment for _, moment, _ in events)
+    if competition.operator == "latest":
+        value, moment, _ = max(events, key=lambda event: (event[1], event[2]))
+        return value, moment
+    values = [value for value, _, _ in events]
+    best = max(values) if competition.sort_order == "desc" else min(values)
+    assert not math.isnan(best)
+    return best, min(moment for value, moment, _ in events if value == best)

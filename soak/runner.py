@@ -8,7 +8,6 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from shared.settings import Settings
 from soak.check import compare, wait_for_drain
 from soak.faults import PROBE_COMPETITION, EndToEndProbe, run_schedule
 from soak.load import COMPETITIONS, CompetitionPlan, WriteLoad
-from soak.oracle import OracleCompetition, OracleEvent, expected_standings
+from soak.oracle import OracleCompetition, OracleResult, replay
 from soak.platform import Platform
 from soak.readers import ReadLoad, Subscriber
 from soak.report import build_report, format_report
@@ -118,24 +117,19 @@ async def _drive(
         faults = await faults_task
         missing = await wait_for_drain(settings, set(load.stats.accepted))
         await asyncio.sleep(max(1.0, settings.query_cache_ttl_ms / 1000 * 2))
-        expected = expected_standings(
-            [OracleCompetition(p.id, p.sort_order, p.operator, p.reset) for p in COMPETITIONS],
-            [
-                OracleEvent(
-                    e["event_id"],
-                    e["competition_id"],
-                    e["user_id"],
-                    float(e["value"]),
-                    datetime.fromisoformat(e["ts"]),
-                )
-                for e in load.stats.accepted.values()
-            ],
+        expected = replay(
+            {
+                p.id: OracleCompetition(p.id, p.sort_order, p.operator, p.reset)
+                for p in COMPETITIONS
+            },
+            # generated "now", so received within its period: the grace rule never applies
+            [{**e, "kind": "score", "received_at": e["ts"]} for e in load.stats.accepted.values()],
+            grace_s=settings.ranker_period_grace_s,
         )
         check = await compare(
             settings,
             platform.url("query"),
             expected,
-            {p.id: p.sort_order for p in COMPETITIONS},
             {p.id for p in COMPETITIONS if p.operator == "sum"},
         )
         check.websocket_equal = await _websockets_converge(subscribers, expected)
@@ -168,7 +162,7 @@ async def _print_progress(load: WriteLoad, run_started: float) -> None:
         )
 
 
-async def _websockets_converge(subscribers: list[Subscriber], expected: dict[Any, Any]) -> bool:
+async def _websockets_converge(subscribers: list[Subscriber], expected: OracleResult) -> bool:
     """Whether every subscriber's last pushed top equals the oracle's alltime top 10."""
     deadline = time.monotonic() + CONVERGE_TIMEOUT_S
     while True:
@@ -176,10 +170,7 @@ async def _websockets_converge(subscribers: list[Subscriber], expected: dict[Any
             s
             for s in subscribers
             if [(e["user_id"], e["score"]) for e in s.top]
-            != [
-                (row.user_id, row.score)
-                for row in expected.get((s.competition_id, "alltime"), [])[:10]
-            ]
+            != expected.ranking(s.competition_id, "alltime")[:10]
         ]
         if not lagging:
             return True

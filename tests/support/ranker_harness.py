@@ -33,7 +33,7 @@ from shared.redis_client import create_redis
 from shared.schemas.change_message import ChangeMessage
 from shared.schemas.competition import CompetitionCreate, SortOrder
 from shared.settings import Settings
-from tests.support.oracle import Message, OracleCompetition, OracleResult, replay
+from soak.oracle import Message, OracleCompetition, OracleResult, replay
 from tests.support.servers import podium_command, process_environment, running_process
 from tests.support.topic_reader import read_topic
 
