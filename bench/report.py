@@ -128,6 +128,47 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def partial_ratios(figures: dict[str, Any]) -> dict[str, float]:
+    """The ratios a partial run (``--phases``) can compute from what it measured."""
+    if "ingest" not in figures or "naive" not in figures:
+        return {}
+    ingest, naive = figures["ingest"], figures["naive"]
+    return {
+        "ingest_single_vs_naive_post": _ratio(ingest["single"]["req_s"], naive["post"]["req_s"]),
+        "ingest_batch_events_vs_naive_post": _ratio(
+            ingest["batch"]["events_s"], naive["post"]["req_s"]
+        ),
+    }
+
+
+def partial_table(results: dict[str, Any]) -> str:
+    """The measured figures of a partial run (``--phases``): no targets table."""
+    lines = ["| measurement | throughput | p50 ms | p99 ms |", "|---|---|---|---|"]
+    figures = results["figures"]
+
+    def http(name: str, figure: dict[str, Any], rate_key: str = "req_s") -> str:
+        unit = "events/s" if rate_key == "events_s" else "req/s"
+        return (
+            f"| {name} | {figure[rate_key]:,.0f} {unit} | {figure['p50_ms']:.1f} | "
+            f"{figure['p99_ms']:.1f} |"
+        )
+
+    if "naive" in figures:
+        lines.append(http("naive app POST (bare ZADD)", figures["naive"]["post"]))
+        lines.append(http("naive app GET (ZREVRANGE 0 9)", figures["naive"]["get"]))
+    if "ingest" in figures:
+        lines.append(http("ingest single POST", figures["ingest"]["single"]))
+        lines.append(http("ingest batch POST", figures["ingest"]["batch"], "events_s"))
+    for level, figure in figures.get("notifier", {}).get("levels", {}).items():
+        lines.append(
+            f"| notifier {int(level):,} WebSocket clients, 202 → frame | | "
+            f"{figure['p50_ms']:.1f} | {figure['p99_ms']:.1f} |"
+        )
+    lines += ["", "| ratio (same run) | value |", "|---|---|"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in results["ratios"].items()]
+    return "\n".join(lines)
+
+
 def write_results(path: Path, results: dict[str, Any]) -> None:
     """Write ``results`` as indented JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)

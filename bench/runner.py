@@ -19,7 +19,7 @@ from bench.phases.notifier import run_notifier_phase
 from bench.phases.query import query_cold, query_hot
 from bench.phases.ranker import run_ranker_phase
 from bench.profile import profiled, summarize
-from bench.report import ratios, table, targets, write_results
+from bench.report import partial_ratios, partial_table, ratios, table, targets, write_results
 from bench.stack import BenchStack, bench_settings, raise_open_files_limit
 from bench.workload import competition_body, competition_id, event_target
 from shared.auth import issue_token
@@ -32,6 +32,7 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 TOKEN_TTL_S = 3600
 NOTIFIER_COMPETITION = 0
+ALL_PHASES = frozenset({"ingest", "ranker", "freshness", "query", "notifier"})
 
 
 class PhaseClock:
@@ -87,8 +88,14 @@ async def run_bench(
     work_dir: Path,
     results_path: Path,
     profile: bool = False,
+    phases: frozenset[str] = ALL_PHASES,
 ) -> dict[str, Any]:
-    """Run every phase of ``config`` and write ``results_path``; returns the results."""
+    """Run the ``phases`` of ``config`` (default: every one) and write ``results_path``.
+
+    A partial run (``ingest`` and/or ``notifier``) still measures the naive app baseline when
+    ingest runs, so ratios stay same-run; it reports only what it measured (no targets table).
+    """
+    full = phases == ALL_PHASES
     run_id = secrets.token_hex(4)
     open_files = raise_open_files_limit()
     settings = bench_settings(base, run_id)
@@ -116,68 +123,76 @@ async def run_bench(
         with clock.phase("stack"):
             await stack.start()
             await _create_competitions(settings, config.competitions)
-        with clock.phase("redis ceiling"):
-            figures["redis"] = redis_ceiling(stack, config)
-        with clock.phase("naive app"):
-            naive = await stack.serve_naive()
-            redis = create_redis(settings)
-            try:
-                await seed_naive(redis, stack.naive_key, _members_of(7, config))
-            finally:
-                await redis.aclose()
-            figures["naive"] = naive_http(naive.url, work_dir, config)
-            stack.stop("naive")
-        with clock.phase("ingest throughput"):
-            ingest = await stack.serve("ingest-sink", "ingest", topic_score_events=stack.sink_topic)
-            with sampled("ingest_single", "ingest-sink"):
-                single = ingest_single(ingest.url, token, run_id, work_dir, config)
-            with sampled("ingest_batch", "ingest-sink"):
-                batch = ingest_batch(ingest.url, token, run_id, work_dir, config)
-            figures["ingest"] = {"single": single, "batch": batch}
-            stack.stop("ingest-sink")
-        with clock.phase("ranker drain"):
-            ranker_profile = work_dir / "profiles" / "ranker.txt" if profile else None
-            figures["ranker"] = await run_ranker_phase(stack, config, ranker_profile)
-            if ranker_profile is not None:
-                profiles["ranker"] = {"file": str(ranker_profile), **summarize(ranker_profile)}
-            stack.stop("ranker")
-        with clock.phase("services"):
-            live = {"topic_score_events": stack.live_topic}
-            ingest = await stack.serve("ingest", "ingest", **live)
-            stack.start_ranker(
-                "ranker-live", **live, ranker_group_id=f"{settings.ranker_group_id}-live"
-            )
-            query = await stack.serve("query", "query")
-            notifier = await stack.serve("notifier", "notifier")
-        with clock.phase("freshness"):
-            figures["freshness"] = await run_freshness(
-                ingest.url, query.url, token, f"{run_id}-f", config
-            )
-        with clock.phase("query"):
-            with sampled("query_hot", "query"):
-                hot = query_hot(query.url, work_dir, config)
-            stack.stop("query")
-            cold_query = await stack.serve("query-cold", "query", query_cache_ttl_ms=0)
-            with sampled("query_cold", "query-cold"):
-                cold = query_cold(
-                    cold_query.url, work_dir, config, _ranked_fraction(figures["ranker"])
+        if full:
+            with clock.phase("redis ceiling"):
+                figures["redis"] = redis_ceiling(stack, config)
+        if full or "ingest" in phases:
+            with clock.phase("naive app"):
+                naive = await stack.serve_naive()
+                redis = create_redis(settings)
+                try:
+                    await seed_naive(redis, stack.naive_key, _members_of(7, config))
+                finally:
+                    await redis.aclose()
+                figures["naive"] = naive_http(naive.url, work_dir, config)
+                stack.stop("naive")
+        if "ingest" in phases:
+            with clock.phase("ingest throughput"):
+                sink = {"topic_score_events": stack.sink_topic}
+                ingest = await stack.serve("ingest-sink", "ingest", **sink)
+                with sampled("ingest_single", "ingest-sink"):
+                    single = ingest_single(ingest.url, token, run_id, work_dir, config)
+                with sampled("ingest_batch", "ingest-sink"):
+                    batch = ingest_batch(ingest.url, token, run_id, work_dir, config)
+                figures["ingest"] = {"single": single, "batch": batch}
+                stack.stop("ingest-sink")
+        if "ranker" in phases:
+            with clock.phase("ranker drain"):
+                ranker_profile = work_dir / "profiles" / "ranker.txt" if profile else None
+                figures["ranker"] = await run_ranker_phase(stack, config, ranker_profile)
+                if ranker_profile is not None:
+                    profiles["ranker"] = {"file": str(ranker_profile), **summarize(ranker_profile)}
+                stack.stop("ranker")
+        if phases & {"freshness", "query", "notifier"}:
+            with clock.phase("services"):
+                live = {"topic_score_events": stack.live_topic}
+                ingest = await stack.serve("ingest", "ingest", **live)
+                stack.start_ranker(
+                    "ranker-live", **live, ranker_group_id=f"{settings.ranker_group_id}-live"
                 )
-            stack.stop("query-cold")
-            figures["query"] = {"hot": hot, "cold": cold}
-        with clock.phase("notifier"), sampled("notifier", "notifier"):
-            figures["notifier"] = await run_notifier_phase(
-                notifier.url,
-                notifier.process.process.pid,
-                ingest.url,
-                token,
-                competition_id(NOTIFIER_COMPETITION),
-                f"{run_id}-n",
-                config,
-            )
+                query = await stack.serve("query", "query")
+                notifier = await stack.serve("notifier", "notifier")
+        if "freshness" in phases:
+            with clock.phase("freshness"):
+                figures["freshness"] = await run_freshness(
+                    ingest.url, query.url, token, f"{run_id}-f", config
+                )
+        if "query" in phases:
+            with clock.phase("query"):
+                with sampled("query_hot", "query"):
+                    hot = query_hot(query.url, work_dir, config)
+                stack.stop("query")
+                cold_query = await stack.serve("query-cold", "query", query_cache_ttl_ms=0)
+                ranked = _ranked_fraction(figures["ranker"]) if "ranker" in figures else 0.0
+                with sampled("query_cold", "query-cold"):
+                    cold = query_cold(cold_query.url, work_dir, config, ranked)
+                stack.stop("query-cold")
+                figures["query"] = {"hot": hot, "cold": cold}
+        if "notifier" in phases:
+            with clock.phase("notifier"), sampled("notifier", "notifier"):
+                figures["notifier"] = await run_notifier_phase(
+                    notifier.url,
+                    notifier.process.process.pid,
+                    ingest.url,
+                    token,
+                    competition_id(NOTIFIER_COMPETITION),
+                    f"{run_id}-n",
+                    config,
+                )
     finally:
         with clock.phase("clean-up"):
             await stack.close()
-    ratio = ratios(figures)
+    ratio = ratios(figures) if full else partial_ratios(figures)
     results: dict[str, Any] = {
         "config": config.name,
         "run_id": run_id,
@@ -193,11 +208,11 @@ async def run_bench(
         },
         "figures": figures,
         "ratios": ratio,
-        "targets": targets(figures, ratio),
+        "targets": targets(figures, ratio) if full else [],
         "phase_seconds": clock.seconds,
         "total_seconds": round(time.monotonic() - started, 1),
         "profiles": profiles,
     }
-    results["table"] = table(results)
+    results["table"] = table(results) if full else partial_table(results)
     write_results(results_path, results)
     return results

@@ -180,10 +180,17 @@ def soak(duration_s: float, rate_eps: float, report_path: str | None, work_dir: 
     show_default=True,
     help="Where the run keeps logs, wrk scripts and profiles.",
 )
-def bench(smoke: bool, profile: bool, results_path: Path, work_dir: Path) -> None:
+@click.option(
+    "--phases",
+    type=click.Choice(["all", "ingest", "notifier", "ingest,notifier"]),
+    default="all",
+    show_default=True,
+    help="Run only these phases (ingest also measures the naive app; no targets table).",
+)
+def bench(smoke: bool, profile: bool, results_path: Path, work_dir: Path, phases: str) -> None:
     """Benchmark every service against the naive app and Redis, measured in the same run."""
     from bench.config import FULL, SMOKE
-    from bench.runner import run_bench
+    from bench.runner import ALL_PHASES, run_bench
 
     settings = get_settings()
     configure_logging("bench", level="WARNING", json_lines=False)
@@ -194,6 +201,7 @@ def bench(smoke: bool, profile: bool, results_path: Path, work_dir: Path) -> Non
             work_dir=work_dir,
             results_path=results_path,
             profile=profile,
+            phases=ALL_PHASES if phases == "all" else frozenset(phases.split(",")),
         )
     )
     click.echo(results["table"])
