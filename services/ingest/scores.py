@@ -14,6 +14,7 @@ from services.ingest.admission import Rejection, check_event
 from services.ingest.context import ingest_context
 from services.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from services.ingest.publisher import OutgoingRecord
+from services.ingest.records import encode_score
 from services.ingest.schemas import EventResult, ScoreAccepted
 from shared.auth import Principal
 from shared.errors import EventRejectedError, PermissionDeniedError, ValidationFailedError
@@ -22,24 +23,14 @@ from shared.http.errors import validation_details
 from shared.http.responses import JSONResponse
 from shared.kafka_headers import origin_headers
 from shared.logging import request_id_var
-from shared.schemas.score_event import ScoreEvent, ScoreEventIn, encode_topic_message
+from shared.schemas.score_event import ScoreEventIn
 
 VALIDATION_FAILED = "validation_failed"
 
 
 def _record(event: ScoreEventIn, received_at: datetime) -> OutgoingRecord:
-    # every field was validated by ScoreEventIn; skipping a second validation pays off in
-    # batches of a thousand
-    message = ScoreEvent.model_construct(
-        event_id=event.event_id,
-        competition_id=event.competition_id,
-        user_id=event.user_id,
-        value=event.value,
-        ts=event.ts or received_at,
-        received_at=received_at,
-        metadata=event.metadata,
-    )
-    return OutgoingRecord(key=event.competition_id, value=encode_topic_message(message))
+    # every field was validated by ScoreEventIn: encode it directly, no second model
+    return OutgoingRecord(key=event.competition_id, value=encode_score(event, received_at))
 
 
 def _headers(principal: Principal) -> list[tuple[str, bytes]]:
