@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from redis.asyncio import Redis
 
 from shared.devstack.broker import start_broker
+from shared.devstack.cleanup import discard_run_data
 from shared.devstack.processes import ManagedProcess, free_port, spawn
 from shared.kafka import connection_options, ensure_topics
 from shared.migrations import migrate
-from shared.redis_client import create_redis
 from shared.settings import Settings, settings_environment
 
 logger = logging.getLogger(__name__)
@@ -196,33 +194,7 @@ class BenchStack:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            connection = await asyncpg.connect(self.settings.database_url.get_secret_value())
-            try:
-                await connection.execute(
-                    f'DROP SCHEMA IF EXISTS "{self.settings.db_schema}" CASCADE'
-                )
-            finally:
-                await connection.close()
-        redis = create_redis(self.settings)
-        try:
-            await delete_prefix(redis, self.settings.redis_key_prefix)
-        finally:
-            await redis.aclose()
-
-
-async def delete_prefix(redis: Redis, prefix: str) -> int:
-    """UNLINK every key under ``prefix`` (SCAN, never FLUSH: the Redis is shared)."""
-    deleted = 0
-    batch: list[bytes] = []
-    async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            deleted += await redis.unlink(*batch)
-            batch.clear()
-    if batch:
-        deleted += await redis.unlink(*batch)
-    return deleted
+        await discard_run_data(self.settings)
 
 
 async def wait_ready(member: Service, path: str, timeout_s: float = READY_TIMEOUT_S) -> None:

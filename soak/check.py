@@ -64,9 +64,10 @@ async def compare(
     return result
 
 
-async def _compare_postgres(
-    settings: Settings, expected: OracleResult, sum_competitions: set[str], result: CheckResult
-) -> None:
+async def postgres_standings(
+    settings: Settings,
+) -> dict[tuple[str, str], dict[str, tuple[float, datetime]]]:
+    """Every standing in PostgreSQL, shaped as :class:`OracleResult` holds them."""
     connection = await connect(settings)
     try:
         rows = await connection.fetch(
@@ -78,6 +79,13 @@ async def _compare_postgres(
     for row in rows:
         key = (row["competition_id"], row["window_label"])
         actual.setdefault(key, {})[row["user_id"]] = (row["score"], row["reached_at"])
+    return actual
+
+
+async def _compare_postgres(
+    settings: Settings, expected: OracleResult, sum_competitions: set[str], result: CheckResult
+) -> None:
+    actual = await postgres_standings(settings)
     equal = True
     for key, want in expected.standings.items():
         table = actual.get(key, {})

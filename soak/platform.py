@@ -17,6 +17,7 @@ import httpx
 
 from shared.db import application_name
 from shared.devstack.broker import start_broker
+from shared.devstack.cleanup import drop_schema
 from shared.devstack.embedded import start_embedded_redis
 from shared.devstack.processes import ManagedProcess, free_port, spawn
 from shared.kafka import ensure_topics
@@ -113,13 +114,9 @@ class Platform:
             if member is not None:
                 member.stop()
         with contextlib.suppress(OSError, asyncpg.PostgresError):
-            connection = await asyncpg.connect(self.settings.database_url.get_secret_value())
-            try:
-                await connection.execute(
-                    f'DROP SCHEMA IF EXISTS "{self.settings.db_schema}" CASCADE'
-                )
-            finally:
-                await connection.close()
+            await drop_schema(
+                self.settings.database_url.get_secret_value(), self.settings.db_schema
+            )
 
     def environment(self, name: str) -> dict[str, str]:
         """The environment of one process: the run's settings plus its own port."""

@@ -16,12 +16,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis
+from redis.asyncio import Redis
 
 from shared.auth import issue_token
+from shared.db import create_pool
 from shared.devstack.broker import start_broker
+from shared.devstack.cleanup import discard_run_data
 from shared.devstack.processes import free_port
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
+from shared.redis_client import create_redis
 from shared.settings import Settings
 
 TEST_JWT_SECRET = "test-secret-0123456789-0123456789-abcdef"
@@ -124,18 +128,23 @@ async def settings(settings_factory: SettingsFactory) -> AsyncIterator[Settings]
     await migrate(test_settings)
     await ensure_topics(test_settings)
     yield test_settings
-    connection = await asyncpg.connect(test_settings.database_url.get_secret_value())
-    try:
-        await connection.execute(f'DROP SCHEMA IF EXISTS "{test_settings.db_schema}" CASCADE')
-    finally:
-        await connection.close()
-    client = redis.asyncio.Redis.from_url(test_settings.redis_url.get_secret_value())
-    try:
-        keys = [key async for key in client.scan_iter(f"{test_settings.redis_key_prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await discard_run_data(test_settings)
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A PostgreSQL pool on the test's schema."""
+    pool = await create_pool(settings)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def redis_client(settings: Settings) -> AsyncIterator[Redis]:
+    """A Redis client with the test's settings (keys must use ``settings.redis_key_prefix``)."""
+    client = create_redis(settings)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

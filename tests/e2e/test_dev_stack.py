@@ -9,12 +9,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 import psutil
 import pytest
 import redis
 
+from shared.devstack.cleanup import drop_schema
 from shared.devstack.processes import free_port
 from tests.support.servers import podium_command
 
@@ -81,14 +81,6 @@ def _run_and_stop(env: dict[str, str], log_path: Path) -> str:
     return log_path.read_text()
 
 
-async def _drop_schema(database_url: str, schema: str) -> None:
-    connection = await asyncpg.connect(database_url)
-    try:
-        await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await connection.close()
-
-
 def test_dev_stack_with_the_configured_stores(
     tmp_path: Path, database_url: str, redis_url: str, unique_id: str
 ) -> None:
@@ -96,7 +88,7 @@ def test_dev_stack_with_the_configured_stores(
     try:
         output = _run_and_stop(env, tmp_path / "dev.log")
     finally:
-        asyncio.run(_drop_schema(database_url, env["PODIUM_DB_SCHEMA"]))
+        asyncio.run(drop_schema(database_url, env["PODIUM_DB_SCHEMA"]))
         client = redis.Redis.from_url(redis_url)
         for key in client.scan_iter(f"{env['PODIUM_REDIS_KEY_PREFIX']}*"):
             client.delete(key)

@@ -4,19 +4,15 @@ leaderboard exactly (issue #9, acceptance 2), against the real PostgreSQL and Re
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from shared.competitions import create_competition
-from shared.db import create_pool
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
-from shared.redis_client import create_redis
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import CompetitionCreate, Operator, ResetSchedule, SortOrder
 from shared.settings import Settings
@@ -42,20 +38,6 @@ WINDOWS = {
     "steps-week": ["alltime", "2026-W48"],
 }
 Snapshot = dict[tuple[str, str], list[LeaderboardEntry]]
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(settings)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def redis_client(settings: Settings) -> AsyncIterator[Redis]:
-    client = create_redis(settings)
-    yield client
-    await client.aclose()
 
 
 def _podium(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:

@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from shared.db import create_pool
 from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore, StandingWrite
-from shared.redis_client import create_redis
 from shared.schemas.competition import SortOrder
 from shared.settings import Settings
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(settings)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def redis_client(settings: Settings) -> AsyncIterator[Redis]:
-    client = create_redis(settings)
-    yield client
-    await client.aclose()
 
 
 async def _insert_standings(

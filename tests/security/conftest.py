@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
-import redis
 
 from shared.auth import issue_token
+from shared.devstack.cleanup import discard_run_data
 from shared.devstack.processes import free_port
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
@@ -95,18 +94,7 @@ async def _prepare(settings: Settings) -> None:
 
 
 async def _clean(settings: Settings) -> None:
-    connection = await asyncpg.connect(settings.database_url.get_secret_value())
-    try:
-        await connection.execute(f'DROP SCHEMA IF EXISTS "{settings.db_schema}" CASCADE')
-    finally:
-        await connection.close()
-    client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
-    try:
-        keys = [key async for key in client.scan_iter(f"{settings.redis_key_prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await discard_run_data(settings)
 
 
 def _wait_ready(urls: dict[str, str], timeout_s: float = 90) -> None:

@@ -33,6 +33,7 @@ from shared.redis_client import create_redis
 from shared.schemas.change_message import ChangeMessage
 from shared.schemas.competition import CompetitionCreate, SortOrder
 from shared.settings import Settings
+from soak.check import postgres_standings
 from soak.oracle import Message, OracleCompetition, OracleResult, replay
 from tests.support.servers import podium_command, process_environment, running_process
 from tests.support.topic_reader import read_topic
@@ -264,26 +265,6 @@ async def unapplied_below_commit(
     return missing
 
 
-async def read_postgres(
-    settings: Settings,
-) -> dict[tuple[str, str], dict[str, tuple[float, datetime]]]:
-    """Every standing in PostgreSQL, as the oracle shapes it."""
-    connection = await asyncpg.connect(
-        settings.database_url.get_secret_value(),
-        server_settings={"search_path": settings.db_schema},
-    )
-    try:
-        rows = await connection.fetch(
-            "SELECT competition_id, window_label, user_id, score, reached_at FROM standings"
-        )
-    finally:
-        await connection.close()
-    result: dict[tuple[str, str], dict[str, tuple[float, datetime]]] = {}
-    for row in rows:
-        result.setdefault((row[0], row[1]), {})[row[2]] = (row[3], row[4])
-    return result
-
-
 async def read_redis(
     settings: Settings, windows: list[tuple[str, str]], sort_orders: dict[str, str]
 ) -> dict[tuple[str, str], list[tuple[str, float]]]:
@@ -302,7 +283,7 @@ async def read_redis(
 
 async def assert_matches_oracle(settings: Settings, expected: OracleResult) -> None:
     """PostgreSQL standings and Redis rankings equal the oracle exactly."""
-    postgres = await read_postgres(settings)
+    postgres = await postgres_standings(settings)
     want = {key: rows for key, rows in expected.standings.items() if rows}
     assert set(postgres) == set(want), "windows differ"
     for key, rows in want.items():
