@@ -19,6 +19,8 @@ from datetime import datetime
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 from redis.exceptions import WatchError
 
 from shared.leaderboard import (
@@ -95,6 +97,14 @@ return result
 """
 
 
+def queue_script(
+    pipe: Pipeline, script: AsyncScript, keys: list[str], arguments: list[str | float | int]
+) -> None:
+    """Queue ``script`` on ``pipe`` by its SHA (the pipeline loads it first if needed)."""
+    pipe.scripts.add(script)  # type: ignore[arg-type]  # redis-py types it as the sync Script
+    pipe.evalsha(script.sha, len(keys), *keys, *arguments)
+
+
 def built_key(prefix: str, competition_id: str) -> str:
     """The marker saying the competition's keys were built from PostgreSQL."""
     return f"{prefix}lb:{{{competition_id}}}:built"
@@ -155,41 +165,78 @@ class LeaderboardStore:
         Raises :class:`CompetitionNotBuiltError` when the competition has not been built;
         the caller then rebuilds it from PostgreSQL (which already holds these writes).
         """
-        windows = [window for window, items in writes.items() if items]
+        keys, arguments = self.write_command(competition_id, sort_order, writes)
+        results = self.parse_write_reply(writes, await self._write(keys=keys, args=arguments))
+        if results is None:
+            raise CompetitionNotBuiltError(competition_id)
+        return results
+
+    def queue_write(
+        self,
+        pipe: Pipeline,
+        competition_id: str,
+        sort_order: SortOrder,
+        writes: dict[str, Sequence[StandingWrite]],
+    ) -> None:
+        """Queue the same atomic write as :meth:`write` on ``pipe`` (one round trip per batch).
+
+        Parse its reply with :meth:`parse_write_reply` (None: the competition is not built).
+        """
+        keys, arguments = self.write_command(competition_id, sort_order, writes)
+        queue_script(pipe, self._write, keys, arguments)
+
+    def write_command(
+        self,
+        competition_id: str,
+        sort_order: SortOrder,
+        writes: dict[str, Sequence[StandingWrite]],
+    ) -> tuple[list[str], list[str | float | int]]:
+        """The write script's keys and arguments for ``writes``."""
         keys = [built_key(self.prefix, competition_id)]
         arguments: list[str | float | int] = []
-        for window in windows:
+        descending = sort_order is SortOrder.DESC
+        for window, items in writes.items():
+            if not items:
+                continue
             keys += [
                 ranking_key(self.prefix, competition_id, window),
                 members_key(self.prefix, competition_id, window),
             ]
-            arguments.append(len(writes[window]))
-            for write in writes[window]:
-                if write.is_removal:
+            arguments.append(len(items))
+            for write in items:
+                if write.value is None or write.reached_at is None:
                     arguments += ["d", write.user_id, "", ""]
                 else:
-                    assert write.value is not None
-                    assert write.reached_at is not None
                     arguments += [
                         "s",
                         write.user_id,
                         encode_member(write.user_id, write.reached_at),
-                        repr(redis_score(write.value, sort_order)),
+                        repr(-write.value if descending else write.value),
                     ]
-        reply = await self._write(keys=keys, args=arguments)
-        if reply == -1:
-            raise CompetitionNotBuiltError(competition_id)
+        return keys, arguments
+
+    @staticmethod
+    def parse_write_reply(
+        writes: dict[str, Sequence[StandingWrite]], reply: object
+    ) -> dict[str, WindowResult] | None:
+        """Each window's result from the write script's reply (None: not built)."""
+        if reply == -1 or not isinstance(reply, list):
+            return None
         results: dict[str, WindowResult] = {}
         position = 0
-        for window in windows:
+        for window, items in writes.items():
+            if not items:
+                continue
             total = int(reply[position])
-            position += 1
-            ranks: dict[str, int | None] = {}
-            for write in writes[window]:
-                rank = int(reply[position])
-                position += 1
-                ranks[write.user_id] = rank + 1 if rank >= 0 else None
-            results[window] = WindowResult(total=total, ranks=ranks)
+            ranks = reply[position + 1 : position + 1 + len(items)]
+            position += 1 + len(items)
+            results[window] = WindowResult(
+                total=total,
+                ranks={
+                    write.user_id: int(rank) + 1 if int(rank) >= 0 else None
+                    for write, rank in zip(items, ranks, strict=True)
+                },
+            )
         return results
 
     async def rebuild(self, pool: asyncpg.Pool, competition_id: str, sort_order: SortOrder) -> int:

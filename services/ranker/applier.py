@@ -23,12 +23,10 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from services.ranker import metrics
-from services.ranker.index import IndexedCompetition, window_changes, write_competition
+from services.ranker.index import IndexedCompetition, change_message, read_back, write_batch
 from services.ranker.planner import BatchPlan, IncomingEvent, plan_batch, users_of
 from services.ranker.repository import load_state, lock_competitions, write_plan
-from shared.leaderboard import version_key
 from shared.leaderboard_store import LeaderboardStore
-from shared.schemas.change_message import ChangeMessage
 from shared.schemas.score_event import ControlEvent, ScoreEvent, parse_topic_message
 from shared.settings import Settings
 
@@ -109,25 +107,23 @@ class BatchApplier:
             )
             plan = plan_batch(batch, state, self.settings.ranker_period_grace_s)
             await write_plan(connection, plan)
-            # one Lua script per competition (a hash tag each), run concurrently
-            indexed = await asyncio.gather(
-                *(
-                    write_competition(
-                        self.store,
-                        state.competitions[competition_id],
-                        plan,
-                        self.settings.ranker_top_n,
-                    )
-                    for competition_id in sorted(plan.touched)
-                )
+            # every competition's write in one pipelined round trip (a hash tag each)
+            indexed = await write_batch(
+                self.store,
+                [state.competitions[cid] for cid in sorted(plan.touched)],
+                plan,
+                self.settings.ranker_top_n,
+                self._next_version,
+                int(time.time() * 1000),
             )
-        for item in indexed:
+        for position, item in enumerate(indexed):
             if item.results is None:
                 logger.warning("leaderboard %s missing in Redis; rebuilding", item.competition.id)
                 await self.store.rebuild(
                     self.pool, item.competition.id, item.competition.sort_order
                 )
                 metrics.REBUILDS.inc()
+                indexed[position] = await read_back(self.store, item, self.settings.ranker_top_n)
         await self._publish(plan, indexed)
         metrics.EVENTS_APPLIED.labels("score").inc(len(plan.new_scores))
         metrics.EVENTS_APPLIED.labels("control").inc(len(plan.new_controls))
@@ -136,31 +132,15 @@ class BatchApplier:
             metrics.DEAD_LETTERS.labels(dead_letter.reason.value).inc()
         return plan
 
-    async def _change_message(
-        self, plan: BatchPlan, item: IndexedCompetition
-    ) -> ChangeMessage | None:
-        windows = await window_changes(self.store, item, plan, self.settings.ranker_top_n)
-        if not windows:
-            return None
-        cid = item.competition.id
-        now_ms = int(time.time() * 1000)
-        key = version_key(self.store.prefix, cid)
-        version = int(await self._next_version(keys=[key], args=[now_ms]))
-        return ChangeMessage(
-            competition_id=cid, version=version, emitted_at=datetime.now(UTC), windows=windows
-        )
-
     async def _publish(self, plan: BatchPlan, indexed: Sequence[IndexedCompetition]) -> None:
         sends = []
-        messages = await asyncio.gather(*(self._change_message(plan, item) for item in indexed))
-        for message in messages:
-            if message is None:
-                continue
+        emitted_at = datetime.now(UTC)
+        for item in indexed:
             sends.append(
                 await self.producer.send(
                     self.settings.topic_changes,
-                    key=message.competition_id.encode(),
-                    value=message.model_dump_json().encode(),
+                    key=item.competition.id.encode(),
+                    value=change_message(item, plan, emitted_at),
                 )
             )
         for dead_letter in plan.dead_letters:

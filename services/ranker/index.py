@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+import orjson
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from services.ranker.planner import BatchPlan
 from shared.leaderboard import (
@@ -14,25 +17,33 @@ from shared.leaderboard import (
     member_user_id,
     ranking_key,
     standing_value,
+    version_key,
 )
 from shared.leaderboard_store import (
-    CompetitionNotBuiltError,
     LeaderboardStore,
     StandingWrite,
     WindowResult,
+    queue_script,
 )
-from shared.schemas.change_message import LeaderboardEntry, UserChange, WindowChange
-from shared.schemas.competition import Competition
+from shared.schemas.change_message import LeaderboardEntry
+from shared.schemas.competition import Competition, SortOrder
 
 
 @dataclass
 class IndexedCompetition:
-    """One competition's Redis write: the top before it, and its result (None: not built)."""
+    """One competition's Redis write: the top before and after it, its result and version.
+
+    ``results`` is None when the competition was not built (nothing was written; the caller
+    rebuilds it and reads ranks and the top back). Tops are ``(user_id, score)`` pairs.
+    """
 
     competition: Competition
     users_by_window: dict[str, list[str]]
-    top_before: dict[str, list[LeaderboardEntry]]
+    top_before: dict[str, list[tuple[str, float]]]
+    top_after: dict[str, list[tuple[str, float]]]
     results: dict[str, WindowResult] | None
+    version: int
+    rebuilt: bool = False
 
 
 async def redis_windows(redis: Redis, prefix: str, competition_id: str) -> set[str]:
@@ -70,80 +81,161 @@ async def read_tops(
     }
 
 
-async def write_competition(
-    store: LeaderboardStore, competition: Competition, plan: BatchPlan, top_n: int
-) -> IndexedCompetition:
-    """Write the plan's final standings of one competition's touched users to Redis.
+def competition_writes(
+    plan: BatchPlan, competition_id: str, redis_windows_of_controlled: Iterable[str]
+) -> dict[str, list[StandingWrite]]:
+    """The plan's final standings of one competition's touched users, per window.
 
-    Users touched by a control event are also removed from every window Redis holds, so a
-    replayed removal clears windows PostgreSQL no longer lists for them.
+    Users touched by a control event are also removed from every window Redis holds
+    (``redis_windows_of_controlled``), so a replayed removal clears windows PostgreSQL no
+    longer lists for them.
     """
-    cid = competition.id
     writes: dict[str, list[StandingWrite]] = defaultdict(list)
-    for user, windows in plan.touched.get(cid, {}).items():
+    final = plan.final
+    for user, windows in plan.touched.get(competition_id, {}).items():
         for window in windows:
-            standing = plan.final.get((cid, window, user))
+            standing = final.get((competition_id, window, user))
             if standing is None:
                 writes[window].append(StandingWrite(user, None, None))
             else:
                 writes[window].append(StandingWrite(user, standing.score, standing.reached_at))
-    controlled = plan.controlled.get(cid, set())
-    if controlled:
-        for window in await redis_windows(store.redis, store.prefix, cid):
-            written = {write.user_id for write in writes[window]}
-            writes[window] += [
-                StandingWrite(user, None, None) for user in sorted(controlled - written)
-            ]
-    window_writes: dict[str, Sequence[StandingWrite]] = {
-        window: items for window, items in writes.items() if items
+    controlled = plan.controlled.get(competition_id, set())
+    for window in redis_windows_of_controlled:
+        written = {write.user_id for write in writes[window]}
+        writes[window] += [StandingWrite(user, None, None) for user in sorted(controlled - written)]
+    return {window: items for window, items in writes.items() if items}
+
+
+def _top(rows: list[tuple[bytes, float]], sort_order: SortOrder) -> list[tuple[str, float]]:
+    return [
+        (member_user_id(member), standing_value(float(score), sort_order)) for member, score in rows
+    ]
+
+
+async def write_batch(
+    store: LeaderboardStore,
+    competitions: Sequence[Competition],
+    plan: BatchPlan,
+    top_n: int,
+    next_version: AsyncScript,
+    now_ms: int,
+) -> list[IndexedCompetition]:
+    """Write every touched competition of the plan to Redis in one pipelined round trip.
+
+    Per competition the pipeline reads each written window's top, runs the atomic write
+    script (which refuses to write when the built marker is missing), reads the top again
+    and takes the next change-message version. Competitions without writes are left out.
+    """
+    controlled_windows = {
+        competition.id: await redis_windows(store.redis, store.prefix, competition.id)
+        for competition in competitions
+        if plan.controlled.get(competition.id)
     }
-    users_by_window = {
-        window: [write.user_id for write in items] for window, items in window_writes.items()
-    }
-    top_before = await read_tops(store, competition, list(window_writes), top_n)
-    try:
-        results: dict[str, WindowResult] | None = await store.write(
-            cid, competition.sort_order, window_writes
+    prefix = store.prefix
+    planned: list[tuple[Competition, dict[str, list[StandingWrite]]]] = []
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for competition in competitions:
+            cid = competition.id
+            writes = competition_writes(plan, cid, controlled_windows.get(cid, ()))
+            if not writes:
+                continue
+            planned.append((competition, writes))
+            keys = [ranking_key(prefix, cid, window) for window in writes]
+            for key in keys:
+                pipe.zrange(key, 0, top_n - 1, withscores=True)
+            store.queue_write(pipe, cid, competition.sort_order, dict(writes))
+            for key in keys:
+                pipe.zrange(key, 0, top_n - 1, withscores=True)
+            queue_script(pipe, next_version, [version_key(prefix, cid)], [now_ms])
+        replies = await pipe.execute() if planned else []
+    indexed = []
+    position = 0
+    for competition, writes in planned:
+        count = len(writes)
+        before = replies[position : position + count]
+        reply = replies[position + count]
+        after = replies[position + count + 1 : position + 2 * count + 1]
+        version = int(replies[position + 2 * count + 1])
+        position += 2 * count + 2
+        order = competition.sort_order
+        indexed.append(
+            IndexedCompetition(
+                competition,
+                {window: [write.user_id for write in items] for window, items in writes.items()},
+                {window: _top(rows, order) for window, rows in zip(writes, before, strict=True)},
+                {window: _top(rows, order) for window, rows in zip(writes, after, strict=True)},
+                store.parse_write_reply(dict(writes), reply),
+                version,
+            )
         )
-    except CompetitionNotBuiltError:
-        results = None
-    return IndexedCompetition(competition, users_by_window, top_before, results)
+    return indexed
 
 
-async def window_changes(
-    store: LeaderboardStore, indexed: IndexedCompetition, plan: BatchPlan, top_n: int
-) -> list[WindowChange]:
-    """Describe each written window after the batch (ranks read back if it was rebuilt)."""
-    competition = indexed.competition
-    changes = []
-    tops = await read_tops(store, competition, list(indexed.users_by_window), top_n)
+def change_message(indexed: IndexedCompetition, plan: BatchPlan, emitted_at: datetime) -> bytes:
+    """The change message of a written (built) competition, encoded (no read needed).
+
+    The JSON matches :class:`shared.schemas.change_message.ChangeMessage`; it is built from
+    plain dicts because this runs once per touched competition per batch.
+    """
+    assert indexed.results is not None
+    cid = indexed.competition.id
+    final = plan.final
+    windows = []
     for window, users in sorted(indexed.users_by_window.items()):
-        top = tops[window]
-        if indexed.results is not None:
-            result = indexed.results[window]
-            total, ranks = result.total, result.ranks
-        else:
-            found = await store.ranks(competition.id, window, competition.sort_order, users)
-            total = found.total
-            ranks = {user: entry.rank for user, entry in found.found.items()}
-        changed = []
+        result = indexed.results[window]
+        ranks = result.ranks
+        changed: list[dict[str, object]] = []
         for user in users:
-            standing = plan.final.get((competition.id, window, user))
-            rank = ranks.get(user)
-            changed.append(
-                UserChange(
-                    user_id=user,
-                    score=standing.score if standing is not None else None,
-                    rank=rank if standing is not None else None,
-                )
-            )
-        changes.append(
-            WindowChange(
-                window=window,
-                changed=changed,
-                top_changed=indexed.results is None or top != indexed.top_before[window],
-                top=top,
-                total=total,
-            )
+            standing = final.get((cid, window, user))
+            if standing is None:
+                changed.append({"user_id": user, "score": None, "rank": None})
+            else:
+                changed.append({"user_id": user, "score": standing.score, "rank": ranks.get(user)})
+        top = indexed.top_after[window]
+        windows.append(
+            {
+                "window": window,
+                "changed": changed,
+                "top_changed": indexed.rebuilt or top != indexed.top_before[window],
+                "top": [
+                    {"rank": rank, "user_id": user, "score": score}
+                    for rank, (user, score) in enumerate(top, start=1)
+                ],
+                "total": result.total,
+            }
         )
-    return changes
+    return orjson.dumps(
+        {
+            "v": 1,
+            "competition_id": cid,
+            "version": indexed.version,
+            "emitted_at": emitted_at,
+            "windows": windows,
+        }
+    )
+
+
+async def read_back(
+    store: LeaderboardStore, indexed: IndexedCompetition, top_n: int
+) -> IndexedCompetition:
+    """``indexed`` after its competition was rebuilt: ranks, totals and tops read from Redis.
+
+    Every window then reports its top as changed.
+    """
+    competition = indexed.competition
+    windows = list(indexed.users_by_window)
+    tops = await read_tops(store, competition, windows, top_n)
+    results = {}
+    for window, users in indexed.users_by_window.items():
+        found = await store.ranks(competition.id, window, competition.sort_order, users)
+        ranks: dict[str, int | None] = {user: entry.rank for user, entry in found.found.items()}
+        results[window] = WindowResult(total=found.total, ranks=ranks)
+    return IndexedCompetition(
+        competition,
+        indexed.users_by_window,
+        {window: [] for window in windows},
+        {window: [(e.user_id, e.score) for e in tops[window]] for window in windows},
+        results,
+        indexed.version,
+        rebuilt=True,
+    )
