@@ -163,6 +163,16 @@ class Settings(BaseSettings):
     rate_anonymous_burst: int = Field(40, ge=1, description="Per-IP burst (no token).")
     rate_admin_per_s: float = Field(50.0, gt=0, description="`admin` requests/s.")
     rate_admin_burst: int = Field(100, ge=1, description="`admin` burst.")
+    rate_lease_max_tokens: int = Field(
+        32,
+        ge=0,
+        description="Most rate-limit tokens a replica takes from Redis in one check and spends "
+        "locally (0: one Redis check per request). Only leased while the bucket stays over "
+        "half full and the burst is at least 16x the lease, so tokens are never over-granted.",
+    )
+    rate_lease_ms: float = Field(
+        100.0, gt=0, le=1000, description="How long leased rate-limit tokens stay spendable."
+    )
 
     # --- ranker --------------------------------------------------------------------------
     ranker_batch_size: int = Field(500, ge=1, description="Events taken per ranker batch.")

@@ -16,7 +16,7 @@ from shared.http.app import create_service_app
 from shared.http.client_ip import parse_networks
 from shared.http.openapi import openapi_route, operation_routes, standard_operations
 from shared.http.rate_limit import RatePolicies
-from shared.rate_limit import RateLimiter
+from shared.rate_lease import LeasingRateLimiter
 from shared.resources import open_resources
 from shared.settings import Settings, get_settings
 
@@ -47,8 +47,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 competitions=CompetitionCache(
                     resources.require_pool(), settings.competition_cache_ttl_s
                 ),
-                limiter=RateLimiter(
-                    resources.require_redis(), settings.redis_key_prefix, service=SERVICE
+                limiter=LeasingRateLimiter(
+                    resources.require_redis(),
+                    settings.redis_key_prefix,
+                    service=SERVICE,
+                    max_tokens=settings.rate_lease_max_tokens,
+                    lease_s=settings.rate_lease_ms / 1000,
                 ),
                 policies=RatePolicies.from_settings(settings),
                 trusted_proxies=parse_networks(settings.trusted_proxies),

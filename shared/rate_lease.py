@@ -1,0 +1,166 @@
+"""Rate limits with local token leases: one Redis check per several requests.
+
+:class:`LeasingRateLimiter` is a :class:`~shared.rate_limit.RateLimiter` whose Redis check
+may take a few tokens more than the request costs (a *lease*) and spend them locally for
+``lease_s``. The extra tokens are taken from the shared bucket atomically, so replicas can
+never grant more than the bucket holds: the limit holds exactly, and the documented
+tolerance is the other way round: up to ``max_tokens`` per replica per ``lease_s`` are held
+early (and wasted if unspent), so a replica may refuse slightly before the bucket is truly
+empty. To keep that invisible, a lease is only taken while the bucket stays over half full
+after it and when the burst is at least :data:`MIN_BURST_PER_LEASE` leases; small buckets
+(e.g. a player's burst of 20) are checked in Redis on every request, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.rate_limit import RATE_LIMITED, RateDecision, RateLimiter, RatePolicy
+
+logger = logging.getLogger(__name__)
+
+MIN_BURST_PER_LEASE = 16
+MAX_LEASED_SUBJECTS = 10_000
+
+# KEYS[1] bucket; ARGV rate/s, burst, cost, lease. Takes cost (or refuses); then takes up to
+# `lease` more only while at least half the burst would remain.
+# Returns {allowed, tokens left, retry after s, leased}.
+_LEASE_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local last = tonumber(state[2])
+if tokens == nil or last == nil then
+  tokens = burst
+  last = now
+end
+if now > last then
+  tokens = math.min(burst, tokens + (now - last) * rate)
+  last = now
+end
+local allowed = 0
+local retry_after = 0
+local leased = 0
+if cost <= tokens then
+  tokens = tokens - cost
+  allowed = 1
+  leased = math.max(0, math.min(lease, math.floor(tokens - burst / 2)))
+  tokens = tokens - leased
+else
+  retry_after = (cost - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(last))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return {allowed, tostring(tokens), tostring(retry_after), leased}
+"""
+
+
+@dataclass(slots=True)
+class _Lease:
+    tokens: int
+    bucket_tokens: float
+    expires_at: float
+
+
+class LeasingRateLimiter(RateLimiter):
+    """A :class:`RateLimiter` that spends small leases of already-taken tokens locally."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        key_prefix: str,
+        *,
+        service: str,
+        max_tokens: int,
+        lease_s: float,
+        failure_backoff_s: float = 1.0,
+    ) -> None:
+        super().__init__(redis, key_prefix, service=service, failure_backoff_s=failure_backoff_s)
+        self._max_tokens = max_tokens
+        self._lease_s = lease_s
+        self._leases: dict[str, _Lease] = {}
+        self._leasing: set[str] = set()
+        self._lease_script = redis.register_script(_LEASE_SCRIPT)
+
+    def _lease_size(self, policy: RatePolicy, cost: int) -> int:
+        size = min(self._max_tokens, policy.burst // MIN_BURST_PER_LEASE)
+        return size if cost <= size else 0
+
+    async def acquire(self, policy: RatePolicy, subject: str, cost: int = 1) -> RateDecision:
+        """Spend ``cost`` from a live local lease, else take it (plus a lease) from Redis."""
+        lease_size = self._lease_size(policy, cost)
+        if lease_size <= 0:
+            return await super().acquire(policy, subject, cost)
+        key = self.bucket_key(policy, subject)
+        now = time.monotonic()
+        lease = self._leases.get(key)
+        if lease is not None and lease.expires_at > now and lease.tokens >= cost:
+            lease.tokens -= cost
+            return self._decision(policy, lease.bucket_tokens + lease.tokens, 0.0)
+        if now < self._skip_until:
+            return self._fail_open(policy)
+        if key in self._leasing:
+            lease_size = 0  # one lease request in flight per bucket: concurrent misses don't hoard
+        else:
+            self._leasing.add(key)
+        try:
+            allowed, tokens_text, retry_text, leased = await self._lease_script(
+                keys=[key], args=[repr(policy.per_s), policy.burst, cost, lease_size]
+            )
+        except (RedisError, OSError, TimeoutError) as error:
+            self._skip_until = time.monotonic() + self._failure_backoff_s
+            logger.warning(
+                "rate limiter failing open for %.1f s: Redis error %s: %s",
+                self._failure_backoff_s,
+                type(error).__name__,
+                error,
+            )
+            return self._fail_open(policy)
+        finally:
+            if lease_size:
+                self._leasing.discard(key)
+        tokens = float(tokens_text)
+        if not int(allowed):
+            RATE_LIMITED.labels(self._service, policy.name).inc()
+            return RateDecision(
+                policy=policy,
+                allowed=False,
+                remaining=max(0, math.floor(tokens)),
+                reset_s=max(0.0, (policy.burst - tokens) / policy.per_s),
+                retry_after_s=float(retry_text),
+            )
+        if int(leased) > 0:
+            self._store(key, _Lease(int(leased), tokens, time.monotonic() + self._lease_s))
+        return self._decision(policy, tokens + int(leased), 0.0)
+
+    def _store(self, key: str, lease: _Lease) -> None:
+        if len(self._leases) >= MAX_LEASED_SUBJECTS:
+            now = time.monotonic()
+            self._leases = {k: v for k, v in self._leases.items() if v.expires_at > now}
+            if len(self._leases) >= MAX_LEASED_SUBJECTS:
+                self._leases.clear()
+        previous = self._leases.get(key)
+        if previous is not None and previous.expires_at > time.monotonic():
+            lease.tokens += previous.tokens  # still spendable: they were taken from Redis
+        self._leases[key] = lease
+
+    @staticmethod
+    def _decision(policy: RatePolicy, tokens: float, retry_after_s: float) -> RateDecision:
+        return RateDecision(
+            policy=policy,
+            allowed=True,
+            remaining=max(0, math.floor(tokens)),
+            reset_s=max(0.0, (policy.burst - tokens) / policy.per_s),
+            retry_after_s=retry_after_s,
+        )
