@@ -14,7 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -40,17 +40,35 @@ REBUILD_CHUNK = 5000
 _REBUILD_ATTEMPTS = 5
 
 # KEYS: built marker, then per window its sorted set and members hash.
-# ARGV: per window: number of operations, then per operation four values:
+# ARGV: top N (0: no tops), then per window: number of operations, then per operation four
+# values:
 #   "s", user, member, score  (set the user's standing)
 #   "d", user, "", ""         (remove the user)
-# Returns -1 when the marker is missing (nothing written), else per window:
-#   the size after the change, then for each operation the user's 0-based rank (-1 if absent).
+# Returns -1 when the marker is missing (nothing written), else per window: the size after
+# the change, 1 if the top N (user and score per rank) changed else 0, the number of top
+# entries after, the entries as member, score, then for each operation the user's 0-based
+# rank (-1 if absent).
 _WRITE_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local top_n = tonumber(ARGV[1])
+local function top_of(zkey)
+  if top_n == 0 then return {} end
+  return redis.call('ZRANGE', zkey, 0, top_n - 1, 'WITHSCORES')
+end
+local function same(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a, 2 do
+    if string.sub(a[i], 18) ~= string.sub(b[i], 18) or a[i + 1] ~= b[i + 1] then
+      return false
+    end
+  end
+  return true
+end
 local result = {}
-local arg = 1
+local arg = 2
 for window = 1, (#KEYS - 1) / 2 do
   local zkey, mkey = KEYS[window * 2], KEYS[window * 2 + 1]
+  local before = top_of(zkey)
   local count = tonumber(ARGV[arg]); arg = arg + 1
   local first = arg
   for op = 1, count do
@@ -65,7 +83,11 @@ for window = 1, (#KEYS - 1) / 2 do
     end
     arg = arg + 4
   end
+  local after = top_of(zkey)
   result[#result + 1] = redis.call('ZCARD', zkey)
+  result[#result + 1] = same(before, after) and 0 or 1
+  result[#result + 1] = #after / 2
+  for i = 1, #after do result[#result + 1] = after[i] end
   arg = first
   for op = 1, count do
     local rank = -1
@@ -126,10 +148,16 @@ class StandingWrite:
 
 @dataclass(frozen=True, slots=True)
 class WindowResult:
-    """A window after a write: its size and each written user's 1-based rank (None: gone)."""
+    """A window after a write: its size and each written user's 1-based rank (None: gone).
+
+    With a top N requested (:meth:`LeaderboardStore.queue_write`), also the top after the
+    write as ``(user_id, value)`` and whether it differs from the top before.
+    """
 
     total: int
     ranks: dict[str, int | None]
+    top: list[tuple[str, float]] = field(default_factory=list)
+    top_changed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +193,9 @@ class LeaderboardStore:
         Raises :class:`CompetitionNotBuiltError` when the competition has not been built;
         the caller then rebuilds it from PostgreSQL (which already holds these writes).
         """
-        keys, arguments = self.write_command(competition_id, sort_order, writes)
-        results = self.parse_write_reply(writes, await self._write(keys=keys, args=arguments))
+        keys, arguments = self.write_command(competition_id, sort_order, writes, 0)
+        reply = await self._write(keys=keys, args=arguments)
+        results = self.parse_write_reply(writes, sort_order, reply)
         if results is None:
             raise CompetitionNotBuiltError(competition_id)
         return results
@@ -177,12 +206,14 @@ class LeaderboardStore:
         competition_id: str,
         sort_order: SortOrder,
         writes: dict[str, Sequence[StandingWrite]],
+        top_n: int,
     ) -> None:
         """Queue the same atomic write as :meth:`write` on ``pipe`` (one round trip per batch).
 
-        Parse its reply with :meth:`parse_write_reply` (None: the competition is not built).
+        Each window's result also carries its top ``top_n`` after the write and whether it
+        changed. Parse the reply with :meth:`parse_write_reply` (None: not built).
         """
-        keys, arguments = self.write_command(competition_id, sort_order, writes)
+        keys, arguments = self.write_command(competition_id, sort_order, writes, top_n)
         queue_script(pipe, self._write, keys, arguments)
 
     def write_command(
@@ -190,10 +221,11 @@ class LeaderboardStore:
         competition_id: str,
         sort_order: SortOrder,
         writes: dict[str, Sequence[StandingWrite]],
+        top_n: int,
     ) -> tuple[list[str], list[str | float | int]]:
-        """The write script's keys and arguments for ``writes``."""
+        """The write script's keys and arguments for ``writes`` (tops of ``top_n``; 0: none)."""
         keys = [built_key(self.prefix, competition_id)]
-        arguments: list[str | float | int] = []
+        arguments: list[str | float | int] = [top_n]
         descending = sort_order is SortOrder.DESC
         for window, items in writes.items():
             if not items:
@@ -217,7 +249,7 @@ class LeaderboardStore:
 
     @staticmethod
     def parse_write_reply(
-        writes: dict[str, Sequence[StandingWrite]], reply: object
+        writes: dict[str, Sequence[StandingWrite]], sort_order: SortOrder, reply: object
     ) -> dict[str, WindowResult] | None:
         """Each window's result from the write script's reply (None: not built)."""
         if reply == -1 or not isinstance(reply, list):
@@ -227,15 +259,23 @@ class LeaderboardStore:
         for window, items in writes.items():
             if not items:
                 continue
-            total = int(reply[position])
-            ranks = reply[position + 1 : position + 1 + len(items)]
-            position += 1 + len(items)
+            total, changed, size = reply[position : position + 3]
+            position += 3
+            top = reply[position : position + 2 * size]
+            position += 2 * size
+            ranks = reply[position : position + len(items)]
+            position += len(items)
             results[window] = WindowResult(
-                total=total,
+                total=int(total),
                 ranks={
-                    write.user_id: int(rank) + 1 if int(rank) >= 0 else None
+                    write.user_id: rank + 1 if rank >= 0 else None
                     for write, rank in zip(items, ranks, strict=True)
                 },
+                top=[
+                    (member_user_id(member), standing_value(float(score), sort_order))
+                    for member, score in zip(top[::2], top[1::2], strict=True)
+                ],
+                top_changed=changed == 1,
             )
         return results
 

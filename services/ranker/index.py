@@ -26,24 +26,21 @@ from shared.leaderboard_store import (
     queue_script,
 )
 from shared.schemas.change_message import LeaderboardEntry
-from shared.schemas.competition import Competition, SortOrder
+from shared.schemas.competition import Competition
 
 
 @dataclass
 class IndexedCompetition:
-    """One competition's Redis write: the top before and after it, its result and version.
+    """One competition's Redis write: its written users, result and change-message version.
 
     ``results`` is None when the competition was not built (nothing was written; the caller
-    rebuilds it and reads ranks and the top back). Tops are ``(user_id, score)`` pairs.
+    rebuilds it and reads ranks and the top back with :func:`read_back`).
     """
 
     competition: Competition
     users_by_window: dict[str, list[str]]
-    top_before: dict[str, list[tuple[str, float]]]
-    top_after: dict[str, list[tuple[str, float]]]
     results: dict[str, WindowResult] | None
     version: int
-    rebuilt: bool = False
 
 
 async def redis_windows(redis: Redis, prefix: str, competition_id: str) -> set[str]:
@@ -106,12 +103,6 @@ def competition_writes(
     return {window: items for window, items in writes.items() if items}
 
 
-def _top(rows: list[tuple[bytes, float]], sort_order: SortOrder) -> list[tuple[str, float]]:
-    return [
-        (member_user_id(member), standing_value(float(score), sort_order)) for member, score in rows
-    ]
-
-
 async def write_batch(
     store: LeaderboardStore,
     competitions: Sequence[Competition],
@@ -122,9 +113,10 @@ async def write_batch(
 ) -> list[IndexedCompetition]:
     """Write every touched competition of the plan to Redis in one pipelined round trip.
 
-    Per competition the pipeline reads each written window's top, runs the atomic write
-    script (which refuses to write when the built marker is missing), reads the top again
-    and takes the next change-message version. Competitions without writes are left out.
+    Per competition the pipeline runs the atomic write script (which refuses to write when
+    the built marker is missing, and reports each window's top after the write and whether
+    it changed) and takes the next change-message version. Competitions without writes are
+    left out.
     """
     controlled_windows = {
         competition.id: await redis_windows(store.redis, store.prefix, competition.id)
@@ -140,35 +132,18 @@ async def write_batch(
             if not writes:
                 continue
             planned.append((competition, writes))
-            keys = [ranking_key(prefix, cid, window) for window in writes]
-            for key in keys:
-                pipe.zrange(key, 0, top_n - 1, withscores=True)
-            store.queue_write(pipe, cid, competition.sort_order, dict(writes))
-            for key in keys:
-                pipe.zrange(key, 0, top_n - 1, withscores=True)
+            store.queue_write(pipe, cid, competition.sort_order, dict(writes), top_n)
             queue_script(pipe, next_version, [version_key(prefix, cid)], [now_ms])
         replies = await pipe.execute() if planned else []
-    indexed = []
-    position = 0
-    for competition, writes in planned:
-        count = len(writes)
-        before = replies[position : position + count]
-        reply = replies[position + count]
-        after = replies[position + count + 1 : position + 2 * count + 1]
-        version = int(replies[position + 2 * count + 1])
-        position += 2 * count + 2
-        order = competition.sort_order
-        indexed.append(
-            IndexedCompetition(
-                competition,
-                {window: [write.user_id for write in items] for window, items in writes.items()},
-                {window: _top(rows, order) for window, rows in zip(writes, before, strict=True)},
-                {window: _top(rows, order) for window, rows in zip(writes, after, strict=True)},
-                store.parse_write_reply(dict(writes), reply),
-                version,
-            )
+    return [
+        IndexedCompetition(
+            competition,
+            {window: [write.user_id for write in items] for window, items in writes.items()},
+            store.parse_write_reply(dict(writes), competition.sort_order, replies[2 * index]),
+            int(replies[2 * index + 1]),
         )
-    return indexed
+        for index, (competition, writes) in enumerate(planned)
+    ]
 
 
 def change_message(indexed: IndexedCompetition, plan: BatchPlan, emitted_at: datetime) -> bytes:
@@ -191,15 +166,14 @@ def change_message(indexed: IndexedCompetition, plan: BatchPlan, emitted_at: dat
                 changed.append({"user_id": user, "score": None, "rank": None})
             else:
                 changed.append({"user_id": user, "score": standing.score, "rank": ranks.get(user)})
-        top = indexed.top_after[window]
         windows.append(
             {
                 "window": window,
                 "changed": changed,
-                "top_changed": indexed.rebuilt or top != indexed.top_before[window],
+                "top_changed": result.top_changed,
                 "top": [
                     {"rank": rank, "user_id": user, "score": score}
-                    for rank, (user, score) in enumerate(top, start=1)
+                    for rank, (user, score) in enumerate(result.top, start=1)
                 ],
                 "total": result.total,
             }
@@ -223,19 +197,14 @@ async def read_back(
     Every window then reports its top as changed.
     """
     competition = indexed.competition
-    windows = list(indexed.users_by_window)
-    tops = await read_tops(store, competition, windows, top_n)
+    tops = await read_tops(store, competition, list(indexed.users_by_window), top_n)
     results = {}
     for window, users in indexed.users_by_window.items():
         found = await store.ranks(competition.id, window, competition.sort_order, users)
-        ranks: dict[str, int | None] = {user: entry.rank for user, entry in found.found.items()}
-        results[window] = WindowResult(total=found.total, ranks=ranks)
-    return IndexedCompetition(
-        competition,
-        indexed.users_by_window,
-        {window: [] for window in windows},
-        {window: [(e.user_id, e.score) for e in tops[window]] for window in windows},
-        results,
-        indexed.version,
-        rebuilt=True,
-    )
+        results[window] = WindowResult(
+            total=found.total,
+            ranks={user: entry.rank for user, entry in found.found.items()},
+            top=[(entry.user_id, entry.score) for entry in tops[window]],
+            top_changed=True,
+        )
+    return IndexedCompetition(competition, indexed.users_by_window, results, indexed.version)
