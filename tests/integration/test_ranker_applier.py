@@ -162,3 +162,62 @@ async def test_redis_unavailable_retries_the_batch_until_it_applies(
             await producer.stop()
             await redis.aclose()
             await pool.close()
+
+
+async def _changes(settings: Settings) -> list[ChangeMessage]:
+    return [
+        ChangeMessage.model_validate_json(record.value)
+        for record in await read_topic(settings, settings.topic_changes)
+    ]
+
+
+async def test_change_messages_carry_the_top_after_the_write_and_whether_it_changed(
+    applier: BatchApplier, settings: Settings
+) -> None:
+    top2 = BatchApplier(
+        settings.model_copy(update={"ranker_top_n": 2}),
+        applier.pool,
+        applier.store.redis,
+        applier.producer,
+    )
+    await top2.apply(records(score("e1", "u1", 30), score("e2", "u2", 20), score("e3", "u3", 10)))
+    await top2.apply(records(score("e4", "u3", 15)))  # below the top 2: top unchanged
+    await top2.apply(records(score("e5", "u3", 25)))  # into the top 2
+    first, below, into = (change.windows[0] for change in await _changes(settings))
+    assert first.top_changed
+    assert [(e.rank, e.user_id, e.score) for e in first.top] == [(1, "u1", 30), (2, "u2", 20)]
+    assert not below.top_changed
+    assert [(c.user_id, c.score, c.rank) for c in below.changed] == [("u3", 15, 3)]
+    assert [(e.user_id, e.score) for e in below.top] == [("u1", 30), ("u2", 20)]
+    assert into.top_changed
+    assert [(e.user_id, e.score) for e in into.top] == [("u1", 30), ("u3", 25)]
+    assert into.total == 3
+
+
+async def test_one_batch_over_several_competitions_rebuilds_only_the_lost_one(
+    applier: BatchApplier, settings: Settings
+) -> None:
+    await create_competition(
+        applier.pool, CompetitionCreate(id="c2", name="c2", sort_order=SortOrder.ASC)
+    )
+    c2 = ScoreEvent(
+        event_id="f1", competition_id="c2", user_id="u9", value=3.5, ts=T0, received_at=T0
+    )
+    await applier.apply(records(score("e1", "u1", 10), c2))
+    await applier.store.drop("c2")  # Redis lost c2 only
+    c2_again = c2.model_copy(update={"event_id": "f2", "user_id": "u8", "value": 1.5})
+    plan = await applier.apply(records(score("e2", "u2", 20), c2_again))
+    assert len(plan.new_scores) == 2
+    assert await alltime(applier) == [("u2", 20), ("u1", 10)]
+    c2_top = await applier.store.top("c2", "alltime", SortOrder.ASC, 0, 10)
+    assert [(e.user_id, e.score) for e in c2_top] == [("u8", 1.5), ("u9", 3.5)]
+    last: dict[str, ChangeMessage] = {}
+    for change in sorted(await _changes(settings), key=lambda change: change.version):
+        last[change.competition_id] = change  # records come in partition order
+    c1_window, c2_window = last["c1"].windows[0], last["c2"].windows[0]
+    assert [(c.user_id, c.rank) for c in c1_window.changed] == [("u2", 1)]
+    assert c1_window.top_changed
+    assert [(c.user_id, c.score, c.rank) for c in c2_window.changed] == [("u8", 1.5, 1)]
+    assert c2_window.top_changed  # rebuilt: reported as changed
+    assert c2_window.total == 2
+    assert [(e.rank, e.user_id) for e in c2_window.top] == [(1, "u8"), (2, "u9")]
