@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from services.ingest.metrics import PRODUCE_LATENCY
 from shared.errors import DependencyUnavailableError
@@ -55,21 +56,7 @@ class EventPublisher:
             # one deadline for the whole publish: wait_for per record would wrap every send
             # in a task of its own (Python 3.11), a large share of a 500-event batch's CPU
             async with asyncio.timeout_at(loop.time() + self._timeout_s):
-                send = self._producer.send
-                # sorted like aiokafka's partitioner sees them; memoized murmur2 per key
-                partitions = sorted(await self._producer.partitions_for(self._topic))
-                partition_of = self._partitioner.partition
-                for record in records:
-                    key = record.key.encode()
-                    deliveries.append(
-                        await send(
-                            self._topic,
-                            value=record.value,
-                            key=key,
-                            partition=partition_of(key, partitions),
-                            headers=headers,
-                        )
-                    )
+                await self._enqueue(records, headers, deliveries)
                 # asyncio.wait never cancels the deliveries themselves on a timeout
                 await asyncio.wait(deliveries)
             for delivery in deliveries:
@@ -92,6 +79,50 @@ class EventPublisher:
                 # late outcomes are nobody's business any more; retrieve them silently
                 delivery.add_done_callback(_discard_outcome)
             PRODUCE_LATENCY.labels(outcome).observe(time.perf_counter() - started)
+
+    async def _enqueue(
+        self,
+        records: Sequence[OutgoingRecord],
+        headers: KafkaHeaders,
+        deliveries: list[asyncio.Future[object]],
+    ) -> None:
+        """Hand ``records`` to the producer, appending one delivery future per batch/record.
+
+        One record goes through ``send`` and shares the producer's open batch with other
+        requests. Several are built into one batch per partition (``create_batch`` /
+        ``send_batch``): no per-record future, partition check or accumulator call, and a
+        request's records for one competition stay in order within their partition.
+        """
+        producer, topic = self._producer, self._topic
+        # sorted like aiokafka's partitioner sees them; memoized murmur2 per key
+        partitions = sorted(await producer.partitions_for(topic))
+        partition_of = self._partitioner.partition
+        if len(records) == 1:
+            key = records[0].key.encode()
+            partition = partition_of(key, partitions)
+            deliveries.append(
+                await producer.send(
+                    topic, value=records[0].value, key=key, partition=partition, headers=headers
+                )
+            )
+            return
+        builders: dict[int, BatchBuilder] = {}
+        for record in records:
+            key = record.key.encode()
+            partition = partition_of(key, partitions)
+            builder = builders.get(partition)
+            if builder is None:
+                builder = builders[partition] = producer.create_batch()
+            if builder.append(timestamp=None, key=key, value=record.value, headers=headers):
+                continue
+            # full (max_batch_size): submit it, the rest of the partition follows in order
+            deliveries.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[partition] = producer.create_batch()
+            if builder.append(timestamp=None, key=key, value=record.value, headers=headers):
+                continue
+            raise MessageSizeTooLargeError(f"a record of {len(record.value)} bytes")
+        for partition, builder in builders.items():
+            deliveries.append(await producer.send_batch(builder, topic, partition=partition))
 
 
 def _discard_outcome(delivery: asyncio.Future[object]) -> None:
