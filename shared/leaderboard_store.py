@@ -40,10 +40,11 @@ REBUILD_CHUNK = 5000
 _REBUILD_ATTEMPTS = 5
 
 # KEYS: built marker, then per window its sorted set and members hash.
-# ARGV: top N (0: no tops), then per window: number of operations, then per operation four
-# values:
-#   "s", user, member, score  (set the user's standing)
-#   "d", user, "", ""         (remove the user)
+# ARGV: top N (0: no tops), then per window one string of operations, each ending in "\n":
+#   "s <member> <score>\n"  (set the standing of the member's user)
+#   "d <user>\n"            (remove the user)
+# (one string per window keeps the argument count, and so the client's encoding cost, low;
+# identifiers never contain spaces or newlines).
 # Returns -1 when the marker is missing (nothing written), else per window: the size after
 # the change, 1 if the top N (user and score per rank) changed else 0, the number of top
 # entries after, the entries as member, score, then for each operation the user's 0-based
@@ -65,35 +66,37 @@ local function same(a, b)
   return true
 end
 local result = {}
-local arg = 2
 for window = 1, (#KEYS - 1) / 2 do
   local zkey, mkey = KEYS[window * 2], KEYS[window * 2 + 1]
   local before = top_of(zkey)
-  local count = tonumber(ARGV[arg]); arg = arg + 1
-  local first = arg
-  for op = 1, count do
-    local kind, user, member, score = ARGV[arg], ARGV[arg + 1], ARGV[arg + 2], ARGV[arg + 3]
-    local old = redis.call('HGET', mkey, user)
-    if old and old ~= member then redis.call('ZREM', zkey, old) end
-    if kind == 's' then
-      redis.call('ZADD', zkey, score, member)
+  local set = {}
+  for line in string.gmatch(ARGV[window + 1], '[^\\n]+') do
+    local user, member
+    if string.sub(line, 1, 1) == 's' then
+      local space = string.find(line, ' ', 3, true)
+      member = string.sub(line, 3, space - 1)
+      user = string.sub(member, 18)
+      local old = redis.call('HGET', mkey, user)
+      if old and old ~= member then redis.call('ZREM', zkey, old) end
+      redis.call('ZADD', zkey, string.sub(line, space + 1), member)
       redis.call('HSET', mkey, user, member)
     else
+      user = string.sub(line, 3)
+      local old = redis.call('HGET', mkey, user)
+      if old then redis.call('ZREM', zkey, old) end
       redis.call('HDEL', mkey, user)
     end
-    arg = arg + 4
+    set[#set + 1] = member or false
   end
   local after = top_of(zkey)
   result[#result + 1] = redis.call('ZCARD', zkey)
   result[#result + 1] = same(before, after) and 0 or 1
   result[#result + 1] = #after / 2
   for i = 1, #after do result[#result + 1] = after[i] end
-  arg = first
-  for op = 1, count do
+  for i = 1, #set do
     local rank = -1
-    if ARGV[arg] == 's' then rank = redis.call('ZRANK', zkey, ARGV[arg + 2]) end
+    if set[i] then rank = redis.call('ZRANK', zkey, set[i]) end
     result[#result + 1] = rank
-    arg = arg + 4
   end
 end
 return result
@@ -234,17 +237,15 @@ class LeaderboardStore:
                 ranking_key(self.prefix, competition_id, window),
                 members_key(self.prefix, competition_id, window),
             ]
-            arguments.append(len(items))
-            for write in items:
-                if write.value is None or write.reached_at is None:
-                    arguments += ["d", write.user_id, "", ""]
-                else:
-                    arguments += [
-                        "s",
-                        write.user_id,
-                        encode_member(write.user_id, write.reached_at),
-                        repr(-write.value if descending else write.value),
-                    ]
+            arguments.append(
+                "".join(
+                    f"d {write.user_id}\n"
+                    if write.value is None or write.reached_at is None
+                    else f"s {encode_member(write.user_id, write.reached_at)}"
+                    f" {-write.value if descending else write.value!r}\n"
+                    for write in items
+                )
+            )
         return keys, arguments
 
     @staticmethod
