@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 import asyncpg
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -231,7 +233,7 @@ class ClientConnection:
                 return None
             finally:
                 self._sending = False
-            metrics.MESSAGES_SENT.labels(kind).inc()
+            _sent_counter(kind).inc()
             if emitted_at is not None:
                 lag = time.time() - emitted_at.timestamp()
                 metrics.FANOUT_LATENCY.observe(max(lag, 0.0))
@@ -259,11 +261,11 @@ class ClientConnection:
             self._sent_top = top
         if with_me:
             self._sent_me = me
-        return (
-            protocol.update_frame(pending.version, top, me, with_me),
-            "update",
-            pending.emitted_at,
-        )
+        if with_me or top is None:
+            frame = protocol.update_frame(pending.version, top, me, with_me)
+        else:
+            frame = protocol.top_update_frame(pending.version, top)
+        return frame, "update", pending.emitted_at
 
     async def _snapshot(self) -> str:
         subscription = self.subscription
@@ -292,6 +294,12 @@ class ClientConnection:
             me,
             subscription.user_id is not None,
         )
+
+
+@functools.cache
+def _sent_counter(kind: str) -> Counter:
+    """The labelled child of ``MESSAGES_SENT`` (looked up once per kind, not per send)."""
+    return metrics.MESSAGES_SENT.labels(kind)
 
 
 class SnapshotUnavailableError(Exception):
