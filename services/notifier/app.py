@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,7 @@ from services.notifier.page import page_routes
 from services.notifier.repository import NotifierRepository
 from services.notifier.ws import leaderboard_socket, upgrade_required
 from shared.change_feed import open_change_feed
+from shared.gc_pauses import freeze_long_lived, watch_gc_pauses
 from shared.http.app import create_service_app
 from shared.http.openapi import openapi_route
 from shared.resources import open_resources
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watch_gc_pauses()
         async with open_resources(settings, postgres=True, redis=True) as resources:
             repository = NotifierRepository(
                 resources.require_pool(),
@@ -50,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.resources = resources
             app.state.repository = repository
             app.state.hub = hub
+            freezer = asyncio.create_task(freeze_long_lived(), name="gc-freezer")
             try:
                 async with open_change_feed(settings, hub.on_change) as feed:
 
@@ -63,6 +67,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     }
                     yield
             finally:
+                freezer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await freezer
                 await hub.close()
 
     return create_service_app(SERVICE, settings, routes=routes(), lifespan=lifespan)
