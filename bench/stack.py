@@ -138,7 +138,7 @@ class BenchStack:
         return member
 
     async def serve_naive(self) -> Service:
-        """Start the naive app under uvicorn (one worker, no access log, like Podium's)."""
+        """Start the naive app under uvicorn (Podium's worker count, no access log)."""
         port = free_port()
         env = {**os.environ, "NAIVE_REDIS_URL": self.settings.redis_url.get_secret_value()}
         env["NAIVE_REDIS_KEY"] = self.naive_key
@@ -155,7 +155,7 @@ class BenchStack:
                 "--port",
                 str(port),
                 "--workers",
-                "1",
+                str(self.settings.http_workers),
                 "--no-access-log",
                 "--no-server-header",
                 "--log-level",

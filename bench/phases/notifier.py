@@ -105,6 +105,34 @@ def _latencies(clients: list[Client], probes: list[tuple[str, float]]) -> tuple[
     return samples, missed
 
 
+def _per_probe(clients: list[Client], probes: list[tuple[str, float]]) -> list[dict[str, float]]:
+    """Per probe: the first and the last client's latency (ms). The first is roughly the
+    pipeline (ingest → ranker → change feed), last minus first the fan-out to every client."""
+    spans: list[dict[str, float]] = []
+    for user, accepted in probes:
+        needle = f'"{user}"'
+        seen = [
+            next(
+                (
+                    at
+                    for at, frame in client.frames
+                    if needle in (frame if isinstance(frame, str) else frame.decode())
+                ),
+                None,
+            )
+            for client in clients
+        ]
+        times = [at for at in seen if at is not None]
+        if times:
+            spans.append(
+                {
+                    "first_ms": round((min(times) - accepted) * 1000, 1),
+                    "last_ms": round((max(times) - accepted) * 1000, 1),
+                }
+            )
+    return spans
+
+
 async def run_notifier_phase(
     notifier_url: str,
     notifier_pid: int,
@@ -145,6 +173,7 @@ async def run_notifier_phase(
                     "bytes_per_connection": round((rss - baseline_rss) / max(live, 1)),
                     "missed": missed,
                     **latency_summary(samples),
+                    "probes": _per_probe(clients, probes),
                 }
     finally:
         for client in clients:
