@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -106,16 +107,26 @@ class BatchApplier:
                 [m.event_id for m in decoded if isinstance(m, ControlEvent)],
             )
             plan = plan_batch(batch, state, self.settings.ranker_period_grace_s)
-            await write_plan(connection, plan)
-            # every competition's write in one pipelined round trip (a hash tag each)
-            indexed = await write_batch(
-                self.store,
-                [state.competitions[cid] for cid in sorted(plan.touched)],
-                plan,
-                self.settings.ranker_top_n,
-                self._next_version,
-                int(time.time() * 1000),
+            # PostgreSQL and Redis written concurrently (Redis: one pipelined round trip);
+            # both hold the batch before the commit, as when written one after the other: a
+            # failure of either rolls back PostgreSQL and the retried batch rewrites the same
+            # absolute standings to Redis
+            written = await asyncio.gather(
+                write_plan(connection, plan),
+                write_batch(
+                    self.store,
+                    [state.competitions[cid] for cid in sorted(plan.touched)],
+                    plan,
+                    self.settings.ranker_top_n,
+                    self._next_version,
+                    int(time.time() * 1000),
+                ),
+                return_exceptions=True,  # no rollback while a statement still runs
             )
+            for outcome in written:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            indexed = cast(list[IndexedCompetition], written[1])
         for position, item in enumerate(indexed):
             if item.results is None:
                 logger.warning("leaderboard %s missing in Redis; rebuilding", item.competition.id)
