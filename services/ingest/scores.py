@@ -15,7 +15,7 @@ from services.ingest.context import ingest_context
 from services.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from services.ingest.publisher import OutgoingRecord
 from services.ingest.records import encode_score
-from services.ingest.schemas import EventResult, ScoreAccepted
+from services.ingest.schemas import EventResult
 from shared.auth import Principal
 from shared.errors import EventRejectedError, PermissionDeniedError, ValidationFailedError
 from shared.http.body import read_json_body
@@ -62,10 +62,13 @@ async def post_score(request: Request) -> Response:
         raise EventRejectedError(rejection.reason, rejection.message, details=details)
     await context.publisher.publish([_record(event, received_at)], _headers(principal))
     EVENTS_ACCEPTED.inc()
-    accepted = ScoreAccepted(event_id=event.event_id, received_at=received_at)
-    return JSONResponse(
-        accepted.model_dump(mode="json"), status_code=202, headers=decision.headers()
-    )
+    # the ScoreAccepted shape, built directly (as the batch's results are)
+    accepted = {
+        "status": "accepted",
+        "event_id": event.event_id,
+        "received_at": received_at.isoformat().replace("+00:00", "Z"),
+    }
+    return JSONResponse(accepted, status_code=202, headers=decision.headers())
 
 
 def _batch_items(body: Any, max_events: int) -> list[Any]:

@@ -8,6 +8,7 @@ import httpx
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.ingest.app import create_app
+from services.ingest.schemas import ScoreAccepted
 from shared.kafka_headers import PRODUCER, REQUEST_ID, header_value
 from shared.schemas.score_event import ScoreEvent, parse_topic_message
 from shared.settings import Settings
@@ -31,6 +32,7 @@ async def test_batch_records_land_where_single_posts_do_in_request_order(
             body = {"id": competition, "name": competition}
             response = await client.post("/api/v1/competitions", json=body, headers=admin)
             assert response.status_code == 201, response.text
+        accepted: dict[str, ScoreAccepted] = {}
         for competition in COMPETITIONS:
             single = {
                 "event_id": f"{competition}-single",
@@ -40,6 +42,8 @@ async def test_batch_records_land_where_single_posts_do_in_request_order(
             }
             response = await client.post("/api/v1/scores", json=single, headers=server)
             assert response.status_code == 202, response.text
+            accepted[competition] = ScoreAccepted.model_validate(response.json())
+            assert response.json()["received_at"].endswith("Z")
         # 300 events interleaving the competitions: each competition's order must survive
         events = [
             {
@@ -75,6 +79,10 @@ async def test_batch_records_land_where_single_posts_do_in_request_order(
         assert record.partition == default(record.key, partitions, partitions)
         assert header_value(record.headers, PRODUCER) == "game-server"
         by_competition.setdefault(key, []).append((record.partition, message.event_id))
+        if message.event_id.endswith("-single"):
+            # the 202 told the caller exactly what the topic holds
+            assert accepted[key].event_id == message.event_id
+            assert accepted[key].received_at == message.received_at
         if message.event_id.startswith("b-"):
             assert message.metadata == {"i": int(message.event_id[2:])}
             assert header_value(record.headers, REQUEST_ID) == "req-batch"
