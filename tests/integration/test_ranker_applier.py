@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
@@ -221,3 +221,33 @@ async def test_one_batch_over_several_competitions_rebuilds_only_the_lost_one(
     assert c2_window.top_changed  # rebuilt: reported as changed
     assert c2_window.total == 2
     assert [(e.rank, e.user_id) for e in c2_window.top] == [(1, "u8"), (2, "u9")]
+
+
+async def test_postgresql_keeps_exact_values_times_and_metadata(applier: BatchApplier) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    ts = datetime(2026, 11, 25, 14, 0, 0, 123457, tzinfo=plus_two)
+    values = [0.1 + 0.2, 1e-300, 2.5e300, -0.0]
+    events = [
+        ScoreEvent(
+            event_id=f"x{index}",
+            competition_id="c1",
+            user_id=f"u{index}",
+            value=value,
+            ts=ts + timedelta(microseconds=index),
+            received_at=ts,
+            metadata={"note": 'line\nbreak "quoted"', "n": index},
+        )
+        for index, value in enumerate(values)
+    ]
+    await applier.apply(records(*events))
+    rows = await applier.pool.fetch(
+        "SELECT event_id, value, event_ts, received_at, metadata FROM score_events"
+        " ORDER BY event_id"
+    )
+    assert [(r["value"], r["event_ts"], r["received_at"], r["metadata"]) for r in rows] == [
+        (e.value, e.ts, e.received_at, e.metadata) for e in events
+    ]
+    standings = await applier.pool.fetch(
+        "SELECT user_id, score, reached_at, last_event_ts FROM standings ORDER BY user_id"
+    )
+    assert [tuple(row) for row in standings] == [(e.user_id, e.value, e.ts, e.ts) for e in events]
