@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import statistics
 import time
@@ -160,11 +161,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument(
+        "--gc-threshold", type=int, default=0, help="gen-0 GC threshold (0: Python's default)"
+    )
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse_args()
+    if arguments.gc_threshold:
+        gc.set_threshold(arguments.gc_threshold, 50, 100)
     if arguments.uvloop:
         import uvloop
 

@@ -256,6 +256,7 @@ class LeaderboardStore:
         if reply == -1 or not isinstance(reply, list):
             return None
         results: dict[str, WindowResult] = {}
+        descending = sort_order is SortOrder.DESC  # inlined standing_value: hot loop
         position = 0
         for window, items in writes.items():
             if not items:
@@ -273,7 +274,10 @@ class LeaderboardStore:
                     for write, rank in zip(items, ranks, strict=True)
                 },
                 top=[
-                    (member_user_id(member), standing_value(float(score), sort_order))
+                    (
+                        member_user_id(member),
+                        (-float(score) if descending else float(score)) + 0.0,
+                    )
                     for member, score in zip(top[::2], top[1::2], strict=True)
                 ],
                 top_changed=changed == 1,
