@@ -138,6 +138,8 @@ async def main(args: argparse.Namespace) -> None:
     broker = start_broker("127.0.0.1", port)
     try:
         raw = make_events(args.events, args.competitions, args.users, args.seed)
+        if args.gc_threshold:
+            gc.freeze()  # as the ranker does after start-up: the events are long-lived
         rates = []
         for _ in range(args.repeats):
             rates.append(await run_once(f"127.0.0.1:{port}", args, raw))

@@ -12,6 +12,7 @@ would skip the failed batch.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_S = 1.0
+GC_GEN0_THRESHOLD = 50_000
 
 
 def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
@@ -132,6 +134,11 @@ def run_worker(app: faust.App, log_level: str) -> int:
     batch's CPU on the default loop.
     """
     started = time.monotonic()
+    # a batch allocates ~100k short-lived objects: a bigger generation-0 threshold promotes
+    # fewer of them to the old generations, and frozen start-up objects are never rescanned
+    # (together about a tenth of a batch's CPU was garbage collection)
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = faust.Worker(
