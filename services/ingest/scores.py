@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,6 +26,7 @@ from shared.logging import request_id_var
 from shared.schemas.score_event import ScoreEventIn
 
 VALIDATION_FAILED = "validation_failed"
+_EVENT_LIST: TypeAdapter[list[ScoreEventIn]] = TypeAdapter(list[ScoreEventIn])
 
 
 def _record(event: ScoreEventIn, received_at: datetime) -> OutgoingRecord:
@@ -97,6 +98,35 @@ def _batch_items(body: Any, max_events: int) -> list[Any]:
     return items
 
 
+def _validate_items(
+    items: list[Any], results: list[dict[str, Any] | None]
+) -> list[tuple[int, ScoreEventIn]]:
+    """The items that are valid ScoreEventIn, by index; each invalid one gets its result."""
+    try:
+        # the common case, every item valid, in one pydantic-core call (no per-item overhead)
+        return list(enumerate(_EVENT_LIST.validate_python(items)))
+    except ValidationError:
+        pass
+    valid: list[tuple[int, ScoreEventIn]] = []
+    for index, item in enumerate(items):
+        try:
+            valid.append((index, ScoreEventIn.model_validate(item)))
+        except ValidationError as error:
+            problems = validation_details(error, prefix=("events", index))
+            results[index] = _result(
+                EventResult(
+                    index=index,
+                    event_id=_raw_event_id(item),
+                    status="rejected",
+                    reason=VALIDATION_FAILED,
+                    field=problems[0]["field"],
+                    message="the event does not match the schema",
+                    details=list(problems),
+                )
+            )
+    return valid
+
+
 def _cost(body: Any) -> int:
     """Events a batch claims to hold (what a trusted server is charged), before validation."""
     if isinstance(body, dict) and isinstance(body.get("events"), list):
@@ -115,23 +145,7 @@ async def post_batch(request: Request) -> Response:
     received_at = datetime.now(UTC)
 
     results: list[dict[str, Any] | None] = [None] * len(items)
-    valid: list[tuple[int, ScoreEventIn]] = []
-    for index, item in enumerate(items):
-        try:
-            valid.append((index, ScoreEventIn.model_validate(item)))
-        except ValidationError as error:
-            problems = validation_details(error, prefix=("events", index))
-            results[index] = _result(
-                EventResult(
-                    index=index,
-                    event_id=_raw_event_id(item),
-                    status="rejected",
-                    reason=VALIDATION_FAILED,
-                    field=problems[0]["field"],
-                    message="the event does not match the schema",
-                    details=list(problems),
-                )
-            )
+    valid = _validate_items(items, results)
     competitions = await context.competitions.get_many({e.competition_id for _, e in valid})
 
     records: list[OutgoingRecord] = []
