@@ -135,13 +135,22 @@ def token(subject: str, scopes: tuple[str, ...], ttl_s: int | None) -> None:
     help="Write the JSON report here.",
 )
 @click.option(
+    "--batch-share",
+    type=click.FloatRange(0, 1),
+    default=0.3,
+    show_default=True,
+    help="Share of load ticks sent as one batch request (the rest: one request per event).",
+)
+@click.option(
     "--work-dir",
     type=click.Path(file_okay=False),
     default=".podium/soak",
     show_default=True,
     help="Where the run keeps its processes' logs.",
 )
-def soak(duration_s: float, rate_eps: float, report_path: str | None, work_dir: str) -> None:
+def soak(
+    duration_s: float, rate_eps: float, report_path: str | None, batch_share: float, work_dir: str
+) -> None:
     """Run the platform as separate processes under load while injecting faults; check it."""
     from pathlib import Path
 
@@ -157,6 +166,7 @@ def soak(duration_s: float, rate_eps: float, report_path: str | None, work_dir: 
             work_dir=Path(work_dir),
             report_path=Path(report_path) if report_path else None,
             command=" ".join(["podium", "soak", *sys.argv[2:]]),
+            batch_share=batch_share,
         )
     )
     sys.exit(0 if report["passed"] else 1)

@@ -38,6 +38,7 @@ async def run_soak(
     report_path: Path | None,
     users: int = 200,
     seed: int = 7,
+    batch_share: float = 0.3,
     command: str = "podium soak",
 ) -> dict[str, Any]:
     """One whole soak run; returns the report (also written to ``report_path`` as JSON)."""
@@ -51,7 +52,7 @@ async def run_soak(
     )
     try:
         await platform.start()
-        report = await _drive(platform, duration_s, rate_eps, users, seed, command)
+        report = await _drive(platform, duration_s, rate_eps, users, seed, command, batch_share)
     finally:
         await platform.stop()
     text = format_report(report)
@@ -80,7 +81,13 @@ async def _create_competitions(
 
 
 async def _drive(
-    platform: Platform, duration_s: float, rate_eps: float, users: int, seed: int, command: str
+    platform: Platform,
+    duration_s: float,
+    rate_eps: float,
+    users: int,
+    seed: int,
+    command: str,
+    batch_share: float,
 ) -> dict[str, Any]:
     settings = platform.settings
     admin = issue_token(settings, "soak-admin", ["admin"])
@@ -89,7 +96,12 @@ async def _drive(
     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=limits) as client:
         await _create_competitions(client, platform, admin)
         load = WriteLoad(
-            [platform.url("ingest-a"), platform.url("ingest-b")], writer, rate_eps, users, seed
+            [platform.url("ingest-a"), platform.url("ingest-b")],
+            writer,
+            rate_eps,
+            users,
+            seed,
+            batch_share=batch_share,
         )
         reads = ReadLoad(
             platform.url("query"),
@@ -137,7 +149,7 @@ async def _drive(
         for task in background:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 5)
-    return build_report(
+    report = build_report(
         command=command,
         duration_s=duration_s,
         rate_eps=rate_eps,
@@ -148,6 +160,8 @@ async def _drive(
         lost=missing,
         subscribers=len(subscribers),
     )
+    report["batch_share"] = batch_share
+    return report
 
 
 async def _print_progress(load: WriteLoad, run_started: float) -> None:
