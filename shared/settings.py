@@ -176,7 +176,7 @@ class Settings(BaseSettings):
 
     # --- ranker --------------------------------------------------------------------------
     ranker_batch_size: int = Field(
-        2000,
+        5000,
         ge=1,
         description="Most events taken per ranker batch (bigger: more events/s, slower batches).",
     )
