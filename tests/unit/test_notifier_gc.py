@@ -19,7 +19,8 @@ def test_every_collection_pause_is_observed() -> None:
     before = REGISTRY.get_sample_value("podium_gc_pause_seconds_count", labels) or 0.0
     gc.collect()
     after = REGISTRY.get_sample_value("podium_gc_pause_seconds_count", labels)
-    assert after == before + 1
+    assert after is not None
+    assert after >= before + 1  # automatic collections may add more
 
 
 class _Node:
