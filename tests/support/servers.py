@@ -28,7 +28,7 @@ async def running_app(
     """Serve ``app`` with uvicorn in this event loop (lifespan included); yields its base URL."""
     port = port or free_port()
     server = uvicorn.Server(uvicorn_config(app, settings, port, host="127.0.0.1"))
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the test owns signals
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # pytest owns signals
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 30
     while not server.started:
