@@ -34,7 +34,7 @@ soak: $(STAMP)  ## The short fault soak (about 75 s): 0 lost, 0 double-counted, 
 	PODIUM_ENV=$${PODIUM_ENV:-dev} $(BIN)/podium soak --duration 75 --rate 200 --report .podium/soak-report.json
 
 soak-long: $(STAMP)  ## The long fault soak (10 minutes at 1,000 events/s); report in docs/
-	PODIUM_ENV=$${PODIUM_ENV:-dev} $(BIN)/podium soak --duration 600 --rate 1000 --report docs/soak-report.json
+	PODIUM_ENV=$${PODIUM_ENV:-dev} $(BIN)/podium soak --duration 600 --rate 1000 --batch-share 0.9 --report docs/soak-report.json
 
 bench: $(STAMP)  ## Benchmarks vs the naive app and Redis, same run (<= 10 min); writes bench/results.json
 	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; else echo "wrk is missing: sudo apt-get install -y wrk" >&2; exit 1; fi; }

@@ -114,13 +114,10 @@ class WriteLoad:
         """Offer ``rate_eps`` events/s for ``duration_s``, then wait for every retry to land."""
         started = time.monotonic()
         tick_s = 0.05
-        per_tick = self.rate_eps * tick_s
-        owed = 0.0
-        while time.monotonic() - started < duration_s:
-            owed += per_tick
-            count = int(owed)
-            owed -= count
-            if count:
+        while (elapsed := time.monotonic() - started) < duration_s:
+            # what is owed follows the clock, so a slow tick does not lower the offered rate
+            count = int(elapsed * self.rate_eps) - self.stats.offered
+            if count > 0:
                 self._launch(client, [self._event() for _ in range(count)])
             await asyncio.sleep(tick_s)
         while self._in_flight:
