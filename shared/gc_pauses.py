@@ -52,6 +52,13 @@ def watch_gc_pauses() -> None:
         gc.callbacks.append(_on_gc)
 
 
+def unwatch_gc_pauses() -> None:
+    """Stop recording pauses (when the app that asked for it shuts down)."""
+    if _on_gc in gc.callbacks:
+        gc.callbacks.remove(_on_gc)
+    _started.clear()
+
+
 FREEZE_INTERVAL_S = 1.0
 SWEEP_INTERVAL_S = 600.0
 

@@ -15,7 +15,7 @@ from services.notifier.page import page_routes
 from services.notifier.repository import NotifierRepository
 from services.notifier.ws import leaderboard_socket, upgrade_required
 from shared.change_feed import open_change_feed
-from shared.gc_pauses import freeze_long_lived, watch_gc_pauses
+from shared.gc_pauses import freeze_long_lived, unwatch_gc_pauses, watch_gc_pauses
 from shared.http.app import create_service_app
 from shared.http.openapi import openapi_route
 from shared.resources import open_resources
@@ -71,5 +71,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await freezer
                 await hub.close()
+                unwatch_gc_pauses()
 
     return create_service_app(SERVICE, settings, routes=routes(), lifespan=lifespan)
