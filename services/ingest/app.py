@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 policies=RatePolicies.from_settings(settings),
                 trusted_proxies=parse_networks(settings.trusted_proxies),
             )
+            app.state.resources = resources  # pool gauges on /metrics
             app.state.readiness_checks = resources.readiness_checks
             try:
                 yield

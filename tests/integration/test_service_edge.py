@@ -44,6 +44,10 @@ async def test_health_ready_metrics_and_errors(settings: Settings, service: str)
         assert metrics.status_code == 200
         assert metrics.headers["content-type"].startswith("text/plain")
         assert "# TYPE podium_http_requests_total counter" in metrics.text
+        for pool in ("postgres", "redis"):  # every service exports its pool gauges
+            assert (
+                f'podium_pool_connections_max{{service="{service}",pool="{pool}"}}' in metrics.text
+            )
         missing = await client.get("/definitely/not/a/route")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
