@@ -46,7 +46,7 @@ async def test_health_ready_metrics_and_errors(settings: Settings, service: str)
         assert "# TYPE podium_http_requests_total counter" in metrics.text
         for pool in ("postgres", "redis"):  # every service exports its pool gauges
             assert (
-                f'podium_pool_connections_max{{service="{service}",pool="{pool}"}}' in metrics.text
+                f'podium_pool_connections_max{{pool="{pool}",service="{service}"}}' in metrics.text
             )
         missing = await client.get("/definitely/not/a/route")
         assert missing.status_code == 404
