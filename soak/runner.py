@@ -125,8 +125,10 @@ async def _drive(
         faults_task = asyncio.create_task(
             run_schedule(platform, probe, client, duration_s, run_started)
         )
+        progress = asyncio.create_task(_print_progress(load, run_started))
         await load.run(client, duration_s)
         faults = await faults_task
+        progress.cancel()
         missing = await wait_for_drain(settings, set(load.stats.accepted))
         await asyncio.sleep(max(1.0, settings.query_cache_ttl_ms / 1000 * 2))
         expected = replay(
