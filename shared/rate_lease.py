@@ -19,51 +19,13 @@ import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from shared.rate_limit import RATE_LIMITED, RateDecision, RateLimiter, RatePolicy
+from shared.rate_limit import RateDecision, RateLimiter, RatePolicy
 
 logger = logging.getLogger(__name__)
 
 MIN_BURST_PER_LEASE = 16
 MAX_LEASED_SUBJECTS = 10_000
-
-# KEYS[1] bucket; ARGV rate/s, burst, cost, lease. Takes cost (or refuses); then takes up to
-# `lease` more only while at least half the burst would remain.
-# Returns {allowed, tokens left, retry after s, leased}.
-_LEASE_SCRIPT = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local lease = tonumber(ARGV[4])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local last = tonumber(state[2])
-if tokens == nil or last == nil then
-  tokens = burst
-  last = now
-end
-if now > last then
-  tokens = math.min(burst, tokens + (now - last) * rate)
-  last = now
-end
-local allowed = 0
-local retry_after = 0
-local leased = 0
-if cost <= tokens then
-  tokens = tokens - cost
-  allowed = 1
-  leased = math.max(0, math.min(lease, math.floor(tokens - burst / 2)))
-  tokens = tokens - leased
-else
-  retry_after = (cost - tokens) / rate
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(last))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return {allowed, tostring(tokens), tostring(retry_after), leased}
-"""
 
 
 @dataclass(slots=True)
@@ -91,7 +53,6 @@ class LeasingRateLimiter(RateLimiter):
         self._lease_s = lease_s
         self._leases: dict[str, _Lease] = {}
         self._leasing: set[str] = set()
-        self._lease_script = redis.register_script(_LEASE_SCRIPT)
 
     def _lease_size(self, policy: RatePolicy, cost: int) -> int:
         size = min(self._max_tokens, policy.burst // MIN_BURST_PER_LEASE)
@@ -108,41 +69,22 @@ class LeasingRateLimiter(RateLimiter):
         if lease is not None and lease.expires_at > now and lease.tokens >= cost:
             lease.tokens -= cost
             return self._decision(policy, lease.bucket_tokens + lease.tokens, 0.0)
-        if now < self._skip_until:
-            return self._fail_open(policy)
         if key in self._leasing:
             lease_size = 0  # one lease request in flight per bucket: concurrent misses don't hoard
         else:
             self._leasing.add(key)
         try:
-            allowed, tokens_text, retry_text, leased = await self._lease_script(
-                keys=[key], args=[repr(policy.per_s), policy.burst, cost, lease_size]
-            )
-        except (RedisError, OSError, TimeoutError) as error:
-            self._skip_until = time.monotonic() + self._failure_backoff_s
-            logger.warning(
-                "rate limiter failing open for %.1f s: Redis error %s: %s",
-                self._failure_backoff_s,
-                type(error).__name__,
-                error,
-            )
-            return self._fail_open(policy)
+            reply = await self._take(key, policy, cost, lease_size)
         finally:
             if lease_size:
                 self._leasing.discard(key)
-        tokens = float(tokens_text)
-        if not int(allowed):
-            RATE_LIMITED.labels(self._service, policy.name).inc()
-            return RateDecision(
-                policy=policy,
-                allowed=False,
-                remaining=max(0, math.floor(tokens)),
-                reset_s=max(0.0, (policy.burst - tokens) / policy.per_s),
-                retry_after_s=float(retry_text),
-            )
-        if int(leased) > 0:
-            self._store(key, _Lease(int(leased), tokens, time.monotonic() + self._lease_s))
-        return self._decision(policy, tokens + int(leased), 0.0)
+        if reply is None:
+            return self._fail_open(policy)
+        if not reply.allowed:
+            return self._bucket_decision(policy, reply)
+        if reply.leased > 0:
+            self._store(key, _Lease(reply.leased, reply.tokens, time.monotonic() + self._lease_s))
+        return self._decision(policy, reply.tokens + reply.leased, 0.0)
 
     def _store(self, key: str, lease: _Lease) -> None:
         if len(self._leases) >= MAX_LEASED_SUBJECTS:

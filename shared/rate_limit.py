@@ -33,12 +33,15 @@ RATE_LIMIT_FAIL_OPEN = Counter(
     ["service"],
 )
 
-# KEYS[1] bucket; ARGV rate/s, burst, cost. Returns {allowed, tokens left, retry after s}.
+# KEYS[1] bucket; ARGV rate/s, burst, cost and (optional) lease. Takes cost (or refuses);
+# then takes up to `lease` more only while at least half the burst would remain.
+# Returns {allowed, tokens left, retry after s, leased}.
 # Floats travel as strings: Redis truncates Lua numbers to integers in replies.
 _BUCKET_SCRIPT = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4]) or 0
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -54,15 +57,18 @@ if now > last then
 end
 local allowed = 0
 local retry_after = 0
+local leased = 0
 if cost <= tokens then
   tokens = tokens - cost
   allowed = 1
+  leased = math.max(0, math.min(lease, math.floor(tokens - burst / 2)))
+  tokens = tokens - leased
 else
   retry_after = (cost - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(last))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return {allowed, tostring(tokens), tostring(retry_after)}
+return {allowed, tostring(tokens), tostring(retry_after), leased}
 """
 
 
@@ -105,6 +111,16 @@ class RateDecision:
         return headers
 
 
+@dataclass(frozen=True, slots=True)
+class BucketReply:
+    """What the bucket script answered: allowed, tokens left, retry after, tokens leased."""
+
+    allowed: bool
+    tokens: float
+    retry_after_s: float
+    leased: int
+
+
 class RateLimiter:
     """Checks and takes tokens from Redis buckets named ``<prefix>rl:<policy>:<subject>``.
 
@@ -140,12 +156,20 @@ class RateLimiter:
         A cost above the burst can never fit; it is refused with the time a full bucket
         would need, so callers should bound costs (e.g. the batch size) below the burst.
         """
-        if time.monotonic() < self._skip_until:
+        reply = await self._take(self.bucket_key(policy, subject), policy, cost)
+        if reply is None:
             return self._fail_open(policy)
+        return self._bucket_decision(policy, reply)
+
+    async def _take(
+        self, key: str, policy: RatePolicy, cost: int, lease: int = 0
+    ) -> BucketReply | None:
+        """Run the bucket script; None when Redis failed (the caller fails open)."""
+        if time.monotonic() < self._skip_until:
+            return None
         try:
-            allowed, tokens_text, retry_text = await self._script(
-                keys=[self.bucket_key(policy, subject)],
-                args=[repr(policy.per_s), policy.burst, cost],
+            allowed, tokens_text, retry_text, leased = await self._script(
+                keys=[key], args=[repr(policy.per_s), policy.burst, cost, lease]
             )
         except (RedisError, OSError, TimeoutError) as error:
             self._skip_until = time.monotonic() + self._failure_backoff_s
@@ -155,18 +179,21 @@ class RateLimiter:
                 type(error).__name__,
                 error,
             )
-            return self._fail_open(policy)
-        tokens = float(tokens_text)
-        decision = RateDecision(
-            policy=policy,
-            allowed=bool(int(allowed)),
-            remaining=max(0, math.floor(tokens)),
-            reset_s=max(0.0, (policy.burst - tokens) / policy.per_s),
-            retry_after_s=float(retry_text),
-        )
-        if not decision.allowed:
+            return None
+        reply = BucketReply(bool(int(allowed)), float(tokens_text), float(retry_text), int(leased))
+        if not reply.allowed:
             RATE_LIMITED.labels(self._service, policy.name).inc()
-        return decision
+        return reply
+
+    @staticmethod
+    def _bucket_decision(policy: RatePolicy, reply: BucketReply) -> RateDecision:
+        return RateDecision(
+            policy=policy,
+            allowed=reply.allowed,
+            remaining=max(0, math.floor(reply.tokens)),
+            reset_s=max(0.0, (policy.burst - reply.tokens) / policy.per_s),
+            retry_after_s=reply.retry_after_s,
+        )
 
     def _fail_open(self, policy: RatePolicy) -> RateDecision:
         RATE_LIMIT_FAIL_OPEN.labels(self._service).inc()
