@@ -23,6 +23,7 @@ from shared.db import create_pool
 from shared.devstack.broker import start_broker
 from shared.devstack.cleanup import discard_run_data
 from shared.devstack.processes import free_port
+from shared.gc_pauses import unwatch_gc_pauses
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
 from shared.redis_client import create_redis
@@ -33,6 +34,14 @@ DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_gc_watch_after_the_session() -> Iterator[None]:
+    """In-process notifier apps watch GC pauses; none may outlive the session (its warnings
+    would print after pytest's summary)."""
+    yield
+    unwatch_gc_pauses()
 
 
 @pytest.fixture(scope="session")
