@@ -165,6 +165,18 @@ def _start_services(
         "notifier": ["serve", "notifier"],
         "ranker": ["ranker"],
     }
+    ports = {
+        "ingest": settings.ingest_port,
+        "query": settings.query_port,
+        "notifier": settings.notifier_port,
+        "ranker": settings.ranker_port,
+    }
+    busy = [f"{name} :{port}" for name, port in ports.items() if port_open(settings.host, port)]
+    if busy:  # another process would answer our readiness checks: refuse instead
+        raise SystemExit(
+            f"podium dev: port(s) already in use: {', '.join(busy)}; stop what listens there"
+            " or set PODIUM_<SERVICE>_PORT"
+        )
     for name, arguments in commands.items():
         log_path = None if attach_logs else log_dir / f"{name}.log"
         group.add(
@@ -172,12 +184,6 @@ def _start_services(
                 name, [sys.executable, "-m", "shared.cli", *arguments], env=env, log_path=log_path
             )
         )
-    ports = {
-        "ingest": settings.ingest_port,
-        "query": settings.query_port,
-        "notifier": settings.notifier_port,
-        "ranker": settings.ranker_port,
-    }
     for name, port in ports.items():
         _wait_ready(name, f"http://{settings.host}:{port}/health/ready", 90)
 
