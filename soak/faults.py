@@ -86,18 +86,20 @@ class EndToEndProbe:
 def fault_actions(platform: Platform) -> list[tuple[str, Callable[[], Awaitable[str]]]]:
     """The faults, in the order the schedule injects them."""
 
-    async def kill_ranker() -> str:
-        platform.kill_process("ranker-a")
+    async def kill_and_restart(name: str, *, wait_ready: bool) -> str:
+        platform.kill_process(name)
         await asyncio.sleep(RESTART_PAUSE_S)
-        platform.start_process("ranker-a")
-        return "SIGKILL ranker-a, restarted"
+        platform.start_process(name)
+        if wait_ready:
+            await platform.wait_ready(name)
+        return f"SIGKILL {name}, restarted"
+
+    async def kill_ranker() -> str:
+        # no readiness wait: the other ranker takes over while this one rejoins the group
+        return await kill_and_restart("ranker-a", wait_ready=False)
 
     async def kill_ingest() -> str:
-        platform.kill_process("ingest-a")
-        await asyncio.sleep(RESTART_PAUSE_S)
-        platform.start_process("ingest-a")
-        await platform.wait_ready("ingest-a")
-        return "SIGKILL ingest-a mid-request, restarted"
+        return await kill_and_restart("ingest-a", wait_ready=True) + " (mid-request)"
 
     async def restart_redis() -> str:
         platform.restart_redis()
@@ -108,11 +110,7 @@ def fault_actions(platform: Platform) -> list[tuple[str, Callable[[], Awaitable[
         return f"pg_terminate_backend on {count} Podium connections"
 
     async def kill_notifier() -> str:
-        platform.kill_process("notifier")
-        await asyncio.sleep(RESTART_PAUSE_S)
-        platform.start_process("notifier")
-        await platform.wait_ready("notifier")
-        return "SIGKILL notifier, restarted"
+        return await kill_and_restart("notifier", wait_ready=True)
 
     return [
         ("ranker_kill", kill_ranker),
