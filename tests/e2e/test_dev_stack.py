@@ -39,6 +39,17 @@ def _environment(
     return env
 
 
+def _command_lines(processes: list[psutil.Process]) -> list[str]:
+    """Command lines of the processes still running (a short-lived child may be a zombie)."""
+    lines = []
+    for process in processes:
+        try:
+            lines.append(" ".join(process.cmdline()))
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return lines
+
+
 def _run_and_stop(env: dict[str, str], log_path: Path) -> str:
     """Start `podium dev`, check every service, Ctrl-C it, check nothing is left; the log."""
     with open(log_path, "wb") as log:
@@ -51,7 +62,7 @@ def _run_and_stop(env: dict[str, str], log_path: Path) -> str:
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.5)
         descendants = psutil.Process(dev.pid).children(recursive=True)
-        names = " ".join(" ".join(child.cmdline()) for child in descendants)
+        names = " ".join(_command_lines(descendants))
         for expected in (
             "tansu",
             "serve ingest",
