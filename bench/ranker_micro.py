@@ -22,10 +22,10 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
+from devstack.broker import start_broker
+from devstack.processes import free_port
 from services.ranker.applier import BatchApplier, decode
 from shared.db import create_pool
-from shared.devstack.broker import start_broker
-from shared.devstack.processes import free_port
 from shared.kafka import create_producer, ensure_topics
 from shared.migrations import migrate
 from shared.redis_client import create_redis

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.devstack.broker import start_broker
-from shared.devstack.cleanup import discard_run_data
-from shared.devstack.processes import ManagedProcess, free_port, spawn
+from devstack.broker import start_broker
+from devstack.cleanup import discard_run_data
+from devstack.processes import ManagedProcess, free_port, spawn
 from shared.kafka import connection_options, ensure_topics
 from shared.migrations import migrate
 from shared.settings import Settings, settings_environment
@@ -128,7 +128,7 @@ class BenchStack:
         env = self.environment({**overrides, f"{service}_port": port})
         process = spawn(
             name,
-            [sys.executable, "-m", "shared.cli", "serve", service],
+            [sys.executable, "-m", "podium.cli", "serve", service],
             env=env,
             log_path=self.work_dir / f"{name}.log",
         )
@@ -174,7 +174,7 @@ class BenchStack:
         port = free_port()
         process = spawn(
             name,
-            [sys.executable, "-m", "shared.cli", "ranker"],
+            [sys.executable, "-m", "podium.cli", "ranker"],
             env=self.environment({**overrides, "ranker_port": port}),
             log_path=self.work_dir / f"{name}.log",
         )

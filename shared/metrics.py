@@ -10,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.requests import Request
 from starlette.responses import Response
 
+from shared.pool_metrics import observe_pools
+
 LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
@@ -33,21 +35,11 @@ DEPENDENCY_UP = Gauge(
     "1 when the last readiness probe of a dependency succeeded, else 0.",
     ["service", "dependency"],
 )
-POOL_IN_USE = Gauge(
-    "podium_pool_connections_in_use",
-    "Connections of a client pool currently in use.",
-    ["service", "pool"],
-)
-POOL_SIZE = Gauge(
-    "podium_pool_connections_max", "Maximum connections of a client pool.", ["service", "pool"]
-)
 
 
 async def metrics_endpoint(request: Request) -> Response:
     """Serve every registered metric in the Prometheus text format."""
     resources = getattr(request.app.state, "resources", None)
     if resources is not None:
-        from shared.pool_metrics import observe_pools  # lazy: it imports this module
-
         observe_pools(getattr(request.app.state, "service_name", "podium"), resources)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

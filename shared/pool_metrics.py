@@ -9,9 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+from prometheus_client import Gauge
 from redis.asyncio import Redis
 
-from shared.metrics import POOL_IN_USE, POOL_SIZE
+POOL_IN_USE = Gauge(
+    "podium_pool_connections_in_use",
+    "Connections of a client pool currently in use.",
+    ["service", "pool"],
+)
+POOL_SIZE = Gauge(
+    "podium_pool_connections_max", "Maximum connections of a client pool.", ["service", "pool"]
+)
 
 
 def _postgres(service: str, pool: asyncpg.Pool) -> None:

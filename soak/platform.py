@@ -15,11 +15,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from devstack.broker import start_broker
+from devstack.cleanup import drop_schema
+from devstack.embedded import start_embedded_redis
+from devstack.processes import ManagedProcess, free_port, spawn
 from shared.db import application_name
-from shared.devstack.broker import start_broker
-from shared.devstack.cleanup import drop_schema
-from shared.devstack.embedded import start_embedded_redis
-from shared.devstack.processes import ManagedProcess, free_port, spawn
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
 from shared.settings import Settings, settings_environment
@@ -131,7 +131,7 @@ class Platform:
         spec = self.services[name]
         self.processes[name] = spawn(
             name,
-            [sys.executable, "-m", "shared.cli", *spec.arguments],
+            [sys.executable, "-m", "podium.cli", *spec.arguments],
             env=self.environment(name),
             log_path=self.work_dir / f"{name}.log",
         )

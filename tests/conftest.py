@@ -18,12 +18,12 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
+from devstack.broker import start_broker
+from devstack.cleanup import discard_run_data
+from devstack.processes import free_port
+from services.notifier.gc_pauses import unwatch_gc_pauses
 from shared.auth import issue_token
 from shared.db import create_pool
-from shared.devstack.broker import start_broker
-from shared.devstack.cleanup import discard_run_data
-from shared.devstack.processes import free_port
-from shared.gc_pauses import unwatch_gc_pauses
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
 from shared.redis_client import create_redis

@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 
 from services.ingest.api import OPERATIONS, openapi_document
+from services.ingest.client_ip import parse_networks
 from services.ingest.competition_cache import CompetitionCache
 from services.ingest.context import IngestContext
 from services.ingest.publisher import EventPublisher
+from services.ingest.rate_limit.lease import LeasingRateLimiter
+from services.ingest.rate_limit.policy import RatePolicies
 from shared.http.app import create_service_app
-from shared.http.client_ip import parse_networks
 from shared.http.openapi import openapi_route, operation_routes, standard_operations
-from shared.http.rate_limit import RatePolicies
-from shared.rate_lease import LeasingRateLimiter
 from shared.resources import open_resources
 from shared.settings import Settings, get_settings
 

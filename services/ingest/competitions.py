@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.ingest.access import authenticate_admin
+from services.ingest.body import read_json_body
 from services.ingest.context import ingest_context
 from services.ingest.database import database_errors_mapped
 from services.ingest.parameters import path_identifier, query_identifier, query_int
 from services.ingest.schemas import CompetitionPage
 from shared import competitions as repository
 from shared.errors import NotFoundError, ValidationFailedError
-from shared.http.body import read_json_body
 from shared.http.errors import validation_details
 from shared.http.responses import JSONResponse
 from shared.schemas.competition import Competition, CompetitionCreate, CompetitionUpdate

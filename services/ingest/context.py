@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import asyncpg
 from starlette.requests import Request
 
+from services.ingest.client_ip import IPNetwork
 from services.ingest.competition_cache import CompetitionCache
 from services.ingest.publisher import EventPublisher
-from shared.http.client_ip import IPNetwork
-from shared.http.rate_limit import RatePolicies
-from shared.rate_limit import RateLimiter
+from services.ingest.rate_limit.buckets import RateLimiter
+from services.ingest.rate_limit.policy import RatePolicies
 from shared.settings import Settings
 
 

@@ -19,10 +19,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from services.ingest.kafka_headers import KafkaHeaders
 from services.ingest.metrics import PRODUCE_LATENCY
+from services.ingest.partitioning import KeyPartitioner
 from shared.errors import DependencyUnavailableError
-from shared.kafka_headers import KafkaHeaders
-from shared.kafka_partitioning import KeyPartitioner
 
 logger = logging.getLogger(__name__)
 

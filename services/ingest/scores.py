@@ -11,17 +11,17 @@ from starlette.responses import Response
 
 from services.ingest.access import authenticate, limit_score_writer, require_score_writer
 from services.ingest.admission import Rejection, check_event
+from services.ingest.body import read_json_body
 from services.ingest.context import ingest_context
+from services.ingest.kafka_headers import origin_headers
 from services.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from services.ingest.publisher import OutgoingRecord
 from services.ingest.records import encode_score
 from services.ingest.schemas import EventResult
 from shared.auth import Principal
 from shared.errors import EventRejectedError, PermissionDeniedError, ValidationFailedError
-from shared.http.body import read_json_body
 from shared.http.errors import validation_details
 from shared.http.responses import JSONResponse
-from shared.kafka_headers import origin_headers
 from shared.logging import request_id_var
 from shared.schemas.score_event import ScoreEventIn
 

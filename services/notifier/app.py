@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from services.notifier.gc_pauses import freeze_long_lived, unwatch_gc_pauses, watch_gc_pauses
 from services.notifier.hub import Hub
 from services.notifier.openapi import notifier_openapi
 from services.notifier.page import page_routes
 from services.notifier.repository import NotifierRepository
 from services.notifier.ws import leaderboard_socket, upgrade_required
 from shared.change_feed import open_change_feed
-from shared.gc_pauses import freeze_long_lived, unwatch_gc_pauses, watch_gc_pauses
 from shared.http.app import create_service_app
 from shared.http.openapi import openapi_route
 from shared.resources import open_resources

@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 import asyncpg
 from prometheus_client import Counter
@@ -31,10 +31,20 @@ from shared.errors import PodiumError
 from shared.schemas.competition import Competition
 from shared.settings import Settings
 
-if TYPE_CHECKING:
-    from services.notifier.hub import Room
-
 logger = logging.getLogger(__name__)
+
+
+class RoomVersion(Protocol):
+    """What a client needs of its room: the change version it last fanned out.
+
+    A protocol rather than the hub's ``Room`` so that the dependency points one way
+    (the hub knows its clients; a client only reads this number).
+    """
+
+    @property
+    def version(self) -> int:
+        """The newest change version the room has seen."""
+        ...
 
 
 class Unchanged:
@@ -105,7 +115,7 @@ class ClientConnection:
         self.websocket = websocket
         self.subscription = subscription
         self.window = subscription.window
-        self.room: Room | None = None
+        self.room: RoomVersion | None = None
         self._settings = settings
         self._repository = repository
         self._interval_s = 1.0 / settings.notify_max_hz

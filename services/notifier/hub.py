@@ -189,12 +189,13 @@ class Hub:
 
     async def leave(self, client: ClientConnection) -> None:
         """Unsubscribe ``client``; the last one out stops the room."""
-        room = client.room
-        if room is None:
+        competition_id = client.subscription.competition.id
+        room = self._rooms.get(competition_id)
+        if room is None or client.room is not room:
             return
         room.remove(client)
-        if room.empty and self._rooms.get(room.competition.id) is room:
-            del self._rooms[room.competition.id]
+        if room.empty:
+            del self._rooms[competition_id]
             await room.stop()
 
     async def on_change(self, change_message: ChangeMessage) -> None:

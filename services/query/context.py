@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from redis.asyncio import Redis
 
-from shared.circuit_breaker import CircuitBreaker
+from services.query.circuit_breaker import CircuitBreaker
 from shared.http.representation import Representation
 from shared.leaderboard_store import LeaderboardStore
 from shared.settings import Settings

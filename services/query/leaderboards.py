@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import asyncpg
 from redis.exceptions import RedisError
 
-from shared.circuit_breaker import CircuitBreaker, CircuitOpenError
+from services.query.circuit_breaker import CircuitBreaker, CircuitOpenError
 from shared.errors import DependencyUnavailableError
 from shared.leaderboard import member_user_id, members_key, ranking_key, standing_value
 from shared.leaderboard_store import (

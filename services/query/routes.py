@@ -9,11 +9,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.query.signed_cursor import decode_cursor, encode_cursor
 from shared.errors import BadRequestError, NotFoundError
 from shared.http.openapi import Operation, Parameter, error_responses
 from shared.http.representation import Representation
 from shared.schemas.competition import Competition, Visibility
-from shared.signed_cursor import decode_cursor, encode_cursor
 from shared.windows import CURRENT, resolve_window
 
 from . import params

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from services.query.signed_cursor import decode_cursor, encode_cursor
 from shared.errors import BadRequestError, DependencyUnavailableError
 from shared.http.representation import RawHeaders, Representation
 from shared.schemas.competition import Competition, Visibility
-from shared.signed_cursor import decode_cursor, encode_cursor
 from shared.windows import ALLTIME, resolve_window
 
 from . import params

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
@@ -22,7 +24,7 @@ def uvicorn_config(
         # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (its default
         # FORWARDED_ALLOW_IPS) and rewrite the client address before Podium sees it, so a
         # local peer could pick any address for its rate-limit bucket; only
-        # PODIUM_TRUSTED_PROXIES decides (shared.http.client_ip)
+        # PODIUM_TRUSTED_PROXIES decides (services.ingest.client_ip)
         "proxy_headers": False,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         "timeout_keep_alive": 5,
@@ -42,14 +44,16 @@ def uvicorn_config(
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
-def serve(app_factory: str, settings: Settings, port: int) -> None:
-    """Run the app built by ``app_factory`` (``module:function``) until SIGINT/SIGTERM.
+def serve(app_factory: Callable[[], Starlette], settings: Settings, port: int) -> None:
+    """Run the app built by ``app_factory`` until SIGINT/SIGTERM.
 
-    A factory string rather than an app object lets uvicorn start ``PODIUM_HTTP_WORKERS``
-    worker processes, each building its own app (and pools) from the same settings.
+    uvicorn is handed the factory's import path rather than an app object so that it can
+    start ``PODIUM_HTTP_WORKERS`` worker processes, each building its own app (and pools)
+    from the same settings; the caller still names a real function, not a string.
     """
+    factory_path = f"{app_factory.__module__}:{app_factory.__qualname__}"
     config = uvicorn_config(
-        app_factory, settings, port, factory=True, workers=settings.http_workers
+        factory_path, settings, port, factory=True, workers=settings.http_workers
     )
     server = uvicorn.Server(config)
     if settings.http_workers > 1:

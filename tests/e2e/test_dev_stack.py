@@ -14,8 +14,8 @@ import psutil
 import pytest
 import redis
 
-from shared.devstack.cleanup import drop_schema
-from shared.devstack.processes import free_port
+from devstack.cleanup import drop_schema
+from devstack.processes import free_port
 from tests.support.servers import podium_command
 
 SERVICE_PORTS = ("INGEST", "QUERY", "NOTIFIER", "RANKER")
@@ -68,7 +68,7 @@ def _run_and_stop(env: dict[str, str], log_path: Path) -> str:
             "serve ingest",
             "serve query",
             "serve notifier",
-            "shared.cli ranker",
+            "podium.cli ranker",
         ):
             assert expected in names, names
         for name in SERVICE_PORTS:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.devstack.processes import free_port
+from devstack.processes import free_port
 from shared.schemas.score_event import parse_topic_message
 from shared.settings import Settings
 from tests.conftest import SettingsFactory

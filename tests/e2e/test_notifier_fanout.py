@@ -17,8 +17,8 @@ from prometheus_client import REGISTRY
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from devstack.processes import free_port
 from services.notifier.app import create_app
-from shared.devstack.processes import free_port
 from shared.settings import Settings
 from tests.support.notifier_clients import closed_with, connect, leaders, receive, ws_url
 from tests.support.notifier_driver import RankerStandIn, ranker_stand_in

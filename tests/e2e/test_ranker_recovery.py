@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import redis.asyncio
 
-from shared.devstack.processes import free_port
+from devstack.processes import free_port
 from shared.settings import Settings
 from tests.conftest import DATABASE_URL
 from tests.support.private_redis import private_redis

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.devstack.processes import free_port
+from devstack.processes import free_port
 from shared.settings import Settings
 from tests.support.ranker_harness import (
     Position,

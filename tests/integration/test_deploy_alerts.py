@@ -23,10 +23,10 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.processes import free_port
 from services.ingest.app import create_app as create_ingest
 from services.notifier.app import create_app as create_notifier
 from services.query.app import create_app as create_query
-from shared.devstack.processes import free_port
 from shared.kafka import create_producer
 from shared.settings import Settings
 from tests.support.helm import ensure_helm

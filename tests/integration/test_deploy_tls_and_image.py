@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from devstack.processes import free_port
 from services.query.app import create_app as create_query
-from shared.devstack.processes import free_port
 from shared.settings import Settings
 from tests.support.servers import running_app
 

@@ -8,8 +8,8 @@ import httpx
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.ingest.app import create_app
+from services.ingest.kafka_headers import PRODUCER, REQUEST_ID, header_value
 from services.ingest.schemas import ScoreAccepted
-from shared.kafka_headers import PRODUCER, REQUEST_ID, header_value
 from shared.schemas.score_event import ScoreEvent, parse_topic_message
 from shared.settings import Settings
 from tests.support.servers import running_app

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
+from devstack.broker import start_broker
+from devstack.processes import free_port
 from services.ingest.app import create_app
-from shared.devstack.broker import start_broker
-from shared.devstack.processes import free_port
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
 from shared.schemas.score_event import parse_topic_message

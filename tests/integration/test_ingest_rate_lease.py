@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.rate_lease import LeasingRateLimiter
-from shared.rate_limit import RatePolicy
+from services.ingest.rate_limit.buckets import RatePolicy
+from services.ingest.rate_limit.lease import LeasingRateLimiter
 from shared.redis_client import create_redis
 from shared.settings import Settings
 

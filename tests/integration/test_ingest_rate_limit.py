@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 from prometheus_client import REGISTRY
 
+from devstack.embedded import start_embedded_redis
+from devstack.processes import free_port
 from services.ingest.app import create_app
-from shared.devstack.embedded import start_embedded_redis
-from shared.devstack.processes import free_port
-from shared.rate_limit import RateLimiter, RatePolicy
+from services.ingest.rate_limit.buckets import RateLimiter, RatePolicy
 from shared.redis_client import create_redis
 from shared.settings import Settings
 from tests.conftest import SettingsFactory

@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from services.ingest.app import create_app
-from shared.kafka_headers import PRODUCER, REQUEST_ID, header_value
+from services.ingest.kafka_headers import PRODUCER, REQUEST_ID, header_value
 from shared.schemas.score_event import ControlEvent, ScoreEvent, parse_topic_message
 from shared.settings import Settings
 from tests.conftest import SettingsFactory

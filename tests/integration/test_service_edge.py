@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.ingest.body import read_json_body
 from shared.http.app import create_service_app
 from shared.http.auth import require_principal
-from shared.http.body import read_json_body
 from shared.http.responses import JSONResponse
 from shared.settings import Settings
 from tests.conftest import SettingsFactory
@@ -91,7 +91,7 @@ def _protected_app(settings: Settings) -> Starlette:
 
 async def test_cli_token_is_accepted_and_bad_tokens_get_401(settings: Settings) -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "token", "--sub", "alice", "--scope", "scores:write",
+        [sys.executable, "-m", "podium.cli", "token", "--sub", "alice", "--scope", "scores:write",
          "--scope", "leaderboards:read", "--ttl", "60"],
         env=process_environment(settings),
         capture_output=True, text=True, check=True, timeout=60,

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.cleanup import discard_run_data
+from devstack.processes import free_port
 from shared.auth import issue_token
-from shared.devstack.cleanup import discard_run_data
-from shared.devstack.processes import free_port
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
 from shared.settings import Settings

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.devstack.embedded import start_embedded_redis
-from shared.devstack.processes import ManagedProcess, free_port
+from devstack.embedded import start_embedded_redis
+from devstack.processes import ManagedProcess, free_port
 
 
 @dataclass

@@ -24,9 +24,9 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from devstack.processes import free_port
 from shared.competitions import create_competition
 from shared.db import create_pool
-from shared.devstack.processes import free_port
 from shared.kafka import create_producer
 from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import create_redis

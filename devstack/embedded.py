@@ -7,7 +7,7 @@ import pwd
 import shutil
 from pathlib import Path
 
-from shared.devstack.processes import ManagedProcess, spawn, wait_for_port
+from devstack.processes import ManagedProcess, spawn, wait_for_port
 
 _PG_SYSTEM_USER = "embedded_postgres"
 
