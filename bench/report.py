@@ -20,7 +20,14 @@ RATIO_KEYS = (
 
 
 def _ratio(numerator: float, denominator: float) -> float:
-    return round(numerator / denominator, 3) if denominator else 0.0
+    """``numerator / denominator`` to three significant digits (0.0 when undefined).
+
+    Significant digits, not decimals: the ranker against Redis' pipelined ZADD is ~0.001 and
+    rounded to three decimals became 0.0 on a loaded machine.
+    """
+    if not denominator:
+        return 0.0
+    return float(f"{numerator / denominator:.3g}")
 
 
 def ratios(figures: dict[str, Any]) -> dict[str, float]:
