@@ -7,6 +7,15 @@ import orjson
 
 from shared.settings import Settings
 
+POSTGRES_FAILURES: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+"""What asyncpg raises when PostgreSQL is down, unreachable, slow or refuses: callers that can
+answer without it (a stale cache entry) catch these, and nothing else."""
+
 
 def application_name(settings: Settings) -> str:
     """How Podium's connections name themselves in ``pg_stat_activity``: ``podium/<schema>``."""
