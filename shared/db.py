@@ -7,7 +7,7 @@ import orjson
 
 from shared.settings import Settings
 
-POSTGRES_FAILURES: tuple[type[Exception], ...] = (
+POSTGRES_FAILURES = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     OSError,
