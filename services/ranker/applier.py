@@ -22,6 +22,14 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_never,
+    wait_exponential,
+    wait_random_exponential,
+)
 
 from services.ranker import metrics
 from services.ranker.index import IndexedCompetition, change_message, read_back, write_batch
@@ -76,21 +84,37 @@ class BatchApplier:
         pending, so offsets never move past an unapplied event.
         """
         started = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                await self.apply(events)
-                break
-            except Exception:
-                backoff_s = min(self.settings.ranker_retry_max_backoff_s, 0.1 * 2**attempt)
-                attempt += 1
-                metrics.BATCH_RETRIES.inc()
-                logger.exception(
-                    "batch of %d failed; retry %d in %.1f s", len(events), attempt, backoff_s
-                )
-                await asyncio.sleep(backoff_s)
+        await self._retrying(len(events))(self.apply, events)
         metrics.APPLY_LATENCY.observe(time.monotonic() - started)
         metrics.BATCH_SIZE.observe(len(events))
+
+    def _retrying(self, batch_size: int) -> AsyncRetrying:
+        """Retry on any error, forever; cancellation is no error (shutdown still stops it).
+
+        The n-th wait is between half and all of ``min(max back-off, 0.1 s * 2**(n-1))``:
+        the random half keeps rankers that failed together (one outage) from retrying in
+        step, the fixed half keeps them from hammering a dependency that is down.
+        """
+        half_cap_s = self.settings.ranker_retry_max_backoff_s / 2
+
+        def log_retry(state: RetryCallState) -> None:
+            metrics.BATCH_RETRIES.inc()
+            error = state.outcome.exception() if state.outcome else None
+            logger.error(
+                "batch of %d failed; retry %d in %.1f s",
+                batch_size,
+                state.attempt_number,
+                state.upcoming_sleep,
+                exc_info=error,
+            )
+
+        return AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            stop=stop_never,
+            wait=wait_exponential(multiplier=0.05, max=half_cap_s)
+            + wait_random_exponential(multiplier=0.05, max=half_cap_s),
+            before_sleep=log_retry,
+        )
 
     async def apply(self, events: Sequence[IncomingEvent]) -> BatchPlan:
         """Apply ``events`` once (raises when a dependency fails; safe to call again)."""
