@@ -29,6 +29,7 @@ from shared.db import create_pool
 from shared.kafka import create_producer, ensure_topics
 from shared.migrations import migrate
 from shared.redis_client import create_redis
+from shared.redis_keys import prefix_pattern
 from shared.schemas.competition import SortOrder
 from shared.settings import Settings
 
@@ -124,7 +125,10 @@ async def run_once(bootstrap: str, args: argparse.Namespace, raw: list[bytes]) -
         return float(len(raw) - args.batch) / elapsed
     finally:
         await producer.stop()
-        keys = [key async for key in redis.scan_iter(f"{settings.redis_key_prefix}*", count=5000)]
+        keys = [
+            key
+            async for key in redis.scan_iter(prefix_pattern(settings.redis_key_prefix), count=5000)
+        ]
         for start in range(0, len(keys), 5000):
             await redis.delete(*keys[start : start + 5000])
         await redis.aclose()

@@ -6,6 +6,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from shared.redis_client import create_redis
+from shared.redis_keys import prefix_pattern
 from shared.settings import Settings
 
 
@@ -23,7 +24,7 @@ async def delete_prefix(redis: Redis, prefix: str) -> int:
     """UNLINK every key under ``prefix`` (SCAN, never FLUSH: the Redis may be shared)."""
     deleted = 0
     batch: list[bytes] = []
-    async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+    async for key in redis.scan_iter(match=prefix_pattern(prefix), count=1000):
         batch.append(key)
         if len(batch) >= 1000:
             deleted += await redis.unlink(*batch)

@@ -1,10 +1,7 @@
-"""How leaderboards live in Redis: key names and the encoding of ranks.
+"""How standings are encoded in Redis sorted sets (key names: :mod:`shared.redis_keys`).
 
-Each competition's keys share the hash tag ``{<competition_id>}`` so multi-key scripts work on
-Redis Cluster. Per window there are two keys:
-
-- ``<prefix>lb:{<cid>}:<window>:z`` — a sorted set, member ``<reached_us>:<user_id>``;
-- ``<prefix>lb:{<cid>}:<window>:m`` — a hash ``user_id -> member`` to find a user's member.
+Each window is a sorted set whose members are ``<reached_us>:<user_id>``, plus a hash
+``user_id -> member`` to find a user's member.
 
 Rank order is always ascending ``ZRANGE`` order:
 
@@ -30,31 +27,9 @@ from shared.schemas.competition import SortOrder
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REACHED_DIGITS = 16
 MAX_REACHED_US = 10**REACHED_DIGITS - 1
-
-
-def _tag(prefix: str, competition_id: str) -> str:
-    return f"{prefix}lb:{{{competition_id}}}"
-
-
-def ranking_key(prefix: str, competition_id: str, window: str) -> str:
-    """The sorted set holding a window's ranking."""
-    return f"{_tag(prefix, competition_id)}:{window}:z"
-
-
-def members_key(prefix: str, competition_id: str, window: str) -> str:
-    """The hash mapping user id to sorted-set member in a window."""
-    return f"{_tag(prefix, competition_id)}:{window}:m"
-
-
-def version_key(prefix: str, competition_id: str) -> str:
-    """The counter of change messages published for a competition."""
-    return f"{_tag(prefix, competition_id)}:version"
-
-
-def competition_key_pattern(prefix: str, competition_id: str) -> str:
-    """A SCAN pattern matching every key of one competition."""
-    escaped = competition_id.replace("[", "\\[").replace("]", "\\]").replace("*", "\\*")
-    return f"{_tag(prefix, escaped)}:*"
+_SEPARATOR = ":"
+USER_ID_START = REACHED_DIGITS + len(_SEPARATOR)
+"""Where the user id starts in a member (0-based); Lua scripts derive their offset from it."""
 
 
 def reached_us(reached_at: datetime) -> int:
@@ -68,13 +43,13 @@ def reached_us(reached_at: datetime) -> int:
 
 def encode_member(user_id: str, reached_at: datetime) -> str:
     """The sorted-set member of a user whose score was reached at ``reached_at``."""
-    return f"{reached_us(reached_at):0{REACHED_DIGITS}d}:{user_id}"
+    return f"{reached_us(reached_at):0{REACHED_DIGITS}d}{_SEPARATOR}{user_id}"
 
 
 def member_user_id(member: str | bytes) -> str:
     """The user id inside a sorted-set member."""
     text = member.decode() if isinstance(member, bytes) else member
-    return text[REACHED_DIGITS + 1 :]
+    return text[USER_ID_START:]
 
 
 def redis_score(value: float, sort_order: SortOrder) -> float:

@@ -1,7 +1,8 @@
 """Leaderboards in Redis: the ranker's write path, the readers' lookups, and rebuilds.
 
-Key layout and rank encoding are in :mod:`shared.leaderboard`. Besides the per-window keys,
-each competition has a marker key ``lb:{cid}:built``, set only by a rebuild from PostgreSQL.
+Key layout is in :mod:`shared.redis_keys`, rank encoding in :mod:`shared.leaderboard`. Besides
+the per-window keys, each competition has a marker key (:func:`~shared.redis_keys.built_key`),
+set only by a rebuild from PostgreSQL.
 Its absence means Redis lost (or never had) the competition: writes refuse to apply on top of
 a partial index (the caller rebuilds instead, which includes its batch because PostgreSQL was
 written first) and readers rebuild before answering. That detects a flushed or restarted Redis
@@ -16,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from string import Template
 
 import asyncpg
 from redis.asyncio import Redis
@@ -24,12 +26,19 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import WatchError
 
 from shared.leaderboard import (
+    USER_ID_START,
     encode_member,
     member_user_id,
-    members_key,
-    ranking_key,
     redis_score,
     standing_value,
+)
+from shared.redis_keys import (
+    built_key,
+    competition_keys,
+    competition_windows,
+    members_key,
+    ranking_key,
+    rebuild_key,
 )
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import SortOrder
@@ -49,8 +58,11 @@ _REBUILD_ATTEMPTS = 5
 # the change, 1 if the top N (user and score per rank) changed else 0, the number of top
 # entries after, the entries as member, score, then for each operation the user's 0-based
 # rank (-1 if absent).
-_WRITE_SCRIPT = """
+# $user_offset is where the user id starts in a member, derived from the member encoding when
+# the text is built (Lua strings are 1-based).
+_WRITE_SCRIPT_TEMPLATE = Template("""
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local user_offset = $user_offset
 local top_n = tonumber(ARGV[1])
 local function top_of(zkey)
   if top_n == 0 then return {} end
@@ -59,7 +71,7 @@ end
 local function same(a, b)
   if #a ~= #b then return false end
   for i = 1, #a, 2 do
-    if string.sub(a[i], 18) ~= string.sub(b[i], 18) or a[i + 1] ~= b[i + 1] then
+    if string.sub(a[i], user_offset) ~= string.sub(b[i], user_offset) or a[i + 1] ~= b[i + 1] then
       return false
     end
   end
@@ -75,7 +87,7 @@ for window = 1, (#KEYS - 1) / 2 do
     if string.sub(line, 1, 1) == 's' then
       local space = string.find(line, ' ', 3, true)
       member = string.sub(line, 3, space - 1)
-      user = string.sub(member, 18)
+      user = string.sub(member, user_offset)
       local old = redis.call('HGET', mkey, user)
       if old and old ~= member then redis.call('ZREM', zkey, old) end
       redis.call('ZADD', zkey, string.sub(line, space + 1), member)
@@ -100,7 +112,8 @@ for window = 1, (#KEYS - 1) / 2 do
   end
 end
 return result
-"""
+""")
+_WRITE_SCRIPT = _WRITE_SCRIPT_TEMPLATE.substitute(user_offset=USER_ID_START + 1)
 
 # KEYS: built marker, sorted set, members hash. ARGV: user ids.
 # Returns -1 when the marker is missing, else {size, rank1, score1, rank2, score2, ...}
@@ -128,11 +141,6 @@ def queue_script(
     """Queue ``script`` on ``pipe`` by its SHA (the pipeline loads it first if needed)."""
     pipe.scripts.add(script)  # type: ignore[arg-type]  # redis-py types it as the sync Script
     pipe.evalsha(script.sha, len(keys), *keys, *arguments)
-
-
-def built_key(prefix: str, competition_id: str) -> str:
-    """The marker saying the competition's keys were built from PostgreSQL."""
-    return f"{prefix}lb:{{{competition_id}}}:built"
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +310,7 @@ class LeaderboardStore:
         self, pool: asyncpg.Pool, competition_id: str, sort_order: SortOrder
     ) -> int:
         marker = built_key(self.prefix, competition_id)
-        existing_windows = await self._windows_in_redis(competition_id)
+        existing_windows = await competition_windows(self.redis, self.prefix, competition_id)
         db_windows = [
             row["window_label"]
             for row in await pool.fetch(
@@ -317,7 +325,7 @@ class LeaderboardStore:
                 ranking_key(self.prefix, competition_id, window),
                 members_key(self.prefix, competition_id, window),
             ]
-        suffix = f":rebuild:{time.monotonic_ns()}"
+        token = str(time.monotonic_ns())
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(*live_keys)
             rows = await pool.fetch(
@@ -330,8 +338,8 @@ class LeaderboardStore:
                 by_window[row["window_label"]].append(row)
             temp_keys: list[str] = []
             for window, window_rows in by_window.items():
-                zkey = ranking_key(self.prefix, competition_id, window) + suffix
-                mkey = members_key(self.prefix, competition_id, window) + suffix
+                zkey = rebuild_key(ranking_key(self.prefix, competition_id, window), token)
+                mkey = rebuild_key(members_key(self.prefix, competition_id, window), token)
                 temp_keys += [zkey, mkey]
                 await self._load(zkey, mkey, window_rows, sort_order)
             pipe.multi()  # type: ignore[no-untyped-call]
@@ -339,8 +347,8 @@ class LeaderboardStore:
                 zkey = ranking_key(self.prefix, competition_id, window)
                 mkey = members_key(self.prefix, competition_id, window)
                 if window in by_window:
-                    pipe.rename(zkey + suffix, zkey)
-                    pipe.rename(mkey + suffix, mkey)
+                    pipe.rename(rebuild_key(zkey, token), zkey)
+                    pipe.rename(rebuild_key(mkey, token), mkey)
                 else:
                     pipe.delete(zkey, mkey)
             pipe.set(marker, str(time.time()))
@@ -370,28 +378,13 @@ class LeaderboardStore:
                 pipe.hset(mkey, mapping=users)  # type: ignore[arg-type]
                 await pipe.execute()
 
-    async def _windows_in_redis(self, competition_id: str) -> list[str]:
-        head = f"{self.prefix}lb:{{{competition_id}}}:"
-        pattern = head.replace("[", "\\[").replace("]", "\\]").replace("*", "\\*") + "*:z"
-        windows = []
-        async for key in self.redis.scan_iter(match=pattern, count=1000):
-            text = key.decode() if isinstance(key, bytes) else key
-            if ":rebuild:" not in text:
-                windows.append(text[len(head) : -len(":z")])
-        return windows
-
     async def is_built(self, competition_id: str) -> bool:
         """Whether the competition's keys exist (built from PostgreSQL since Redis started)."""
         return bool(await self.redis.exists(built_key(self.prefix, competition_id)))
 
     async def drop(self, competition_id: str) -> None:
         """Delete every key of a competition (marker included)."""
-        keys = [
-            key
-            async for key in self.redis.scan_iter(
-                match=f"{self.prefix}lb:{{{competition_id}}}:*", count=1000
-            )
-        ]
+        keys = await competition_keys(self.redis, self.prefix, competition_id)
         if keys:
             await self.redis.delete(*keys)
 

@@ -23,19 +23,15 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from services.query.circuit_breaker import CircuitBreaker, CircuitOpenError
+from shared.db import POSTGRES_FAILURES
 from shared.errors import DependencyUnavailableError
-from shared.leaderboard import member_user_id, members_key, ranking_key, standing_value
-from shared.leaderboard_store import (
-    CompetitionNotBuiltError,
-    LeaderboardStore,
-    UserRanks,
-    built_key,
-)
+from shared.leaderboard import member_user_id, standing_value
+from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore, UserRanks
+from shared.redis_keys import built_key, members_key, ranking_key
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import Competition
 from shared.single_flight import SingleFlight
 
-from .catalog import POSTGRES_ERRORS
 from .metrics import REBUILDS, REDIS_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
@@ -252,7 +248,7 @@ class LeaderboardReader:
             raise DependencyUnavailableError(
                 "the ranking store is unavailable", retry_after_s=error.retry_after_s
             ) from error
-        except (*REDIS_FAILURES, *POSTGRES_ERRORS) as error:
+        except (*REDIS_FAILURES, *POSTGRES_FAILURES) as error:
             REBUILDS.labels("failed").inc()
             raise DependencyUnavailableError(
                 "the leaderboard is being rebuilt; retry shortly", retry_after_s=1.0

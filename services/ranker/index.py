@@ -8,23 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from services.ranker.planner import BatchPlan
-from shared.leaderboard import (
-    competition_key_pattern,
-    member_user_id,
-    ranking_key,
-    standing_value,
-    version_key,
-)
+from shared.leaderboard import member_user_id, standing_value
 from shared.leaderboard_store import (
     LeaderboardStore,
     StandingWrite,
     WindowResult,
     queue_script,
 )
+from shared.redis_keys import competition_windows, ranking_key, version_key
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import Competition
 
@@ -41,18 +35,6 @@ class IndexedCompetition:
     users_by_window: dict[str, list[str]]
     results: dict[str, WindowResult] | None
     version: int
-
-
-async def redis_windows(redis: Redis, prefix: str, competition_id: str) -> set[str]:
-    """The windows of a competition that have a ranking in Redis."""
-    head = ranking_key(prefix, competition_id, "").removesuffix(":z")
-    pattern = competition_key_pattern(prefix, competition_id).removesuffix("*") + "*:z"
-    windows = set()
-    async for key in redis.scan_iter(match=pattern, count=1000):
-        text = key.decode() if isinstance(key, bytes) else key
-        if ":rebuild:" not in text:
-            windows.add(text[len(head) : -len(":z")])
-    return windows
 
 
 async def read_tops(
@@ -119,7 +101,7 @@ async def write_batch(
     left out.
     """
     controlled_windows = {
-        competition.id: await redis_windows(store.redis, store.prefix, competition.id)
+        competition.id: await competition_windows(store.redis, store.prefix, competition.id)
         for competition in competitions
         if plan.controlled.get(competition.id)
     }

@@ -20,9 +20,9 @@ from shared.change_feed import encode_change_message
 from shared.competitions import create_competition
 from shared.db import create_pool
 from shared.kafka import create_producer
-from shared.leaderboard import version_key
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
 from shared.redis_client import create_redis
+from shared.redis_keys import version_key
 from shared.schemas.change_message import ChangeMessage, UserChange, WindowChange
 from shared.schemas.competition import Competition, CompetitionCreate, Visibility
 from shared.settings import Settings

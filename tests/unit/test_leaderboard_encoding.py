@@ -7,13 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.leaderboard import (
-    encode_member,
-    member_user_id,
-    ranking_key,
-    redis_score,
-    standing_value,
-)
+from shared.leaderboard import encode_member, member_user_id, redis_score, standing_value
+from shared.redis_keys import ranking_key
 from shared.schemas.competition import SortOrder
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -20,6 +20,8 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.redis_keys import rate_limit_key
+
 logger = logging.getLogger(__name__)
 
 RATE_LIMITED = Counter(
@@ -122,7 +124,7 @@ class BucketReply:
 
 
 class RateLimiter:
-    """Checks and takes tokens from Redis buckets named ``<prefix>rl:<policy>:<subject>``.
+    """Checks and takes tokens from Redis buckets (:func:`shared.redis_keys.rate_limit_key`).
 
     Parameters
     ----------
@@ -148,7 +150,7 @@ class RateLimiter:
 
     def bucket_key(self, policy: RatePolicy, subject: str) -> str:
         """The Redis key of ``subject``'s bucket under ``policy``."""
-        return f"{self._key_prefix}rl:{policy.name}:{subject}"
+        return rate_limit_key(self._key_prefix, policy.name, subject)
 
     async def acquire(self, policy: RatePolicy, subject: str, cost: int = 1) -> RateDecision:
         """Take ``cost`` tokens from ``subject``'s bucket if it holds them; never raises.
