@@ -1,17 +1,20 @@
 """Single-flight: concurrent callers asking for the same key share one execution.
 
 Used where a miss is expensive and many readers miss together (a lost leaderboard rebuilt
-from PostgreSQL, a hot cached page expiring): the first caller runs the work, the others
-await its result (or its exception). Nothing is remembered once the flight lands.
+from PostgreSQL, a hot cached page expiring, competitions looked up by a batch): the first
+caller runs the work, the others await its result (or its exception). Nothing is remembered
+once the flight lands. :meth:`SingleFlight.run_many` does the same for a set of keys loaded
+by one call, so a batch's misses cost one query however many callers share them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 class SingleFlight(Generic[T]):
@@ -35,18 +38,62 @@ class SingleFlight(Generic[T]):
         try:
             result = await operation()
         except BaseException as error:
-            if not future.done():
-                if isinstance(error, asyncio.CancelledError):
-                    future.cancel()
-                else:
-                    future.set_exception(error)
-            # the leader raises below; mark the exception retrieved so no waiter-less
-            # future logs "exception was never retrieved"
-            if not future.cancelled():
-                future.exception()
+            _fail(future, error)
             raise
         else:
             future.set_result(result)
             return result
         finally:
             del self._flights[key]
+
+    async def run_many(
+        self, keys: Iterable[K], operation: Callable[[list[K]], Awaitable[Mapping[K, T]]]
+    ) -> dict[K, T]:
+        """Each key's result: keys already in flight share that flight, the others are passed
+        to one call of ``operation``, which must answer every key it is given.
+
+        A key ``operation`` leaves out fails with :class:`KeyError` for everyone waiting on it
+        (rather than leaving them waiting forever).
+        """
+        loop = asyncio.get_running_loop()
+        joined: dict[K, asyncio.Future[T]] = {}
+        led: dict[K, asyncio.Future[T]] = {}
+        for key in dict.fromkeys(keys):
+            existing = self._flights.get(key)
+            if existing is not None:
+                joined[key] = existing
+            else:
+                led[key] = self._flights[key] = loop.create_future()
+        results: dict[K, T] = {}
+        if led:
+            try:
+                answered = await operation(list(led))
+                unanswered = [key for key in led if key not in answered]
+                if unanswered:
+                    raise KeyError(f"the operation did not answer {unanswered!r}")
+            except BaseException as error:
+                for future in led.values():
+                    _fail(future, error)
+                raise
+            finally:
+                for key in led:
+                    del self._flights[key]
+            for key, future in led.items():
+                results[key] = answered[key]
+                future.set_result(answered[key])
+        for key, future in joined.items():
+            results[key] = await asyncio.shield(future)
+        return results
+
+
+def _fail(future: asyncio.Future[T], error: BaseException) -> None:
+    """Hand the leader's failure to the waiters (a cancelled leader cancels the flight)."""
+    if not future.done():
+        if isinstance(error, asyncio.CancelledError):
+            future.cancel()
+        else:
+            future.set_exception(error)
+    # the leader raises the error itself; mark it retrieved so a waiter-less future does not
+    # log "exception was never retrieved"
+    if not future.cancelled():
+        future.exception()

@@ -62,6 +62,27 @@ class TTLCache(Generic[K, V]):
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def discard(self, key: K) -> None:
+        """Forget ``key`` (fresh or stale); a missing key is fine."""
+        self._entries.pop(key, None)
+
+    def expiring_within(self, seconds: float, limit: int) -> list[K]:
+        """Up to ``limit`` keys still fresh but expiring within ``seconds``, soonest first.
+
+        For refresh-ahead: reloading them with a miss keeps hot entries from expiring one by
+        one. Every entry lives the same TTL, so storage order is expiry order and the scan
+        stops at the first entry expiring later.
+        """
+        now = self._clock()
+        horizon = now + seconds
+        keys: list[K] = []
+        for key, entry in self._entries.items():
+            if entry.expires_at >= horizon or len(keys) >= limit:
+                break
+            if entry.expires_at > now:
+                keys.append(key)
+        return keys
+
     def clear(self) -> None:
         """Drop every entry."""
         self._entries.clear()

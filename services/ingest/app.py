@@ -10,11 +10,11 @@ from starlette.applications import Starlette
 
 from services.ingest.api import OPERATIONS, openapi_document
 from services.ingest.client_ip import parse_networks
-from services.ingest.competition_cache import CompetitionCache
 from services.ingest.context import IngestContext
 from services.ingest.publisher import EventPublisher
 from services.ingest.rate_limit.lease import LeasingRateLimiter
 from services.ingest.rate_limit.policy import RatePolicies
+from shared.competition_cache import CompetitionCache
 from shared.http.app import create_service_app
 from shared.http.openapi import openapi_route, operation_routes, standard_operations
 from shared.resources import open_resources
@@ -44,8 +44,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     settings.topic_score_events,
                     timeout_s=settings.kafka_request_timeout_s,
                 ),
-                competitions=CompetitionCache(
-                    resources.require_pool(), settings.competition_cache_ttl_s
+                competitions=CompetitionCache.from_pool(
+                    resources.require_pool(), ttl_s=settings.competition_cache_ttl_s
                 ),
                 limiter=LeasingRateLimiter(
                     resources.require_redis(),

@@ -8,10 +8,10 @@ import asyncpg
 from starlette.requests import Request
 
 from services.ingest.client_ip import IPNetwork
-from services.ingest.competition_cache import CompetitionCache
 from services.ingest.publisher import EventPublisher
 from services.ingest.rate_limit.buckets import RateLimiter
 from services.ingest.rate_limit.policy import RatePolicies
+from shared.competition_cache import CompetitionCache
 from shared.settings import Settings
 
 

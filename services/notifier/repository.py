@@ -6,22 +6,19 @@ PostgreSQL once, however many sockets ask at the same moment (single flight).
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
 
 import asyncpg
 from redis.asyncio import Redis
 
-from shared.competitions import get_competition
-from shared.leaderboard import version_key
+from shared.competition_cache import CompetitionCache
 from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore
+from shared.redis_keys import version_key
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import Competition
+from shared.single_flight import SingleFlight
 
-_T = TypeVar("_T")
 _RANKS_CHUNK = 1000
 
 
@@ -32,31 +29,6 @@ class Standings:
     version: int
     top: list[LeaderboardEntry]
     users: dict[str, LeaderboardEntry]
-
-
-class SingleFlight:
-    """Runs one call per key at a time; concurrent callers of the same key share its result."""
-
-    def __init__(self) -> None:
-        self._running: dict[str, asyncio.Future[object]] = {}
-
-    async def run(self, key: str, call: Callable[[], Awaitable[_T]]) -> _T:
-        """The result of ``call()``, or of the identical call already in flight."""
-        running = self._running.get(key)
-        if running is not None:
-            return cast(_T, await asyncio.shield(running))
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._running[key] = future
-        try:
-            result = await call()
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: no "never retrieved" warning without waiters
-            raise
-        finally:
-            del self._running[key]
-        future.set_result(result)
-        return result
 
 
 class NotifierRepository:
@@ -74,23 +46,16 @@ class NotifierRepository:
         self._redis = redis
         self._prefix = key_prefix
         self._store = LeaderboardStore(redis, key_prefix)
-        self._competition_ttl_s = competition_ttl_s
-        self._competitions: dict[str, tuple[float, Competition | None]] = {}
-        self._flights = SingleFlight()
+        self._competitions = CompetitionCache.from_pool(pool, ttl_s=competition_ttl_s)
+        self._rebuilds: SingleFlight[int] = SingleFlight()
 
     async def competition(self, competition_id: str) -> Competition | None:
-        """The competition (cached for the TTL: visibility changes apply within it)."""
-        cached = self._competitions.get(competition_id)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < self._competition_ttl_s:
-            return cached[1]
+        """The competition (cached for the TTL: visibility changes apply within it).
 
-        async def load() -> Competition | None:
-            found = await get_competition(self._pool, competition_id)
-            self._competitions[competition_id] = (time.monotonic(), found)
-            return found
-
-        return await self._flights.run(f"competition:{competition_id}", load)
+        Raises :class:`~shared.errors.DependencyUnavailableError` when PostgreSQL fails and
+        the competition was never cached.
+        """
+        return await self._competitions.get(competition_id)
 
     async def standings(
         self,
@@ -132,4 +97,4 @@ class NotifierRepository:
         async def rebuild() -> int:
             return await self._store.rebuild(self._pool, competition.id, competition.sort_order)
 
-        await self._flights.run(f"rebuild:{competition.id}", rebuild)
+        await self._rebuilds.run(competition.id, rebuild)

@@ -6,7 +6,9 @@ code and reason (a refused handshake would only show an HTTP 403):
 - at ``PODIUM_WS_MAX_CONNECTIONS`` → 1013 "server at capacity";
 - no/bad token on a private competition, or a token without ``leaderboards:read`` → 1008,
   and nothing else is sent;
-- bad parameters or an unknown competition → an error frame naming the field, then 1008.
+- bad parameters or an unknown competition → an error frame naming the field, then 1008;
+- PostgreSQL down and the competition not cached (or any other failure) → 1013 "temporarily
+  unavailable".
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from services.notifier.repository import NotifierRepository
 from shared.auth import Principal, Scope, verify_token
 from shared.errors import (
     AuthenticationError,
+    DependencyUnavailableError,
     NotFoundError,
     PermissionDeniedError,
     PodiumError,
@@ -46,6 +49,7 @@ _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 # How long a closing handler waits for a stuck client to drain so it can read the close frame
 # (after that the transport is closed without it).
 _CLOSE_GRACE_S = 5.0
+_UNAVAILABLE = Closing(protocol.CLOSE_TRY_AGAIN, "temporarily unavailable", "unavailable")
 
 
 def offered_token(websocket: WebSocket, query_token: str | None) -> tuple[str | None, str | None]:
@@ -144,6 +148,12 @@ async def _serve(
         subprotocol = None
     try:
         subscription = await admit(websocket, settings, repository)
+    except DependencyUnavailableError as error:
+        # PostgreSQL is down and the competition was never cached (the cache logged it): the
+        # client may retry, so no policy close
+        logger.warning("admitting a WebSocket failed: %s", error.message)
+        await _refuse(websocket, subprotocol, _UNAVAILABLE)
+        return
     except PodiumError as error:
         closing = Closing(
             protocol.CLOSE_POLICY,
@@ -155,8 +165,7 @@ async def _serve(
         return
     except Exception:
         logger.exception("admitting a WebSocket failed")
-        closing = Closing(protocol.CLOSE_TRY_AGAIN, "temporarily unavailable", "unavailable")
-        await _refuse(websocket, subprotocol, closing)
+        await _refuse(websocket, subprotocol, _UNAVAILABLE)
         return
     await websocket.accept(subprotocol=subprotocol)
     client = ClientConnection(websocket, subscription, settings, repository)

@@ -1,37 +1,28 @@
 """Competition metadata for the read API: cached briefly, with visibility enforced here.
 
-Every leaderboard read starts with a competition lookup, so lookups come from an in-process
-cache (``PODIUM_COMPETITION_CACHE_TTL_S``), unknown ids included, and concurrent misses of one
-id share a single query. When PostgreSQL does not answer, the last known row is used.
+Every leaderboard read starts with a competition lookup, so lookups go through the shared
+:class:`~shared.competition_cache.CompetitionCache` (``PODIUM_COMPETITION_CACHE_TTL_S``:
+unknown ids cached too, concurrent misses share a query, the last known row when PostgreSQL
+does not answer). Window summaries are cached here the same way.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 from starlette.requests import HTTPConnection
 
 from shared.auth import Scope
-from shared.competitions import get_competition, list_competitions
+from shared.competition_cache import MAX_ENTRIES, CompetitionCache
+from shared.competitions import list_competitions
+from shared.db import POSTGRES_FAILURES
 from shared.errors import AuthenticationError, DependencyUnavailableError, NotFoundError
 from shared.http.auth import optional_principal
 from shared.schemas.competition import Competition, Visibility
 from shared.settings import Settings
 from shared.single_flight import SingleFlight
 from shared.ttl_cache import TTLCache
-
-logger = logging.getLogger(__name__)
-
-POSTGRES_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-_MAX_CACHED = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class _Lookup:
-    competition: Competition | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,39 +53,19 @@ class CompetitionCatalog:
         self.pool = pool
         self.settings = settings
         ttl_s = settings.competition_cache_ttl_s
-        self._competitions: TTLCache[str, _Lookup] = TTLCache(ttl_s=ttl_s, max_entries=_MAX_CACHED)
+        self._competitions = CompetitionCache.from_pool(pool, ttl_s=ttl_s)
         self._windows: TTLCache[str, list[WindowSummary]] = TTLCache(
-            ttl_s=ttl_s, max_entries=_MAX_CACHED
+            ttl_s=ttl_s, max_entries=MAX_ENTRIES
         )
-        self._flights: SingleFlight[Any] = SingleFlight()
+        self._window_flights: SingleFlight[list[WindowSummary]] = SingleFlight()
 
     def cached(self, competition_id: str) -> Competition | None:
         """The competition when it is cached and fresh (no I/O), else None."""
-        cached = self._competitions.get(competition_id)
-        return None if cached is None else cached.competition
+        return self._competitions.cached(competition_id)
 
     async def get(self, competition_id: str) -> Competition | None:
         """The competition, or None when it does not exist."""
-        cached = self._competitions.get(competition_id)
-        if cached is not None:
-            return cached.competition
-        lookup = await self._flights.run(
-            ("competition", competition_id), lambda: self._load(competition_id)
-        )
-        assert isinstance(lookup, _Lookup)
-        return lookup.competition
-
-    async def _load(self, competition_id: str) -> _Lookup:
-        try:
-            lookup = _Lookup(await get_competition(self.pool, competition_id))
-        except POSTGRES_ERRORS as error:
-            stale = self._competitions.get_stale(competition_id)
-            if stale is not None:
-                logger.warning("PostgreSQL unavailable, using cached %s: %s", competition_id, error)
-                return stale
-            raise DependencyUnavailableError("the competition store is unavailable") from error
-        self._competitions.put(competition_id, lookup)
-        return lookup
+        return await self._competitions.get(competition_id)
 
     async def readable(self, connection: HTTPConnection, competition_id: str) -> Competition:
         """The competition if the caller may read it.
@@ -125,11 +96,9 @@ class CompetitionCatalog:
         cached = self._windows.get(competition_id)
         if cached is not None:
             return cached
-        summaries = await self._flights.run(
-            ("windows", competition_id), lambda: self._load_windows(competition_id)
+        return await self._window_flights.run(
+            competition_id, lambda: self._load_windows(competition_id)
         )
-        assert isinstance(summaries, list)
-        return summaries
 
     async def _load_windows(self, competition_id: str) -> list[WindowSummary]:
         try:
@@ -138,7 +107,7 @@ class CompetitionCatalog:
                 " WHERE competition_id = $1 GROUP BY window_label ORDER BY window_label",
                 competition_id,
             )
-        except POSTGRES_ERRORS as error:
+        except POSTGRES_FAILURES as error:
             stale = self._windows.get_stale(competition_id)
             if stale is not None:
                 return stale
@@ -155,5 +124,5 @@ class CompetitionCatalog:
             return await list_competitions(
                 self.pool, after_id=after_id, limit=limit, include_private=include_private
             )
-        except POSTGRES_ERRORS as error:
+        except POSTGRES_FAILURES as error:
             raise DependencyUnavailableError("the competition store is unavailable") from error

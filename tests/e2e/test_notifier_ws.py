@@ -166,6 +166,28 @@ async def test_private_competition_refuses_anonymous_with_1008_and_no_data(
             assert leaders(await receive(ws)) == [("ann", 7.0)]
 
 
+async def test_postgres_outage_serves_a_known_competition_and_closes_others_with_1013(
+    settings: Settings, ranker: RankerStandIn
+) -> None:
+    """With PostgreSQL gone, a competition seen before is served from the competition cache
+    (stale); one never seen cannot be checked, so the close says "try again" (1013), not
+    "refused" (1008)."""
+    uncached = settings.model_copy(update={"competition_cache_ttl_s": 0.0})  # always reload
+    competition = await ranker.competition("seen")
+    await ranker.set_scores(competition, {"ann": 5})
+    await ranker.competition("unseen")
+    app = create_app(uncached)
+    async with running_app(app, uncached) as base_url:
+        async with connect(ws_url(base_url, "seen")) as ws:
+            assert leaders(await receive(ws)) == [("ann", 5.0)]
+        await app.state.resources.require_pool().close()  # every query now fails
+        async with connect(ws_url(base_url, "seen")) as ws:
+            assert leaders(await receive(ws)) == [("ann", 5.0)]
+        async with connect(ws_url(base_url, "unseen")) as ws:
+            code, reason, frames = await closed_with(ws)
+        assert (code, reason, frames) == (1013, "temporarily unavailable", [])
+
+
 @pytest.mark.parametrize(
     ("competition_id", "query", "code", "field"),
     [

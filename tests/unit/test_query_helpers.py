@@ -95,6 +95,40 @@ async def test_single_flight_shares_one_execution_and_its_error() -> None:
     assert all(isinstance(result, ValueError) for result in results)
 
 
+async def test_single_flight_run_many_joins_flights_and_loads_the_rest_once() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    calls: list[list[str]] = []
+    release = asyncio.Event()
+
+    async def load(keys: list[str]) -> dict[str, str]:
+        calls.append(keys)
+        await release.wait()
+        return {key: key.upper() for key in keys}
+
+    async def never() -> str:
+        raise AssertionError("a flight for the key is running: this must not be called")
+
+    first = asyncio.create_task(flights.run_many(["a", "b"], load))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(flights.run_many(["b", "c", "c"], load))
+    await asyncio.sleep(0)
+    single = asyncio.create_task(flights.run("c", never))  # run() joins run_many's flight
+    await asyncio.sleep(0)
+    assert calls == [["a", "b"], ["c"]]  # "b" joined the first flight; "c" deduplicated
+    release.set()
+    assert await first == {"a": "A", "b": "B"}
+    assert await second == {"b": "B", "c": "C"}
+    assert await single == "C"
+    assert not any(flights.in_flight(key) for key in "abc")
+
+    async def forgetful(keys: list[str]) -> dict[str, str]:
+        return {}
+
+    with pytest.raises(KeyError, match="did not answer"):
+        await flights.run_many(["x"], forgetful)
+    assert not flights.in_flight("x")
+
+
 def test_ttl_cache_expires_keeps_stale_and_bounds_size() -> None:
     clock = Clock()
     cache: TTLCache[str, int] = TTLCache(ttl_s=1, max_entries=2, clock=clock)
