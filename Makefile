@@ -18,13 +18,17 @@ install: $(STAMP)  ## Create .venv and install pinned dependencies
 run: $(STAMP)  ## Run the whole platform in the foreground (Ctrl-C stops it)
 	$(BIN)/podium dev
 
-test: $(STAMP)  ## Run the whole test suite against the real broker, PostgreSQL and Redis
-	$(BIN)/pytest
+test: $(STAMP)  ## The whole suite under branch coverage (printed; fails under 85%): real broker, the machine's or embedded PostgreSQL/Redis
+	rm -rf test-artifacts/coverage
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	@$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
 
-lint: $(STAMP)  ## ruff (format + lint, bandit rules included) and mypy --strict
+lint: $(STAMP)  ## ruff (format + lint, bandit rules included), mypy --strict and the import contracts
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -1,14 +1,19 @@
-"""Session fixtures: the real broker (started here), PostgreSQL and Redis (the machine's).
+"""Session fixtures: the real broker (started here), PostgreSQL and Redis.
 
-Every test gets its own PostgreSQL schema, Redis key prefix, topics and consumer group, so
-tests never see each other's data. A missing PostgreSQL or Redis fails loudly with how to
-start it; nothing is skipped silently.
+PostgreSQL and Redis are the machine's (``TEST_DATABASE_URL``, ``TEST_REDIS_URL``) when they
+answer; otherwise the session starts embedded ones (``tests/support/embedded_stores.py``, the
+helpers ``make run`` falls back to), says so, and stops them at its end. Only when neither the
+configured store nor an embedded one can start does the session fail, loudly, with how to
+start it; nothing is skipped silently. Every test gets its own PostgreSQL schema, Redis key
+prefix, topics and consumer group, so tests never see each other's data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -28,6 +33,7 @@ from shared.kafka import ensure_topics
 from shared.migrations import migrate
 from shared.redis_client import create_redis
 from shared.settings import Settings
+from tests.support.embedded_stores import EmbeddedStore, start_postgres, start_redis
 
 TEST_JWT_SECRET = "test-secret-0123456789-0123456789-abcdef"
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -72,29 +78,90 @@ async def _postgres_answers() -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
-def database_url() -> str:
-    """The machine's PostgreSQL (``TEST_DATABASE_URL``)."""
-    if not asyncio.run(_postgres_answers()):
-        pytest.fail(
-            f"PostgreSQL does not answer at {DATABASE_URL}. Start it, e.g. "
-            "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start', "
-            "or set TEST_DATABASE_URL."
-        )
-    return DATABASE_URL
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The machine's Redis (``TEST_REDIS_URL``)."""
+def _redis_answers() -> bool:
     try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
     except (redis.RedisError, OSError):
+        return False
+
+
+def _say(config: pytest.Config, message: str) -> None:
+    """One line on the terminal, whatever pytest captures."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        if reporter is not None:
+            reporter.write_line(f"podium tests | {message}", bold=True)
+        else:
+            print(f"podium tests | {message}", file=sys.stderr, flush=True)
+
+
+def _embedded(
+    request: pytest.FixtureRequest,
+    name: str,
+    configured_url: str,
+    start: Callable[[str, Path], EmbeddedStore],
+    log_path: Path,
+    how_to_start: str,
+    variable: str,
+) -> Iterator[str]:
+    """Start an embedded store for the session (the configured one did not answer)."""
+    store: EmbeddedStore | None = None
+    reason = ""
+    try:
+        store = start(configured_url, log_path)
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"
+    if store is None:  # outside the except block: the message is the whole report
         pytest.fail(
-            f"Redis does not answer at {REDIS_URL}. Start it, e.g. "
-            "'redis-server --daemonize yes --port 6379 --save \"\"', or set TEST_REDIS_URL."
+            f"{name} does not answer at {configured_url} and an embedded one could not start"
+            f" ({reason}; see {log_path}). Start it, e.g. {how_to_start}, or set {variable}.",
+            pytrace=False,
         )
-    return REDIS_URL
+    _say(
+        request.config,
+        f"{name}: {configured_url} did not answer; started an embedded one at {store.url}"
+        f" (pid {store.pid}, log {log_path}) for this session",
+    )
+    try:
+        yield store.url
+    finally:
+        store.stop()
+        _say(request.config, f"{name}: stopped the embedded one (pid {store.pid})")
+
+
+@pytest.fixture(scope="session")
+def database_url(request: pytest.FixtureRequest, artifacts_dir: Path) -> Iterator[str]:
+    """The machine's PostgreSQL (``TEST_DATABASE_URL``), else an embedded one."""
+    if asyncio.run(_postgres_answers()):
+        yield DATABASE_URL
+        return
+    yield from _embedded(
+        request,
+        "PostgreSQL",
+        DATABASE_URL,
+        start_postgres,
+        artifacts_dir / "embedded-postgres.log",
+        "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'",
+        "TEST_DATABASE_URL",
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest, artifacts_dir: Path) -> Iterator[str]:
+    """The machine's Redis (``TEST_REDIS_URL``), else an embedded one."""
+    if _redis_answers():
+        yield REDIS_URL
+        return
+    yield from _embedded(
+        request,
+        "Redis",
+        REDIS_URL,
+        start_redis,
+        artifacts_dir / "embedded-redis.log",
+        "'redis-server --daemonize yes --port 6379 --save \"\"'",
+        "TEST_REDIS_URL",
+    )
 
 
 @pytest.fixture

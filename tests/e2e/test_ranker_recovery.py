@@ -11,7 +11,6 @@ import redis.asyncio
 
 from devstack.processes import free_port
 from shared.settings import Settings
-from tests.conftest import DATABASE_URL
 from tests.support.private_redis import private_redis
 from tests.support.ranker_harness import (
     Position,
@@ -85,7 +84,8 @@ async def test_postgres_outage_holds_offsets_then_catches_up(
     await create_competitions(settings, workload)
     third = len(workload.messages) // 3
     log = artifacts_dir / f"ranker-pg-outage-{settings.db_schema}.log"
-    host, _, rest = DATABASE_URL.removeprefix("postgresql://postgres@").partition(":")
+    database_url = settings.database_url.get_secret_value()  # the machine's or an embedded one
+    host, _, rest = database_url.removeprefix("postgresql://postgres@").partition(":")
     port, _, database = rest.partition("/")
     async with TcpProxy(host, int(port)) as proxy:
         proxied = f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}"
