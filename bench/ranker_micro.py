@@ -25,21 +25,21 @@ from redis.asyncio import Redis
 from devstack.broker import start_broker
 from devstack.processes import free_port
 from services.ranker.applier import BatchApplier, decode
+from services.ranker.settings import RankerSettings
 from shared.db import create_pool
 from shared.kafka import create_producer, ensure_topics
 from shared.migrations import migrate
 from shared.redis_client import create_redis
 from shared.redis_keys import prefix_pattern
 from shared.schemas.competition import SortOrder
-from shared.settings import Settings
 
 OPERATORS = ("best", "latest", "sum")
 
 
-def make_settings(bootstrap: str, batch: int) -> Settings:
-    """Settings isolated to one run."""
+def make_settings(bootstrap: str, batch: int) -> RankerSettings:
+    """Ranker settings isolated to one run."""
     run = uuid.uuid4().hex[:10]
-    return Settings(
+    return RankerSettings(
         env="test",
         log_json=False,
         jwt_secrets=["bench-secret-0123456789-0123456789-abcdef"],

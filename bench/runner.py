@@ -22,12 +22,12 @@ from bench.profile import profiled, summarize
 from bench.report import partial_ratios, partial_table, ratios, table, targets, write_results
 from bench.stack import BenchStack, bench_settings, raise_open_files_limit
 from bench.workload import competition_body, competition_id, event_target
+from services.settings import AllServicesSettings
 from shared.auth import issue_token
 from shared.competitions import create_competition
 from shared.db import create_pool
 from shared.redis_client import create_redis
 from shared.schemas.competition import CompetitionCreate
-from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 TOKEN_TTL_S = 3600
@@ -53,7 +53,7 @@ class PhaseClock:
             print(f"[bench] {name} done in {self.seconds[name]:.1f} s", flush=True)
 
 
-async def _create_competitions(settings: Settings, count: int) -> None:
+async def _create_competitions(settings: AllServicesSettings, count: int) -> None:
     pool = await create_pool(settings)
     try:
         for index in range(count):
@@ -82,7 +82,7 @@ def _members_of(index: int, config: BenchConfig) -> int:
 
 
 async def run_bench(
-    base: Settings,
+    base: AllServicesSettings,
     config: BenchConfig,
     *,
     work_dir: Path,

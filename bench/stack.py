@@ -24,9 +24,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from devstack.broker import start_broker
 from devstack.cleanup import discard_run_data
 from devstack.processes import ManagedProcess, free_port, spawn
+from services.settings import AllServicesSettings
 from shared.kafka import connection_options, ensure_topics
 from shared.migrations import migrate
-from shared.settings import Settings, settings_environment
+from shared.settings import settings_environment
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def raise_open_files_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def bench_settings(base: Settings, run_id: str) -> Settings:
+def bench_settings(base: AllServicesSettings, run_id: str) -> AllServicesSettings:
     """``base`` isolated for one run: private broker port, schema, prefix, group, open limits."""
     return base.model_copy(
         update={
@@ -75,7 +76,7 @@ class Service:
 class BenchStack:
     """The run's broker and processes; ``close()`` stops them and drops the run's data."""
 
-    settings: Settings
+    settings: AllServicesSettings
     work_dir: Path
     run_id: str
     broker: ManagedProcess | None = None

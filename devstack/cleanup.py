@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from shared.redis_client import create_redis
 from shared.redis_keys import prefix_pattern
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 
 async def drop_schema(database_url: str, schema: str) -> None:
@@ -34,7 +34,7 @@ async def delete_prefix(redis: Redis, prefix: str) -> int:
     return deleted
 
 
-async def discard_run_data(settings: Settings) -> None:
+async def discard_run_data(settings: CommonSettings) -> None:
     """Drop the run's schema and delete its Redis keys."""
     await drop_schema(settings.database_url.get_secret_value(), settings.db_schema)
     redis = create_redis(settings)

@@ -9,14 +9,21 @@ from pathlib import Path
 import click
 
 from podium.extras import TOOLS, code_present, install_hint, missing_distributions
+from podium.settings import PlatformSettings, SettingsT, load_settings_or_exit
+from services.ingest.settings import IngestSettings
+from services.notifier.settings import NotifierSettings
+from services.query.settings import QuerySettings
+from services.ranker.settings import RankerSettings
 from shared.logging import configure_logging
-from shared.settings import Settings, get_settings
+from shared.settings import CommonSettings
 
 HTTP_SERVICES = ("ingest", "query", "notifier")
 
 
-def _settings_with_logging(service: str) -> Settings:
-    settings = get_settings()
+def _settings_with_logging(settings_class: type[SettingsT], service: str) -> SettingsT:
+    """``settings_class`` loaded (or exit 2) with logging configured: a command validates
+    only the settings it reads, and every command refuses unknown ``PODIUM_*`` names."""
+    settings = load_settings_or_exit(settings_class)
     configure_logging(service, level=settings.log_level, json_lines=settings.log_json)
     return settings
 
@@ -60,28 +67,38 @@ def dev(attach_logs: bool) -> None:
 @main.command()
 @click.argument("service", type=click.Choice(HTTP_SERVICES))
 def serve(service: str) -> None:
-    """Run one HTTP service in the foreground."""
+    """Run one HTTP service in the foreground.
+
+    Its settings are loaded here first (a bad value stops it before anything is imported or
+    bound); uvicorn then calls the factory in ``podium.apps``, which loads them again in each
+    worker process.
+    """
     from shared.http.server import serve as serve_app
 
-    settings = _settings_with_logging(service)
     if service == "ingest":
-        from services.ingest.app import create_app
+        ingest = _settings_with_logging(IngestSettings, service)
+        from podium.apps import ingest_app
 
-        serve_app(create_app, settings, settings.ingest_port)
+        serve_app(ingest_app, ingest, ingest.ingest_port)
     elif service == "query":
-        from services.query.app import create_app
+        query = _settings_with_logging(QuerySettings, service)
+        from podium.apps import query_app
 
-        serve_app(create_app, settings, settings.query_port)
+        serve_app(query_app, query, query.query_port)
     else:
-        from services.notifier.app import create_app
+        notifier = _settings_with_logging(NotifierSettings, service)
+        from podium.apps import notifier_app
+        from services.notifier.app import websocket_limits
 
-        serve_app(create_app, settings, settings.notifier_port)
+        serve_app(
+            notifier_app, notifier, notifier.notifier_port, websocket=websocket_limits(notifier)
+        )
 
 
 @main.command()
 def ranker() -> None:
     """Run the ranker (the stream processor) in the foreground."""
-    settings = _settings_with_logging("ranker")
+    settings = _settings_with_logging(RankerSettings, "ranker")
     from services.ranker.main import run
 
     sys.exit(run(settings))
@@ -94,7 +111,7 @@ def rebuild(competition_id: str | None) -> None:
     from services.ranker.rebuild import rebuild_leaderboards
     from shared.errors import NotFoundError
 
-    settings = _settings_with_logging("rebuild")
+    settings = _settings_with_logging(RankerSettings, "rebuild")
     try:
         loaded = asyncio.run(rebuild_leaderboards(settings, competition_id))
     except NotFoundError as error:
@@ -109,7 +126,7 @@ def migrate() -> None:
     """Apply the missing database migrations (safe to run again)."""
     from shared.migrations import migrate as apply
 
-    settings = _settings_with_logging("migrate")
+    settings = _settings_with_logging(CommonSettings, "migrate")
     applied = asyncio.run(apply(settings))
     click.echo(f"applied {len(applied)} migration(s) to schema {settings.db_schema!r}")
 
@@ -132,7 +149,7 @@ def token(subject: str, scopes: tuple[str, ...], ttl_s: int | None) -> None:
 
     wanted = [part for value in scopes for part in value.replace(",", " ").split()]
     try:
-        click.echo(issue_token(get_settings(), subject, wanted, ttl_s=ttl_s))
+        click.echo(issue_token(load_settings_or_exit(CommonSettings), subject, wanted, ttl_s=ttl_s))
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--scope") from error
 
@@ -184,7 +201,7 @@ def soak(
 
     from soak.runner import run_soak
 
-    settings = get_settings()
+    settings = load_settings_or_exit(PlatformSettings)
     configure_logging("soak", level="WARNING", json_lines=False)
     report = asyncio.run(
         run_soak(
@@ -231,7 +248,7 @@ def bench(smoke: bool, profile: bool, results_path: Path, work_dir: Path, phases
     from bench.config import FULL, SMOKE
     from bench.runner import ALL_PHASES, run_bench
 
-    settings = get_settings()
+    settings = load_settings_or_exit(PlatformSettings)
     configure_logging("bench", level="WARNING", json_lines=False)
     results = asyncio.run(
         run_bench(
@@ -267,7 +284,7 @@ def backup(output: Path) -> None:
     """Dump the Podium schema (PostgreSQL, the system of record) to a file."""
     from podium.ops.backup import BackupError, backup_schema
 
-    settings = _settings_with_logging("backup")
+    settings = _settings_with_logging(CommonSettings, "backup")
     try:
         backup_schema(settings, output)
     except BackupError as error:
@@ -290,7 +307,7 @@ def restore(archive: Path, clean: bool) -> None:
     """Restore the Podium schema from a backup; then run `podium rebuild` for Redis."""
     from podium.ops.backup import BackupError, restore_schema
 
-    settings = _settings_with_logging("restore")
+    settings = _settings_with_logging(CommonSettings, "restore")
     try:
         asyncio.run(restore_schema(settings, archive, clean=clean))
     except BackupError as error:

@@ -24,10 +24,10 @@ import redis
 from devstack.broker import start_broker
 from devstack.embedded import start_embedded_postgres, start_embedded_redis
 from devstack.processes import ProcessGroup, free_port, port_open, spawn
+from podium.settings import PlatformSettings, load_settings_or_exit
 from shared.auth import Scope, issue_token
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
-from shared.settings import Settings, load_settings_or_exit
 
 HTTP_SERVICES = ("ingest", "query", "notifier")
 
@@ -75,7 +75,7 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 def run_dev(*, attach_logs: bool = False) -> int:
     """Run the platform until interrupted; returns the process exit status."""
-    settings = load_settings_or_exit(env="dev")
+    settings = load_settings_or_exit(PlatformSettings, env="dev")
     data_dir = Path(settings.dev_data_dir).resolve()
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -84,6 +84,7 @@ def run_dev(*, attach_logs: bool = False) -> int:
     try:
         child_env = _start_stores(settings, data_dir, log_dir, group)
         settings = load_settings_or_exit(
+            PlatformSettings,
             env="dev",
             database_url=child_env["PODIUM_DATABASE_URL"],
             redis_url=child_env["PODIUM_REDIS_URL"],
@@ -112,7 +113,7 @@ def run_dev(*, attach_logs: bool = False) -> int:
 
 
 def _start_stores(
-    settings: Settings, data_dir: Path, log_dir: Path, group: ProcessGroup
+    settings: PlatformSettings, data_dir: Path, log_dir: Path, group: ProcessGroup
 ) -> dict[str, str]:
     env = {**os.environ, "PODIUM_ENV": "dev"}
 
@@ -157,7 +158,11 @@ def _start_stores(
 
 
 def _start_services(
-    settings: Settings, env: dict[str, str], log_dir: Path, group: ProcessGroup, attach_logs: bool
+    settings: PlatformSettings,
+    env: dict[str, str],
+    log_dir: Path,
+    group: ProcessGroup,
+    attach_logs: bool,
 ) -> None:
     commands = {
         "ingest": ["serve", "ingest"],
@@ -195,7 +200,7 @@ def _redact(url: str) -> str:
     return url
 
 
-def _print_banner(settings: Settings, log_dir: Path) -> None:
+def _print_banner(settings: PlatformSettings, log_dir: Path) -> None:
     base = f"http://{settings.host}"
     token = issue_token(settings, "dev-admin", [Scope.ADMIN.value], ttl_s=7 * 24 * 3600)
     lines = [

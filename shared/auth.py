@@ -14,7 +14,7 @@ from enum import StrEnum
 import jwt
 
 from shared.errors import AuthenticationError, PermissionDeniedError
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "scope", "exp", "iat")
@@ -56,7 +56,7 @@ class Principal:
 
 
 def issue_token(
-    settings: Settings, subject: str, scopes: list[str], *, ttl_s: int | None = None
+    settings: CommonSettings, subject: str, scopes: list[str], *, ttl_s: int | None = None
 ) -> str:
     """Sign a token for ``subject`` with ``scopes``, valid for ``ttl_s`` seconds."""
     unknown = sorted(set(scopes) - {scope.value for scope in Scope})
@@ -74,7 +74,7 @@ def issue_token(
     return jwt.encode(claims, settings.signing_secret, algorithm=ALGORITHM)
 
 
-def verify_token(settings: Settings, token: str) -> Principal:
+def verify_token(settings: CommonSettings, token: str) -> Principal:
     """Verify ``token`` against every configured secret; raise 401 if none accepts it."""
     try:
         header = jwt.get_unverified_header(token)

@@ -44,7 +44,7 @@ from pydantic import ValidationError
 
 from shared.kafka import create_consumer, ensure_topics
 from shared.schemas.change_message import ChangeMessage
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class ChangeFeed:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: CommonSettings,
         handler: ChangeHandler,
         *,
         replay_margin_s: float = DEFAULT_REPLAY_MARGIN_S,
@@ -196,7 +196,7 @@ class ChangeFeed:
 
 @contextlib.asynccontextmanager
 async def open_change_feed(
-    settings: Settings,
+    settings: CommonSettings,
     handler: ChangeHandler,
     *,
     replay_margin_s: float = DEFAULT_REPLAY_MARGIN_S,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 import orjson
+from pydantic import SecretStr
 
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 POSTGRES_FAILURES = (
     asyncpg.PostgresError,
@@ -17,7 +18,7 @@ POSTGRES_FAILURES = (
 answer without it (a stale cache entry) catch these, and nothing else."""
 
 
-def application_name(settings: Settings) -> str:
+def application_name(settings: CommonSettings) -> str:
     """How Podium's connections name themselves in ``pg_stat_activity``: ``podium/<schema>``."""
     return f"podium/{settings.db_schema}"
 
@@ -33,15 +34,14 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    settings: Settings, *, read_only: bool = False, max_size: int | None = None
+    settings: CommonSettings, *, dsn: SecretStr | None = None, max_size: int | None = None
 ) -> asyncpg.Pool:
     """Open a pool with connect and statement timeouts and ``search_path`` set to the schema.
 
-    ``read_only`` uses ``PODIUM_DATABASE_READ_URL`` when configured (the query service).
+    ``dsn`` replaces ``PODIUM_DATABASE_URL``: the query service passes its read replica
+    (``PODIUM_DATABASE_READ_URL``, a setting of its own class, not of the common settings).
     """
-    dsn = settings.database_url
-    if read_only and settings.database_read_url is not None:
-        dsn = settings.database_read_url
+    dsn = dsn or settings.database_url
     size = max_size or settings.db_pool_max
     pool = await asyncpg.create_pool(
         dsn.get_secret_value(),
@@ -60,7 +60,7 @@ async def create_pool(
     return pool
 
 
-async def connect(settings: Settings) -> asyncpg.Connection:
+async def connect(settings: CommonSettings) -> asyncpg.Connection:
     """One connection (for the CLI and migrations), with the same settings as the pool."""
     connection: asyncpg.Connection = await asyncpg.connect(
         settings.database_url.get_secret_value(),

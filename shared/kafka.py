@@ -14,12 +14,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
 
 
-def connection_options(settings: Settings) -> dict[str, Any]:
+def connection_options(settings: CommonSettings) -> dict[str, Any]:
     """Options every Kafka client shares: servers, security and SASL."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
@@ -35,7 +35,7 @@ def connection_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def create_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+def create_producer(settings: CommonSettings, **overrides: Any) -> AIOKafkaProducer:
     """A producer with ``acks=all``; not started (call ``await producer.start()``)."""
     options: dict[str, Any] = {
         **connection_options(settings),
@@ -50,7 +50,7 @@ def create_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
 
 
 def create_consumer(
-    settings: Settings, *topics: str, group_id: str | None, **overrides: Any
+    settings: CommonSettings, *topics: str, group_id: str | None, **overrides: Any
 ) -> AIOKafkaConsumer:
     """A consumer with the configured session timeouts; not started."""
     options: dict[str, Any] = {
@@ -64,7 +64,7 @@ def create_consumer(
     return AIOKafkaConsumer(*topics, **options)
 
 
-async def ensure_topics(settings: Settings) -> None:
+async def ensure_topics(settings: CommonSettings) -> None:
     """Create Podium's topics when they are missing (existing topics are left as they are)."""
     partitions = settings.kafka_partitions
     wanted = [

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 
-def create_redis(settings: Settings, *, max_connections: int | None = None) -> Redis:
+def create_redis(settings: CommonSettings, *, max_connections: int | None = None) -> Redis:
     """A client whose pool blocks (briefly) instead of opening unbounded connections."""
     pool = BlockingConnectionPool.from_url(
         settings.redis_url.get_secret_value(),

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from shared import db, kafka, redis_client
 from shared.http.health import ReadinessCheck
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 class Resources:
     """The open clients of a service; the ones not asked for stay None."""
 
-    settings: Settings
+    settings: CommonSettings
     pool: asyncpg.Pool | None = None
     redis: Redis | None = None
     producer: AIOKafkaProducer | None = None
@@ -50,22 +51,23 @@ class Resources:
 
 @contextlib.asynccontextmanager
 async def open_resources(
-    settings: Settings,
+    settings: CommonSettings,
     *,
     postgres: bool = False,
-    postgres_read_only: bool = False,
+    postgres_dsn: SecretStr | None = None,
     redis: bool = False,
     producer: bool = False,
 ) -> AsyncIterator[Resources]:
     """Open the requested clients; close them in reverse order when the block ends.
 
     Start-up fails fast when a dependency is unreachable; after start-up, the clients
-    reconnect on their own and readiness reports what does not answer.
+    reconnect on their own and readiness reports what does not answer. ``postgres_dsn``
+    replaces ``PODIUM_DATABASE_URL`` for the pool (the query service's read replica).
     """
     resources = Resources(settings=settings)
     async with contextlib.AsyncExitStack() as stack:
         if postgres:
-            pool = await db.create_pool(settings, read_only=postgres_read_only)
+            pool = await db.create_pool(settings, dsn=postgres_dsn)
             stack.push_async_callback(pool.close)
             resources.pool = pool
             resources.readiness_checks["postgres"] = lambda: db.ping(pool)

@@ -1,20 +1,20 @@
-"""Podium configuration: one settings object, read from ``PODIUM_*`` environment variables.
+"""Podium configuration: settings classes read from ``PODIUM_*`` environment variables.
 
-Every service loads it once through :func:`get_settings`; nothing else in the code base reads
-the environment. The fields are flat (``PODIUM_INGEST_PORT``, not ``PODIUM_INGEST__PORT``) so
-that the variable names stay short and greppable; names start with the part of the system they
-configure.
+:class:`CommonSettings` holds what two or more services read (the process, the HTTP edge,
+auth, Kafka, PostgreSQL, Redis); each service subclasses it in its own package with the fields
+only it reads (``services/<name>/settings.py``), so a service validates its own variables and
+nobody else's. Which ``PODIUM_*`` names exist at all is known only where every class is in
+sight, the composition root (``podium/settings.py``): it refuses unknown names before it builds
+a service's class. Nothing else in the code base reads the environment. The fields are flat
+(``PODIUM_INGEST_PORT``, not ``PODIUM_INGEST__PORT``) so that the variable names stay short and
+greppable; names start with the part of the system they configure.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
-from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "PODIUM_"
@@ -29,8 +29,18 @@ def _split_csv(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    """All of Podium's configuration. Required values in production have no usable default."""
+CommaSeparated = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
+"""The type of a list setting, written ``a,b,c`` in its variable (any settings class)."""
+
+
+class CommonSettings(BaseSettings):
+    """What two or more services read; every service's settings class extends it.
+
+    A field lives here when more than one service (or a shared module serving several) reads
+    it; a field only one service reads lives in that service's class. Required values in
+    production have no usable default. ``extra="forbid"`` refuses unknown keyword arguments;
+    unknown *variables* are refused by the composition root, which knows every class.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -48,13 +58,9 @@ class Settings(BaseSettings):
     )
     log_json: bool = Field(True, description="JSON logs (one object per line) instead of text.")
     host: str = Field("127.0.0.1", description="Address the HTTP services bind to.")
-    ingest_port: int = Field(8001, ge=1, le=65535, description="Ingest service HTTP port.")
-    query_port: int = Field(8002, ge=1, le=65535, description="Query service HTTP port.")
-    notifier_port: int = Field(8003, ge=1, le=65535, description="Notifier service HTTP port.")
-    ranker_port: int = Field(
-        8004, ge=1, le=65535, description="Ranker health and metrics HTTP port."
+    http_workers: int = Field(
+        1, ge=1, le=64, description="uvicorn worker processes per HTTP service."
     )
-    http_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes per service.")
     tls_certfile: str | None = Field(None, description="TLS certificate file (direct exposure).")
     tls_keyfile: str | None = Field(None, description="TLS private key file (direct exposure).")
     shutdown_grace_s: float = Field(
@@ -65,12 +71,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest accepted request body (bytes); larger is 413."
     )
-    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+    cors_allow_origins: CommaSeparated = Field(
         default_factory=list, description="Comma-separated CORS origin allowlist (empty: none)."
-    )
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Comma-separated proxy addresses whose X-Forwarded-For is believed.",
     )
     http_body_timeout_s: float = Field(
         10.0,
@@ -80,7 +82,7 @@ class Settings(BaseSettings):
     )
 
     # --- auth ----------------------------------------------------------------------------
-    jwt_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+    jwt_secrets: Annotated[list[SecretStr], NoDecode, BeforeValidator(_split_csv)] = Field(
         default_factory=list,
         description="Comma-separated HS256 secrets; the first signs, all verify (rotation).",
     )
@@ -129,9 +131,6 @@ class Settings(BaseSettings):
         SecretStr("postgresql://postgres@127.0.0.1:5432/postgres"),
         description="PostgreSQL DSN (the system of record).",
     )
-    database_read_url: SecretStr | None = Field(
-        None, description="Optional read-replica DSN used by the query service."
-    )
     db_schema: str = Field(
         "podium", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="PostgreSQL schema of Podium."
     )
@@ -150,81 +149,20 @@ class Settings(BaseSettings):
     redis_pool_max: int = Field(64, ge=1, description="Maximum pooled Redis connections.")
     redis_timeout_s: float = Field(0.5, gt=0, description="Redis socket and connect timeout.")
 
-    # --- ingest --------------------------------------------------------------------------
-    ingest_batch_max_events: int = Field(1000, ge=1, description="Largest accepted batch.")
+    # --- read by several services -------------------------------------------------------
     competition_cache_ttl_s: float = Field(
-        5.0, ge=0, description="How long ingest trusts a cached competition."
+        5.0, ge=0, description="How long ingest, query and notifier trust a cached competition."
     )
-    rate_player_per_s: float = Field(10.0, gt=0, description="`scores:write` requests/s.")
-    rate_player_burst: int = Field(20, ge=1, description="`scores:write` burst.")
-    rate_server_per_s: float = Field(1000.0, gt=0, description="`scores:write:any` events/s.")
-    rate_server_burst: int = Field(5000, ge=1, description="`scores:write:any` burst (events).")
-    rate_anonymous_per_s: float = Field(20.0, gt=0, description="Per-IP requests/s (no token).")
-    rate_anonymous_burst: int = Field(40, ge=1, description="Per-IP burst (no token).")
-    rate_admin_per_s: float = Field(50.0, gt=0, description="`admin` requests/s.")
-    rate_admin_burst: int = Field(100, ge=1, description="`admin` burst.")
-    rate_lease_max_tokens: int = Field(
-        32,
-        ge=0,
-        description="Most rate-limit tokens a replica takes from Redis in one check and spends "
-        "locally (0: one Redis check per request). Only leased while the bucket stays over "
-        "half full and the burst is at least 16x the lease, so tokens are never over-granted.",
-    )
-    rate_lease_ms: float = Field(
-        100.0, gt=0, le=1000, description="How long leased rate-limit tokens stay spendable."
-    )
-
-    # --- ranker --------------------------------------------------------------------------
-    ranker_batch_size: int = Field(
-        5000,
+    ranker_top_n: int = Field(
+        10,
         ge=1,
-        description="Most events taken per ranker batch (bigger: more events/s, slower batches).",
+        le=100,
+        description="Top N carried in change messages (the ranker writes it; the notifier "
+        "accepts subscriptions up to it).",
     )
-    ranker_batch_within_s: float = Field(
-        0.05, gt=0, description="Longest wait to fill a ranker batch."
-    )
-    ranker_group_id: str = Field("podium-ranker", description="Ranker consumer group / app id.")
-    ranker_period_grace_s: int = Field(
-        3600, ge=0, description="Late events still count toward an ended period this long."
-    )
-    ranker_top_n: int = Field(10, ge=1, le=100, description="Top N carried in change messages.")
-    ranker_retry_max_backoff_s: float = Field(
-        5.0, gt=0, description="Longest back-off between retries of a failed batch."
-    )
-
-    # --- query ---------------------------------------------------------------------------
-    query_cache_ttl_ms: int = Field(250, ge=0, le=60_000, description="Micro-cache TTL (ms).")
-    query_breaker_failures: int = Field(
-        5, ge=1, description="Consecutive Redis failures that open the circuit breaker."
-    )
-    query_breaker_reset_s: float = Field(2.0, gt=0, description="Open-breaker cool-down.")
-
-    # --- notifier ------------------------------------------------------------------------
-    notify_max_hz: float = Field(5.0, gt=0, description="Most messages/s sent to one client.")
-    ws_send_timeout: float = Field(
-        5.0, gt=0, description="Seconds a client may take to accept a message before closing."
-    )
-    ws_queue_size: int = Field(8, ge=1, description="Per-client outgoing queue bound.")
-    ws_max_connections: int = Field(20_000, ge=1, description="WebSocket connections/process.")
-    ws_ping_interval_s: float = Field(20.0, gt=0, description="WebSocket ping interval.")
-    ws_max_message_bytes: int = Field(4096, ge=64, description="Largest client WS message.")
-    ws_client_messages_per_s: float = Field(
-        2.0, gt=0, description="Messages/s a WS client may send (resync, ping); more is 1008."
-    )
-    ws_client_message_burst: int = Field(
-        10, ge=1, description="Burst of client WS messages allowed above that rate."
-    )
-
-    # --- dev stack -----------------------------------------------------------------------
-    dev_data_dir: str = Field(".podium", description="Where `podium dev` keeps embedded data.")
-
-    @field_validator("cors_allow_origins", "trusted_proxies", "jwt_secrets", mode="before")
-    @classmethod
-    def _csv_lists(cls, value: object) -> object:
-        return _split_csv(value)
 
     @model_validator(mode="after")
-    def _check_secrets(self) -> Settings:
+    def _check_secrets(self) -> Self:
         if self.env == "dev" and not self.jwt_secrets:
             self.jwt_secrets = [SecretStr(DEV_JWT_SECRET)]
         if not self.jwt_secrets:
@@ -268,47 +206,8 @@ class UnknownSettingError(ValueError):
     """A ``PODIUM_*`` environment variable names no setting (most often a typo)."""
 
 
-def unknown_environment_variables(environ: Mapping[str, str]) -> list[str]:
-    """The ``PODIUM_*`` variables in ``environ`` that are not settings."""
-    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    return sorted(
-        name
-        for name in environ
-        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
-    )
-
-
-def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment plus ``overrides``.
-
-    Raises ``ValidationError`` for bad values and :class:`UnknownSettingError` for a
-    ``PODIUM_*`` variable that is no setting, so a typo never passes silently.
-    """
-    unknown = unknown_environment_variables(os.environ)
-    if unknown:
-        raise UnknownSettingError(f"unknown setting {', '.join(unknown)}")
-    return Settings(**overrides)  # type: ignore[arg-type]
-
-
-def load_settings_or_exit(**overrides: object) -> Settings:
-    """Build settings, or print a one-line error naming the variable and exit with status 2."""
-    try:
-        return load_settings(**overrides)
-    except ValidationError as error:
-        print(f"podium: {describe_validation_error(error)}", file=sys.stderr)
-    except UnknownSettingError as error:
-        print(f"podium: invalid configuration: {error}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-@functools.cache
-def get_settings() -> Settings:
-    """The process-wide settings, loaded once (exits on invalid configuration)."""
-    return load_settings_or_exit()
-
-
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """``settings`` as ``PODIUM_*`` environment variables, for child processes."""
+def settings_environment(settings: CommonSettings) -> dict[str, str]:
+    """``settings`` (every field of its class) as ``PODIUM_*`` variables, for child processes."""
     environment = {}
     for name, value in settings.model_dump().items():
         if value is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import jwt
 
 from shared.auth import Principal, verify_token
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 DEFAULT_MAX_TOKENS = 10_000
 
@@ -28,7 +28,7 @@ class _Entry:
     fingerprint: tuple[object, ...]
 
 
-def _fingerprint(settings: Settings) -> tuple[object, ...]:
+def _fingerprint(settings: CommonSettings) -> tuple[object, ...]:
     return (tuple(settings.verification_secrets), settings.jwt_issuer, settings.jwt_leeway_s)
 
 
@@ -45,7 +45,7 @@ class VerifiedTokenCache:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
 
-    def verify(self, settings: Settings, token: str) -> Principal:
+    def verify(self, settings: CommonSettings, token: str) -> Principal:
         """The token's principal; raises ``AuthenticationError`` exactly as
         :func:`shared.auth.verify_token` would for this token now."""
         entry = self._entries.get(token)
@@ -79,6 +79,6 @@ class VerifiedTokenCache:
 _process_cache = VerifiedTokenCache()
 
 
-def verify_token_cached(settings: Settings, token: str) -> Principal:
+def verify_token_cached(settings: CommonSettings, token: str) -> Principal:
     """:func:`shared.auth.verify_token` through this process's cache."""
     return _process_cache.verify(settings, token)

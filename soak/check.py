@@ -14,7 +14,7 @@ from shared.db import connect
 from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore
 from shared.redis_client import create_redis
 from shared.schemas.competition import SortOrder
-from shared.settings import Settings
+from shared.settings import CommonSettings
 from soak.oracle import OracleResult
 
 DRAIN_TIMEOUT_S = 180.0
@@ -33,7 +33,7 @@ class CheckResult:
     mismatches: list[str] = field(default_factory=list)
 
 
-async def wait_for_drain(settings: Settings, accepted_ids: set[str]) -> int:
+async def wait_for_drain(settings: CommonSettings, accepted_ids: set[str]) -> int:
     """Wait until PostgreSQL holds every accepted event (or the timeout); the count missing."""
     connection = await connect(settings)
     try:
@@ -54,7 +54,7 @@ async def wait_for_drain(settings: Settings, accepted_ids: set[str]) -> int:
 
 
 async def compare(
-    settings: Settings, query_url: str, expected: OracleResult, sum_competitions: set[str]
+    settings: CommonSettings, query_url: str, expected: OracleResult, sum_competitions: set[str]
 ) -> CheckResult:
     """Compare PostgreSQL standings, Redis and the query API with ``expected``."""
     result = CheckResult()
@@ -65,7 +65,7 @@ async def compare(
 
 
 async def postgres_standings(
-    settings: Settings,
+    settings: CommonSettings,
 ) -> dict[tuple[str, str], dict[str, tuple[float, datetime]]]:
     """Every standing in PostgreSQL, shaped as :class:`OracleResult` holds them."""
     connection = await connect(settings)
@@ -83,7 +83,10 @@ async def postgres_standings(
 
 
 async def _compare_postgres(
-    settings: Settings, expected: OracleResult, sum_competitions: set[str], result: CheckResult
+    settings: CommonSettings,
+    expected: OracleResult,
+    sum_competitions: set[str],
+    result: CheckResult,
 ) -> None:
     actual = await postgres_standings(settings)
     equal = True
@@ -113,7 +116,9 @@ def _diff(want: dict[str, Any], have: dict[str, Any]) -> str:
     return f"missing {missing} extra {extra} changed {details}"
 
 
-async def _compare_redis(settings: Settings, expected: OracleResult, result: CheckResult) -> None:
+async def _compare_redis(
+    settings: CommonSettings, expected: OracleResult, result: CheckResult
+) -> None:
     redis = create_redis(settings)
     store = LeaderboardStore(redis, settings.redis_key_prefix)
     equal = True

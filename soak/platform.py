@@ -19,10 +19,11 @@ from devstack.broker import start_broker
 from devstack.cleanup import drop_schema
 from devstack.embedded import start_embedded_redis
 from devstack.processes import ManagedProcess, free_port, spawn
+from services.settings import AllServicesSettings
 from shared.db import application_name
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
-from shared.settings import Settings, settings_environment
+from shared.settings import settings_environment
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Platform:
     can be restarted with its data gone; the broker is private because its log is in memory.
     """
 
-    settings: Settings
+    settings: AllServicesSettings
     work_dir: Path
     broker: ManagedProcess | None = None
     redis: ManagedProcess | None = None
@@ -56,7 +57,7 @@ class Platform:
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, base: Settings, work_dir: Path, run_id: str) -> Platform:
+    def create(cls, base: AllServicesSettings, work_dir: Path, run_id: str) -> Platform:
         """Pick free ports and isolate names for one run."""
         redis_port = free_port()
         settings = base.model_copy(

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
+from services.settings import AllServicesSettings
 from shared.auth import issue_token
-from shared.settings import Settings
 from soak.check import compare, wait_for_drain
 from soak.faults import PROBE_COMPETITION, EndToEndProbe, run_schedule
 from soak.load import COMPETITIONS, CompetitionPlan, WriteLoad
@@ -30,7 +30,7 @@ CONVERGE_TIMEOUT_S = 10.0
 
 
 async def run_soak(
-    base: Settings,
+    base: AllServicesSettings,
     *,
     duration_s: float,
     rate_eps: float,

@@ -26,20 +26,20 @@ from redis.asyncio import Redis
 from devstack.broker import start_broker
 from devstack.cleanup import discard_run_data
 from devstack.processes import free_port
+from podium.settings import PlatformSettings
 from services.notifier.gc_pauses import unwatch_gc_pauses
 from shared.auth import issue_token
 from shared.db import create_pool
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
 from shared.redis_client import create_redis
-from shared.settings import Settings
 from tests.support.embedded_stores import EmbeddedStore, start_postgres, start_redis
 
 TEST_JWT_SECRET = "test-secret-0123456789-0123456789-abcdef"
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
-SettingsFactory = Callable[..., Settings]
+SettingsFactory = Callable[..., PlatformSettings]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -191,14 +191,14 @@ def settings_factory(
         "ranker_group_id": f"ranker-{unique_id}",
     }
 
-    def build(**overrides: object) -> Settings:
-        return Settings(**{**base, **overrides})  # type: ignore[arg-type]
+    def build(**overrides: object) -> PlatformSettings:
+        return PlatformSettings(**{**base, **overrides})  # type: ignore[arg-type]
 
     return build
 
 
 @pytest.fixture
-async def settings(settings_factory: SettingsFactory) -> AsyncIterator[Settings]:
+async def settings(settings_factory: SettingsFactory) -> AsyncIterator[PlatformSettings]:
     """Test settings with the schema migrated and topics created; cleaned up afterwards."""
     test_settings = settings_factory()
     await migrate(test_settings)
@@ -208,7 +208,7 @@ async def settings(settings_factory: SettingsFactory) -> AsyncIterator[Settings]
 
 
 @pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+async def pool(settings: PlatformSettings) -> AsyncIterator[asyncpg.Pool]:
     """A PostgreSQL pool on the test's schema."""
     pool = await create_pool(settings)
     yield pool
@@ -216,7 +216,7 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def redis_client(settings: Settings) -> AsyncIterator[Redis]:
+async def redis_client(settings: PlatformSettings) -> AsyncIterator[Redis]:
     """A Redis client with the test's settings (keys must use ``settings.redis_key_prefix``)."""
     client = create_redis(settings)
     yield client

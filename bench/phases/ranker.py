@@ -22,13 +22,13 @@ from bench.config import BenchConfig
 from bench.profile import profiled
 from bench.stack import BenchStack
 from bench.workload import competition_id, topic_messages
+from services.ranker.settings import RankerSettings
 from shared.kafka import connection_options, create_producer
-from shared.settings import Settings
 
 POLL_S = 0.5
 
 
-async def prefill(settings: Settings, messages: list[tuple[str, bytes]]) -> dict[int, int]:
+async def prefill(settings: RankerSettings, messages: list[tuple[str, bytes]]) -> dict[int, int]:
     """Produce ``(key, value)`` records with acks=all; returns records per partition."""
     producer = create_producer(settings, linger_ms=50)
     await producer.start()
@@ -63,7 +63,7 @@ async def prefill(settings: Settings, messages: list[tuple[str, bytes]]) -> dict
     return dict(per_partition)
 
 
-async def committed_total(settings: Settings, partitions: list[int]) -> int:
+async def committed_total(settings: RankerSettings, partitions: list[int]) -> int:
     """Sum of the ranker group's committed offsets (records applied and committed)."""
     consumer = AIOKafkaConsumer(
         **connection_options(settings),
@@ -139,7 +139,7 @@ async def run_ranker_phase(
     }
 
 
-async def stored_events(settings: Settings) -> int:
+async def stored_events(settings: RankerSettings) -> int:
     """Rows in the run's ``score_events`` table."""
     connection = await asyncpg.connect(settings.database_url.get_secret_value())
     try:

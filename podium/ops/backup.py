@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import asyncpg
 
 from shared.errors import PodiumError
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _run(command: list[str], environment: dict[str, str], what: str) -> str:
     return result.stdout
 
 
-async def _schema_exists(settings: Settings) -> bool:
+async def _schema_exists(settings: CommonSettings) -> bool:
     connection = await asyncpg.connect(
         settings.database_url.get_secret_value(), timeout=settings.db_connect_timeout_s
     )
@@ -143,7 +143,9 @@ async def _schema_exists(settings: Settings) -> bool:
         await connection.close()
 
 
-def backup_schema(settings: Settings, output: Path, tools: PostgresTools | None = None) -> Path:
+def backup_schema(
+    settings: CommonSettings, output: Path, tools: PostgresTools | None = None
+) -> Path:
     """Dump ``settings.db_schema`` (structure and data) to ``output`` (custom format).
 
     The archive is written next to ``output`` first and renamed when complete, so an
@@ -179,7 +181,11 @@ def archive_schemas(archive: Path, tools: PostgresTools | None = None) -> list[s
 
 
 async def restore_schema(
-    settings: Settings, archive: Path, *, clean: bool = False, tools: PostgresTools | None = None
+    settings: CommonSettings,
+    archive: Path,
+    *,
+    clean: bool = False,
+    tools: PostgresTools | None = None,
 ) -> None:
     """Restore an archive of ``backup_schema`` into ``settings.db_schema``, in one transaction.
 
@@ -201,7 +207,9 @@ async def restore_schema(
     await asyncio.to_thread(_restore_stream, settings, archive, clean, tools)
 
 
-def _restore_stream(settings: Settings, archive: Path, clean: bool, tools: PostgresTools) -> None:
+def _restore_stream(
+    settings: CommonSettings, archive: Path, clean: bool, tools: PostgresTools
+) -> None:
     dsn, environment = libpq_target(settings.database_url.get_secret_value())
     script = [str(tools.pg_restore), "--no-owner", "--no-privileges", "--file=-"]
     if clean:

@@ -14,23 +14,22 @@ from services.ingest.context import IngestContext
 from services.ingest.publisher import EventPublisher
 from services.ingest.rate_limit.lease import LeasingRateLimiter
 from services.ingest.rate_limit.policy import RatePolicies
+from services.ingest.settings import IngestSettings
 from shared.competition_cache import CompetitionCache
 from shared.http.app import create_service_app
 from shared.http.openapi import openapi_route, operation_routes, standard_operations
 from shared.resources import open_resources
-from shared.settings import Settings, get_settings
 
 SERVICE = "ingest"
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: IngestSettings) -> Starlette:
     """Build the ingest app; its lifespan opens PostgreSQL, Redis and the Kafka producer.
 
     Shutdown order (uvicorn, then this lifespan): stop accepting connections, let in-flight
     requests finish (``shutdown_grace_s``), flush the producer, close the clients.
     """
-    settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

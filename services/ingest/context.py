@@ -11,15 +11,15 @@ from services.ingest.client_ip import IPNetwork
 from services.ingest.publisher import EventPublisher
 from services.ingest.rate_limit.buckets import RateLimiter
 from services.ingest.rate_limit.policy import RatePolicies
+from services.ingest.settings import IngestSettings
 from shared.competition_cache import CompetitionCache
-from shared.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class IngestContext:
     """The open clients and helpers of one ingest app."""
 
-    settings: Settings
+    settings: IngestSettings
     pool: asyncpg.Pool
     publisher: EventPublisher
     competitions: CompetitionCache

@@ -14,12 +14,13 @@ from services.notifier.hub import Hub
 from services.notifier.openapi import notifier_openapi
 from services.notifier.page import page_routes
 from services.notifier.repository import NotifierRepository
+from services.notifier.settings import NotifierSettings
 from services.notifier.ws import leaderboard_socket, upgrade_required
 from shared.change_feed import open_change_feed
 from shared.http.app import create_service_app
 from shared.http.openapi import openapi_route
+from shared.http.server import WebSocketLimits
 from shared.resources import open_resources
-from shared.settings import Settings, get_settings
 
 SERVICE = "notifier"
 SOCKET_PATH = "/ws/leaderboards/{competition_id}"
@@ -35,9 +36,16 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def websocket_limits(settings: NotifierSettings) -> WebSocketLimits:
+    """The server's WebSocket limits from the notifier's settings (``podium serve notifier``)."""
+    return WebSocketLimits(
+        max_message_bytes=settings.ws_max_message_bytes,
+        ping_interval_s=settings.ws_ping_interval_s,
+    )
+
+
+def create_app(settings: NotifierSettings) -> Starlette:
     """Build the notifier app; its lifespan opens PostgreSQL, Redis and the change feed."""
-    settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -27,9 +27,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from services.notifier import metrics, protocol
 from services.notifier.protocol import Me
 from services.notifier.repository import NotifierRepository
+from services.notifier.settings import NotifierSettings
 from shared.errors import PodiumError
 from shared.schemas.competition import Competition
-from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class ClientConnection:
         self,
         websocket: WebSocket,
         subscription: Subscription,
-        settings: Settings,
+        settings: NotifierSettings,
         repository: NotifierRepository,
     ) -> None:
         self.websocket = websocket

@@ -27,6 +27,7 @@ from services.notifier import metrics, protocol
 from services.notifier.connection import ClientConnection, Closing, Subscription
 from services.notifier.hub import Hub
 from services.notifier.repository import NotifierRepository
+from services.notifier.settings import NotifierSettings
 from shared.auth import Principal, Scope, verify_token
 from shared.errors import (
     AuthenticationError,
@@ -39,7 +40,6 @@ from shared.errors import (
 )
 from shared.schemas.competition import Visibility
 from shared.schemas.identifiers import IDENTIFIER_PATTERN
-from shared.settings import Settings
 from shared.windows import CURRENT, is_valid_window, resolve_window
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def offered_token(websocket: WebSocket, query_token: str | None) -> tuple[str | 
 
 
 async def admit(
-    websocket: WebSocket, settings: Settings, repository: NotifierRepository
+    websocket: WebSocket, settings: NotifierSettings, repository: NotifierRepository
 ) -> Subscription:
     """Check the request; raise a :class:`PodiumError` saying why it is refused."""
     params = protocol.parse_params(dict(websocket.query_params), settings.ranker_top_n)
@@ -125,7 +125,7 @@ async def upgrade_required(request: Request) -> Response:
 async def leaderboard_socket(websocket: WebSocket) -> None:
     """The WebSocket endpoint (see the module docstring and :mod:`protocol`)."""
     app_state = websocket.app.state
-    settings: Settings = app_state.settings
+    settings: NotifierSettings = app_state.settings
     hub: Hub = app_state.hub
     repository: NotifierRepository = app_state.repository
     if not hub.try_acquire():
@@ -140,7 +140,7 @@ async def leaderboard_socket(websocket: WebSocket) -> None:
 
 
 async def _serve(
-    websocket: WebSocket, settings: Settings, hub: Hub, repository: NotifierRepository
+    websocket: WebSocket, settings: NotifierSettings, hub: Hub, repository: NotifierRepository
 ) -> None:
     try:
         subprotocol = offered_token(websocket, None)[1]

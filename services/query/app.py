@@ -17,11 +17,11 @@ from shared.http.openapi import (
     standard_operations,
 )
 from shared.resources import open_resources
-from shared.settings import Settings, get_settings
 
 from .context import QueryContext
 from .invalidation import follow_changes
 from .routes import OPERATIONS
+from .settings import QuerySettings
 from .top import TOP_PATH, TopPages
 
 SERVICE = "query"
@@ -39,14 +39,13 @@ def openapi_document() -> dict[str, Any]:
     )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: QuerySettings) -> Starlette:
     """Build the query app; its lifespan opens PostgreSQL (read side) and Redis."""
-    settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_resources(
-            settings, postgres=True, postgres_read_only=True, redis=True
+            settings, postgres=True, postgres_dsn=settings.database_read_url, redis=True
         ) as resources:
             app.state.resources = resources
             app.state.readiness_checks = resources.readiness_checks

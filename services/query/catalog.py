@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 from starlette.requests import HTTPConnection
 
+from services.query.settings import QuerySettings
 from shared.auth import Scope
 from shared.competition_cache import MAX_ENTRIES, CompetitionCache
 from shared.competitions import list_competitions
@@ -20,7 +21,6 @@ from shared.db import POSTGRES_FAILURES
 from shared.errors import AuthenticationError, DependencyUnavailableError, NotFoundError
 from shared.http.auth import optional_principal
 from shared.schemas.competition import Competition, Visibility
-from shared.settings import Settings
 from shared.single_flight import SingleFlight
 from shared.ttl_cache import TTLCache
 
@@ -40,7 +40,7 @@ def not_found(competition_id: str) -> NotFoundError:
     )
 
 
-def may_read_private(connection: HTTPConnection, settings: Settings) -> bool:
+def may_read_private(connection: HTTPConnection, settings: QuerySettings) -> bool:
     """Whether the caller's token allows private competitions (a bad token is a 401)."""
     principal = optional_principal(connection, settings)
     return principal is not None and principal.has(Scope.LEADERBOARDS_READ)
@@ -49,7 +49,7 @@ def may_read_private(connection: HTTPConnection, settings: Settings) -> bool:
 class CompetitionCatalog:
     """Looks competitions up (cached) and decides who may read them."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: QuerySettings) -> None:
         self.pool = pool
         self.settings = settings
         ttl_s = settings.competition_cache_ttl_s

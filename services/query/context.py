@@ -8,9 +8,9 @@ import asyncpg
 from redis.asyncio import Redis
 
 from services.query.circuit_breaker import CircuitBreaker
+from services.query.settings import QuerySettings
 from shared.http.representation import Representation
 from shared.leaderboard_store import LeaderboardStore
-from shared.settings import Settings
 from shared.single_flight import SingleFlight
 
 from .catalog import CompetitionCatalog
@@ -22,14 +22,14 @@ from .page_cache import PageCache, PageKey
 class QueryContext:
     """Built once per process in the lifespan; handlers find it on ``app.state.query``."""
 
-    settings: Settings
+    settings: QuerySettings
     catalog: CompetitionCatalog
     reader: LeaderboardReader
     pages: PageCache
     page_flights: SingleFlight[Representation] = field(default_factory=SingleFlight)
 
     @classmethod
-    def build(cls, settings: Settings, pool: asyncpg.Pool, redis: Redis) -> QueryContext:
+    def build(cls, settings: QuerySettings, pool: asyncpg.Pool, redis: Redis) -> QueryContext:
         """Wire the parts from open clients."""
         breaker = CircuitBreaker(
             "redis",

@@ -12,9 +12,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from services.query.settings import QuerySettings
 from shared.change_feed import ChangeFeed, ChangeHandler
 from shared.schemas.change_message import ChangeMessage
-from shared.settings import Settings
 
 from .metrics import PAGE_CACHE_INVALIDATIONS
 from .page_cache import PageCache
@@ -50,7 +50,7 @@ async def _attach(feed: ChangeFeed) -> None:
 
 
 @contextlib.asynccontextmanager
-async def follow_changes(settings: Settings, pages: PageCache) -> AsyncIterator[ChangeFeed]:
+async def follow_changes(settings: QuerySettings, pages: PageCache) -> AsyncIterator[ChangeFeed]:
     """Attach a change feed in the background for the duration of the block."""
     feed = ChangeFeed(settings, change_handler(pages))
     attaching = asyncio.create_task(_attach(feed), name="query-change-feed-attach")

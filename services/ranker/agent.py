@@ -27,7 +27,7 @@ from aiokafka.helpers import create_ssl_context
 from services.ranker.applier import decode
 from services.ranker.lag import LagTracker
 from services.ranker.runtime import ranker_runtime
-from shared.settings import Settings
+from services.ranker.settings import RankerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ LAG_REFRESH_S = 1.0
 GC_GEN0_THRESHOLD = 50_000
 
 
-def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
+def broker_credentials(settings: RankerSettings) -> faust.auth.Credentials | None:
     """Faust's credentials for the configured Kafka security protocol (None: plaintext)."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
@@ -56,7 +56,7 @@ def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
     )
 
 
-def create_faust_app(settings: Settings, datadir: Path) -> faust.App:
+def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
     """The ranker's faust app for ``settings`` (faust keeps its scratch files in ``datadir``)."""
     brokers = ";".join(
         f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")

@@ -35,9 +35,9 @@ from services.ranker import metrics
 from services.ranker.index import IndexedCompetition, change_message, read_back, write_batch
 from services.ranker.planner import BatchPlan, IncomingEvent, plan_batch, users_of
 from services.ranker.repository import load_state, lock_competitions, write_plan
+from services.ranker.settings import RankerSettings
 from shared.leaderboard_store import LeaderboardStore
 from shared.schemas.score_event import ControlEvent, ScoreEvent, parse_topic_message
-from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class BatchApplier:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: RankerSettings,
         pool: asyncpg.Pool,
         redis: Redis,
         producer: AIOKafkaProducer,

@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 
 from services.ranker.agent import create_faust_app, run_worker
-from shared.settings import Settings
+from services.ranker.settings import RankerSettings
 
 
-def run(settings: Settings) -> int:
+def run(settings: RankerSettings) -> int:
     """Run the ranker until SIGINT/SIGTERM; returns the exit status (2: bad configuration)."""
     with tempfile.TemporaryDirectory(prefix="podium-ranker-") as datadir:
         try:

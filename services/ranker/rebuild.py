@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from services.ranker.settings import RankerSettings
 from shared.competitions import get_competition
 from shared.errors import NotFoundError
 from shared.leaderboard_store import LeaderboardStore
 from shared.resources import open_resources
 from shared.schemas.competition import SortOrder
-from shared.settings import Settings
 
 
-async def rebuild_leaderboards(settings: Settings, competition_id: str | None) -> dict[str, int]:
+async def rebuild_leaderboards(
+    settings: RankerSettings, competition_id: str | None
+) -> dict[str, int]:
     """Rebuild one competition (or all) atomically; returns standings loaded per competition."""
     async with open_resources(settings, postgres=True, redis=True) as resources:
         pool = resources.require_pool()

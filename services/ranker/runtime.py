@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 
 from services.ranker.applier import BatchApplier
+from services.ranker.settings import RankerSettings
 from shared.http.app import create_service_app
 from shared.http.health import ReadinessCheck
 from shared.http.server import uvicorn_config
 from shared.resources import open_resources
-from shared.settings import Settings
 
 SERVICE = "ranker"
 
@@ -32,7 +32,7 @@ class _Server(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def serve_health(
-    settings: Settings, readiness_checks: dict[str, ReadinessCheck]
+    settings: RankerSettings, readiness_checks: dict[str, ReadinessCheck]
 ) -> AsyncIterator[None]:
     """Serve the health and metrics routes on ``PODIUM_RANKER_PORT`` while the block runs."""
     app = create_service_app(SERVICE, settings, routes=[])
@@ -48,7 +48,7 @@ async def serve_health(
 
 
 @contextlib.asynccontextmanager
-async def ranker_runtime(settings: Settings) -> AsyncIterator[BatchApplier]:
+async def ranker_runtime(settings: RankerSettings) -> AsyncIterator[BatchApplier]:
     """Open PostgreSQL, Redis and the producer and serve health; yields the batch applier."""
     async with open_resources(settings, postgres=True, redis=True, producer=True) as resources:
         applier = BatchApplier(

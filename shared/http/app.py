@@ -13,12 +13,12 @@ from starlette.types import Lifespan
 from shared.http.errors import EXCEPTION_HANDLERS
 from shared.http.health import health_routes
 from shared.http.middleware import EdgeMiddleware
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 
 def create_service_app(
     service: str,
-    settings: Settings,
+    settings: CommonSettings,
     routes: Sequence[BaseRoute],
     lifespan: Lifespan[Starlette] | None = None,
 ) -> Starlette:

@@ -13,7 +13,7 @@ from importlib import resources
 import asyncpg
 
 from shared.db import connect
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
 _ADVISORY_LOCK_ID = 0x706F6469  # "podi"
@@ -72,7 +72,7 @@ async def apply_migrations(connection: asyncpg.Connection, schema: str) -> list[
         await connection.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK_ID)
 
 
-async def migrate(settings: Settings) -> list[int]:
+async def migrate(settings: CommonSettings) -> list[int]:
     """Connect with ``settings`` and apply the missing migrations."""
     connection = await connect(settings)
     try:

@@ -11,7 +11,7 @@ import orjson
 import redis
 
 from bench.report import RATIO_KEYS
-from shared.settings import Settings
+from podium.settings import PlatformSettings
 from tests.support.servers import podium_command, process_environment
 
 HTTP_FIGURE_KEYS = {"req_s", "p50_ms", "p99_ms", "non_2xx", "runs"}
@@ -24,7 +24,9 @@ def _check_http(figure: dict[str, Any]) -> None:
     assert figure["runs"]
 
 
-def test_bench_smoke_writes_every_figure_and_ratio(settings: Settings, tmp_path: Path) -> None:
+def test_bench_smoke_writes_every_figure_and_ratio(
+    settings: PlatformSettings, tmp_path: Path
+) -> None:
     output = tmp_path / "results.json"
     completed = subprocess.run(
         [
@@ -91,7 +93,7 @@ def test_bench_smoke_writes_every_figure_and_ratio(settings: Settings, tmp_path:
     assert not _schema_exists(settings, f"bench_{run_id}")
 
 
-def _schema_exists(settings: Settings, schema: str) -> bool:
+def _schema_exists(settings: PlatformSettings, schema: str) -> bool:
     import asyncio
 
     async def check() -> bool:

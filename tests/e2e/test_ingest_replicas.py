@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 
 from devstack.processes import free_port
+from podium.settings import PlatformSettings
 from shared.schemas.score_event import parse_topic_message
-from shared.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.support.servers import (
     podium_command,
@@ -25,7 +25,7 @@ TokenFor = Callable[..., str]
 BURST = 4
 
 
-def cli_token(settings: Settings, subject: str, scope: str) -> str:
+def cli_token(settings: PlatformSettings, subject: str, scope: str) -> str:
     """A token printed by ``podium token`` with the services' configuration."""
     done = subprocess.run(
         podium_command("token", "--sub", subject, "--scope", scope),
@@ -39,7 +39,7 @@ def cli_token(settings: Settings, subject: str, scope: str) -> str:
 
 async def test_rate_limit_holds_across_two_ingest_processes(
     settings_factory: SettingsFactory,
-    settings: Settings,
+    settings: PlatformSettings,
     token_for: TokenFor,
     artifacts_dir: Path,
 ) -> None:

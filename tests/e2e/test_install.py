@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from devstack.processes import free_port
-from shared.settings import Settings
+from podium.settings import PlatformSettings
 from tests.support.servers import process_environment, running_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,7 +196,7 @@ def test_without_the_tools_code_there_is_no_such_command(install: Install) -> No
 
 
 async def test_plain_install_serves_ingest(
-    install: Install, settings: Settings, artifacts_dir: Path
+    install: Install, settings: PlatformSettings, artifacts_dir: Path
 ) -> None:
     port = free_port()
     environment = process_environment(settings, PODIUM_INGEST_PORT=str(port))

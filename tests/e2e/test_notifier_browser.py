@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import ConsoleMessage, async_playwright, expect
 
+from podium.settings import PlatformSettings
 from services.notifier.app import create_app
-from shared.settings import Settings
 from tests.support.notifier_driver import RankerStandIn, ranker_stand_in
 from tests.support.servers import running_app
 
@@ -26,7 +26,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-async def ranker(settings: Settings) -> AsyncIterator[RankerStandIn]:
+async def ranker(settings: PlatformSettings) -> AsyncIterator[RankerStandIn]:
     async with ranker_stand_in(settings) as stand_in:
         yield stand_in
 
@@ -42,7 +42,7 @@ def chromium() -> Path:
 
 
 async def test_page_shows_the_new_leader_without_reload(
-    settings: Settings, ranker: RankerStandIn, chromium: Path, artifacts_dir: Path
+    settings: PlatformSettings, ranker: RankerStandIn, chromium: Path, artifacts_dir: Path
 ) -> None:
     competition = await ranker.competition("arena")
     await ranker.set_scores(competition, {"ann": 120.0, "bob": 80.0, "cat": 45.5})

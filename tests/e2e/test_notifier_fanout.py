@@ -18,8 +18,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from devstack.processes import free_port
+from podium.settings import PlatformSettings
 from services.notifier.app import create_app
-from shared.settings import Settings
 from tests.support.notifier_clients import closed_with, connect, leaders, receive, ws_url
 from tests.support.notifier_driver import RankerStandIn, ranker_stand_in
 from tests.support.servers import (
@@ -32,7 +32,7 @@ from tests.support.servers import (
 
 
 @pytest.fixture
-async def ranker(settings: Settings) -> AsyncIterator[RankerStandIn]:
+async def ranker(settings: PlatformSettings) -> AsyncIterator[RankerStandIn]:
     async with ranker_stand_in(settings) as stand_in:
         yield stand_in
 
@@ -69,7 +69,7 @@ async def stuck_client(url: str) -> ClientConnection:
 
 
 async def test_stuck_client_is_closed_while_100_others_get_every_latest_state(
-    settings: Settings, ranker: RankerStandIn
+    settings: PlatformSettings, ranker: RankerStandIn
 ) -> None:
     tuned = settings.model_copy(
         update={"ws_send_timeout": 1.0, "notify_max_hz": 20.0, "ranker_top_n": 100}
@@ -115,7 +115,7 @@ async def test_stuck_client_is_closed_while_100_others_get_every_latest_state(
 
 
 async def test_1000_clients_on_one_process_all_receive_the_update(
-    settings: Settings, ranker: RankerStandIn, artifacts_dir: Path
+    settings: PlatformSettings, ranker: RankerStandIn, artifacts_dir: Path
 ) -> None:
     served = settings.model_copy(update={"notifier_port": free_port()})
     competition = await ranker.competition("stadium")

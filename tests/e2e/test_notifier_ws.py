@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from podium.settings import PlatformSettings
 from services.notifier.app import create_app
 from shared.schemas.competition import Visibility
-from shared.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.support.notifier_clients import closed_with, connect, leaders, receive, ws_url
 from tests.support.notifier_driver import RankerStandIn, ranker_stand_in
@@ -17,13 +17,13 @@ from tests.support.servers import running_app
 
 
 @pytest.fixture
-async def ranker(settings: Settings) -> AsyncIterator[RankerStandIn]:
+async def ranker(settings: PlatformSettings) -> AsyncIterator[RankerStandIn]:
     async with ranker_stand_in(settings) as stand_in:
         yield stand_in
 
 
 async def test_snapshot_then_update_with_new_top_within_1s(
-    settings: Settings, ranker: RankerStandIn
+    settings: PlatformSettings, ranker: RankerStandIn
 ) -> None:
     competition = await ranker.competition("race")
     await ranker.set_scores(competition, {"ann": 50, "bob": 40, "cat": 30})
@@ -49,7 +49,7 @@ async def test_snapshot_then_update_with_new_top_within_1s(
 
 
 async def test_me_follows_a_user_passed_by_someone_else(
-    settings: Settings, ranker: RankerStandIn
+    settings: PlatformSettings, ranker: RankerStandIn
 ) -> None:
     competition = await ranker.competition("follow")
     await ranker.set_scores(competition, {f"p{i}": 100 - i for i in range(5)})
@@ -77,7 +77,7 @@ async def test_me_follows_a_user_passed_by_someone_else(
 
 
 async def test_updates_only_when_what_the_client_sees_changes(
-    settings: Settings, ranker: RankerStandIn
+    settings: PlatformSettings, ranker: RankerStandIn
 ) -> None:
     competition = await ranker.competition("quiet")
     await ranker.set_scores(competition, {"ann": 50, "bob": 40, "cat": 30})
@@ -94,7 +94,7 @@ async def test_updates_only_when_what_the_client_sees_changes(
 
 
 async def test_bursts_are_coalesced_to_the_latest_state(
-    settings_factory: SettingsFactory, settings: Settings, ranker: RankerStandIn
+    settings_factory: SettingsFactory, settings: PlatformSettings, ranker: RankerStandIn
 ) -> None:
     slow_rate = settings.model_copy(update={"notify_max_hz": 2.0})
     competition = await ranker.competition("burst")
@@ -117,7 +117,9 @@ async def test_bursts_are_coalesced_to_the_latest_state(
         assert versions == sorted(set(versions))
 
 
-async def test_resync_ping_and_unknown_messages(settings: Settings, ranker: RankerStandIn) -> None:
+async def test_resync_ping_and_unknown_messages(
+    settings: PlatformSettings, ranker: RankerStandIn
+) -> None:
     competition = await ranker.competition("resync")
     await ranker.set_scores(competition, {"ann": 1})
     async with (
@@ -142,7 +144,7 @@ async def test_resync_ping_and_unknown_messages(settings: Settings, ranker: Rank
 
 
 async def test_private_competition_refuses_anonymous_with_1008_and_no_data(
-    settings: Settings, ranker: RankerStandIn, token_for: Callable[..., str]
+    settings: PlatformSettings, ranker: RankerStandIn, token_for: Callable[..., str]
 ) -> None:
     competition = await ranker.competition("secret", visibility=Visibility.PRIVATE)
     await ranker.set_scores(competition, {"ann": 7})
@@ -167,7 +169,7 @@ async def test_private_competition_refuses_anonymous_with_1008_and_no_data(
 
 
 async def test_postgres_outage_serves_a_known_competition_and_closes_others_with_1013(
-    settings: Settings, ranker: RankerStandIn
+    settings: PlatformSettings, ranker: RankerStandIn
 ) -> None:
     """With PostgreSQL gone, a competition seen before is served from the competition cache
     (stale); one never seen cannot be checked, so the close says "try again" (1013), not
@@ -199,7 +201,7 @@ async def test_postgres_outage_serves_a_known_competition_and_closes_others_with
     ],
 )
 async def test_bad_subscriptions_get_an_error_naming_the_field_then_1008(
-    settings: Settings,
+    settings: PlatformSettings,
     ranker: RankerStandIn,
     competition_id: str,
     query: str,
@@ -224,7 +226,7 @@ async def test_bad_subscriptions_get_an_error_naming_the_field_then_1008(
 
 
 async def test_capacity_oversized_and_flooding_clients_are_closed(
-    settings: Settings, ranker: RankerStandIn
+    settings: PlatformSettings, ranker: RankerStandIn
 ) -> None:
     limited = settings.model_copy(
         update={
@@ -258,7 +260,7 @@ async def test_capacity_oversized_and_flooding_clients_are_closed(
             assert (await receive(again))["type"] == "snapshot"
 
 
-async def test_page_is_served_with_its_csp_and_static_files(settings: Settings) -> None:
+async def test_page_is_served_with_its_csp_and_static_files(settings: PlatformSettings) -> None:
     import httpx
 
     async with (

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app as create_ingest
 from services.notifier.app import create_app as create_notifier
 from services.query.app import create_app as create_query
-from shared.settings import Settings
 from tests.support.notifier_clients import connect, leaders, receive, ws_url
 from tests.support.ranker_harness import ranker
 from tests.support.servers import running_app
@@ -39,7 +39,7 @@ async def _post(
 
 
 async def test_posted_score_reaches_subscribers_and_readers_within_a_second(
-    settings: Settings, token_for: Callable[..., str], artifacts_dir: Path
+    settings: PlatformSettings, token_for: Callable[..., str], artifacts_dir: Path
 ) -> None:
     admin, server = token_for("ops", "admin"), token_for("game", "scores:write:any")
     with ranker(settings, artifacts_dir / "pipeline-live-ranker.log"):

@@ -7,7 +7,7 @@ import random
 import signal
 from pathlib import Path
 
-from shared.settings import Settings
+from podium.settings import PlatformSettings
 from tests.support.ranker_harness import (
     Position,
     assert_matches_oracle,
@@ -26,7 +26,7 @@ STOPS = (signal.SIGKILL, signal.SIGKILL, signal.SIGKILL, signal.SIGTERM)
 
 
 async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
-    settings: Settings, artifacts_dir: Path
+    settings: PlatformSettings, artifacts_dir: Path
 ) -> None:
     rng = random.Random(7)
     workload = build_workload(seed=2, events=5000)

@@ -10,7 +10,7 @@ import httpx
 import redis.asyncio
 
 from devstack.processes import free_port
-from shared.settings import Settings
+from podium.settings import PlatformSettings
 from tests.support.private_redis import private_redis
 from tests.support.ranker_harness import (
     Position,
@@ -31,7 +31,7 @@ from tests.support.tcp_proxy import TcpProxy
 
 
 async def test_redis_flushed_mid_stream_is_rebuilt(
-    settings: Settings, artifacts_dir: Path, tmp_path: Path
+    settings: PlatformSettings, artifacts_dir: Path, tmp_path: Path
 ) -> None:
     workload = build_workload(seed=3, events=3000)
     expected = workload.expected(settings.ranker_period_grace_s)
@@ -77,7 +77,7 @@ async def test_redis_flushed_mid_stream_is_rebuilt(
 
 
 async def test_postgres_outage_holds_offsets_then_catches_up(
-    settings: Settings, artifacts_dir: Path
+    settings: PlatformSettings, artifacts_dir: Path
 ) -> None:
     workload = build_workload(seed=4, events=3000)
     expected = workload.expected(settings.ranker_period_grace_s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack.processes import free_port
-from shared.settings import Settings
+from podium.settings import PlatformSettings
 from tests.support.ranker_harness import (
     Position,
     assert_matches_oracle,
@@ -22,7 +22,7 @@ from tests.support.ranker_harness import (
 from tests.support.servers import wait_until_ready
 
 
-async def test_replay_equals_oracle(settings: Settings, artifacts_dir: Path) -> None:
+async def test_replay_equals_oracle(settings: PlatformSettings, artifacts_dir: Path) -> None:
     workload = build_workload(seed=1, events=3000)
     expected = workload.expected(settings.ranker_period_grace_s)
     assert {"applied", "duplicate", "late", "banned", "bad_value", "undecodable",
@@ -54,7 +54,7 @@ async def test_replay_equals_oracle(settings: Settings, artifacts_dir: Path) -> 
 
 
 async def test_two_rankers_split_partitions_and_equal_the_oracle(
-    settings: Settings, artifacts_dir: Path
+    settings: PlatformSettings, artifacts_dir: Path
 ) -> None:
     workload = build_workload(seed=5, events=3000)
     expected = workload.expected(settings.ranker_period_grace_s)

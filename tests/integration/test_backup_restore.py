@@ -11,11 +11,11 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
+from podium.settings import PlatformSettings
 from shared.competitions import create_competition
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import CompetitionCreate, Operator, ResetSchedule, SortOrder
-from shared.settings import Settings
 from tests.support.servers import podium_command, process_environment
 
 T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
@@ -40,7 +40,7 @@ WINDOWS = {
 Snapshot = dict[tuple[str, str], list[LeaderboardEntry]]
 
 
-def _podium(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
+def _podium(settings: PlatformSettings, *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         podium_command(*arguments),
         env=process_environment(settings),
@@ -122,7 +122,9 @@ async def _tables(pool: asyncpg.Pool) -> dict[str, list[Any]]:
     }
 
 
-async def _lose_everything(settings: Settings, pool: asyncpg.Pool, store: LeaderboardStore) -> None:
+async def _lose_everything(
+    settings: PlatformSettings, pool: asyncpg.Pool, store: LeaderboardStore
+) -> None:
     await pool.execute(f'DROP SCHEMA "{settings.db_schema}" CASCADE')
     for competition in COMPETITIONS:
         await store.drop(competition.id)
@@ -130,7 +132,7 @@ async def _lose_everything(settings: Settings, pool: asyncpg.Pool, store: Leader
 
 
 async def test_backup_drop_restore_rebuild_gives_every_leaderboard_back(
-    settings: Settings, pool: asyncpg.Pool, redis_client: Redis, tmp_path: Path
+    settings: PlatformSettings, pool: asyncpg.Pool, redis_client: Redis, tmp_path: Path
 ) -> None:
     store = LeaderboardStore(redis_client, settings.redis_key_prefix)
     await _seed(pool, store)
@@ -158,7 +160,7 @@ async def test_backup_drop_restore_rebuild_gives_every_leaderboard_back(
 
 
 async def test_restore_refuses_an_existing_schema_unless_clean(
-    settings: Settings, pool: asyncpg.Pool, tmp_path: Path
+    settings: PlatformSettings, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     await create_competition(pool, COMPETITIONS[0])
     archive = tmp_path / "podium.dump"
@@ -176,7 +178,7 @@ async def test_restore_refuses_an_existing_schema_unless_clean(
 
 
 async def test_restore_refuses_an_archive_of_another_schema(
-    settings: Settings, settings_factory: Any, tmp_path: Path
+    settings: PlatformSettings, settings_factory: Any, tmp_path: Path
 ) -> None:
     archive = tmp_path / "podium.dump"
     assert _podium(settings, "backup", "--output", str(archive)).returncode == 0

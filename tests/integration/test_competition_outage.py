@@ -11,10 +11,10 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app as create_ingest_app
 from services.query.app import create_app as create_query_app
 from shared.leaderboard_store import LeaderboardStore
-from shared.settings import Settings
 from tests.support.query_seed import make_rows, seed_competition, seed_standings
 from tests.support.servers import running_app
 
@@ -30,7 +30,7 @@ def score(event_id: str, competition_id: str) -> dict[str, object]:
 
 
 async def test_ingest_admits_events_of_a_known_competition_and_503s_unknown_ones(
-    settings: Settings, token_for: Callable[..., str]
+    settings: PlatformSettings, token_for: Callable[..., str]
 ) -> None:
     uncached = settings.model_copy(update={"competition_cache_ttl_s": 0.0})
     admin = {"Authorization": f"Bearer {token_for('ops', 'admin')}"}
@@ -54,7 +54,7 @@ async def test_ingest_admits_events_of_a_known_competition_and_503s_unknown_ones
 
 
 async def test_query_reads_a_known_competition_and_503s_unknown_ones(
-    settings: Settings, pool: asyncpg.Pool, redis_client: Redis
+    settings: PlatformSettings, pool: asyncpg.Pool, redis_client: Redis
 ) -> None:
     uncached = settings.model_copy(update={"competition_cache_ttl_s": 0.0, "query_cache_ttl_ms": 0})
     competition = await seed_competition(pool, id="known")

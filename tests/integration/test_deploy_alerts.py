@@ -24,11 +24,11 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.processes import free_port
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app as create_ingest
 from services.notifier.app import create_app as create_notifier
 from services.query.app import create_app as create_query
 from shared.kafka import create_producer
-from shared.settings import Settings
 from tests.support.helm import ensure_helm
 from tests.support.servers import (
     podium_command,
@@ -130,7 +130,7 @@ async def _wait_for(
 
 
 async def _exercise(
-    client: httpx.AsyncClient, settings: Settings, urls: dict[str, str], admin_token: str
+    client: httpx.AsyncClient, settings: PlatformSettings, urls: dict[str, str], admin_token: str
 ) -> None:
     """First use of every path whose series appear only then."""
     for base_url in urls.values():
@@ -159,7 +159,7 @@ async def _exercise(
 
 
 async def test_every_alert_and_dashboard_metric_is_exported(
-    settings: Settings, artifacts_dir: Path, token_for: Callable[..., str]
+    settings: PlatformSettings, artifacts_dir: Path, token_for: Callable[..., str]
 ) -> None:
     ranker_port = free_port()
     ranker_settings = settings.model_copy(update={"ranker_port": ranker_port})

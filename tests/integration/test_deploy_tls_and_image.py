@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 
 from devstack.processes import free_port
+from podium.settings import PlatformSettings
 from services.query.app import create_app as create_query
-from shared.settings import Settings
 from tests.support.servers import running_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ async def _healthcheck(environment: dict[str, str]) -> tuple[int, str]:
 
 
 async def test_service_serves_https_with_the_configured_certificate(
-    settings: Settings, tmp_path: Path
+    settings: PlatformSettings, tmp_path: Path
 ) -> None:
     cert_path, key_path = _self_signed(tmp_path)
     tls_settings = settings.model_copy(
@@ -89,7 +89,7 @@ async def test_service_serves_https_with_the_configured_certificate(
         assert status == 0, errors
 
 
-async def test_container_healthcheck_follows_the_service_port(settings: Settings) -> None:
+async def test_container_healthcheck_follows_the_service_port(settings: PlatformSettings) -> None:
     port = free_port()
     async with running_app(create_query(settings), settings, port=port):
         other_ports = {

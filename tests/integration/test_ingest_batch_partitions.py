@@ -7,11 +7,11 @@ from collections.abc import Callable
 import httpx
 from aiokafka.partitioner import DefaultPartitioner
 
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app
 from services.ingest.kafka_headers import PRODUCER, REQUEST_ID, header_value
 from services.ingest.schemas import ScoreAccepted
 from shared.schemas.score_event import ScoreEvent, parse_topic_message
-from shared.settings import Settings
 from tests.support.servers import running_app
 from tests.support.topic_reader import read_topic
 
@@ -20,7 +20,7 @@ COMPETITIONS = [f"cup-{index}" for index in range(6)]
 
 
 async def test_batch_records_land_where_single_posts_do_in_request_order(
-    settings: Settings, token_for: TokenFor
+    settings: PlatformSettings, token_for: TokenFor
 ) -> None:
     admin = {"Authorization": f"Bearer {token_for('ops', 'admin')}"}
     server = {"Authorization": f"Bearer {token_for('game-server', 'scores:write:any')}"}

@@ -11,11 +11,11 @@ import httpx
 
 from devstack.broker import start_broker
 from devstack.processes import free_port
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
 from shared.schemas.score_event import parse_topic_message
-from shared.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.support.servers import running_app
 from tests.support.topic_reader import read_topic
@@ -29,7 +29,10 @@ def event(event_id: str) -> dict[str, object]:
 
 
 async def test_posts_get_503_while_the_broker_is_down_and_succeed_after_it_returns(
-    settings_factory: SettingsFactory, settings: Settings, token_for: TokenFor, tmp_path: Path
+    settings_factory: SettingsFactory,
+    settings: PlatformSettings,
+    token_for: TokenFor,
+    tmp_path: Path,
 ) -> None:
     port = free_port()
     broker = start_broker("127.0.0.1", port, log_path=tmp_path / "broker.log")

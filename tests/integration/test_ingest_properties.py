@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app
-from shared.settings import Settings
 from tests.support.servers import running_app
 
 TokenFor = Callable[..., str]
@@ -49,7 +49,9 @@ payloads = any_json | near_event
 
 
 @pytest.fixture
-async def ingest(settings: Settings, token_for: TokenFor) -> AsyncIterator[httpx.AsyncClient]:
+async def ingest(
+    settings: PlatformSettings, token_for: TokenFor
+) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         running_app(create_app(settings), settings) as base_url,
         httpx.AsyncClient(

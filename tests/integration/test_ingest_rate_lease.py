@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from podium.settings import PlatformSettings
 from services.ingest.rate_limit.buckets import RatePolicy
 from services.ingest.rate_limit.lease import LeasingRateLimiter
 from shared.redis_client import create_redis
-from shared.settings import Settings
 
 SLOW = 0.001  # tokens per second: no refill worth a token during a test
 
@@ -19,7 +19,7 @@ async def _bucket_tokens(limiter: LeasingRateLimiter, policy: RatePolicy, subjec
 
 
 async def test_leases_spend_locally_and_redis_counts_every_granted_token(
-    settings: Settings,
+    settings: PlatformSettings,
 ) -> None:
     client = create_redis(settings)
     try:
@@ -40,7 +40,7 @@ async def test_leases_spend_locally_and_redis_counts_every_granted_token(
         await client.aclose()
 
 
-async def test_two_replicas_never_grant_more_than_the_burst(settings: Settings) -> None:
+async def test_two_replicas_never_grant_more_than_the_burst(settings: PlatformSettings) -> None:
     client = create_redis(settings)
     try:
         replicas = [
@@ -62,7 +62,7 @@ async def test_two_replicas_never_grant_more_than_the_burst(settings: Settings) 
         await client.aclose()
 
 
-async def test_small_buckets_are_never_leased(settings: Settings) -> None:
+async def test_small_buckets_are_never_leased(settings: PlatformSettings) -> None:
     client = create_redis(settings)
     try:
         limiter = LeasingRateLimiter(

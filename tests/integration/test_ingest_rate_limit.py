@@ -11,10 +11,10 @@ from prometheus_client import REGISTRY
 
 from devstack.embedded import start_embedded_redis
 from devstack.processes import free_port
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app
 from services.ingest.rate_limit.buckets import RateLimiter, RatePolicy
 from shared.redis_client import create_redis
-from shared.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.support.servers import running_app
 
@@ -30,7 +30,7 @@ def event(event_id: str, user_id: str = "u1") -> dict[str, object]:
     return {"event_id": event_id, "competition_id": "c1", "user_id": user_id, "value": 1}
 
 
-async def test_bucket_is_atomic_under_concurrent_takers(settings: Settings) -> None:
+async def test_bucket_is_atomic_under_concurrent_takers(settings: PlatformSettings) -> None:
     client = create_redis(settings)
     try:
         limiter = RateLimiter(client, settings.redis_key_prefix, service="test")
@@ -53,7 +53,7 @@ async def test_bucket_is_atomic_under_concurrent_takers(settings: Settings) -> N
 
 
 async def test_ingest_answers_429_with_rate_limit_headers_per_policy(
-    settings_factory: SettingsFactory, settings: Settings, token_for: TokenFor
+    settings_factory: SettingsFactory, settings: PlatformSettings, token_for: TokenFor
 ) -> None:
     limited = settings_factory(
         rate_player_per_s=SLOW,
@@ -112,7 +112,10 @@ def _fail_open_count() -> float:
 
 
 async def test_limiter_fails_open_when_redis_is_down(
-    settings_factory: SettingsFactory, settings: Settings, token_for: TokenFor, tmp_path: Path
+    settings_factory: SettingsFactory,
+    settings: PlatformSettings,
+    token_for: TokenFor,
+    tmp_path: Path,
 ) -> None:
     port = free_port()
     private = start_embedded_redis(tmp_path, "127.0.0.1", port, log_path=tmp_path / "redis.log")

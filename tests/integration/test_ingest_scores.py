@@ -11,10 +11,10 @@ import httpx
 import jwt
 import pytest
 
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app
 from services.ingest.kafka_headers import PRODUCER, REQUEST_ID, header_value
 from shared.schemas.score_event import ControlEvent, ScoreEvent, parse_topic_message
-from shared.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.support.servers import running_app
 from tests.support.topic_reader import read_topic
@@ -27,7 +27,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def ingest_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def ingest_client(settings: PlatformSettings) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         running_app(create_app(settings), settings) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=20) as client,
@@ -36,7 +36,7 @@ async def ingest_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def client(settings: PlatformSettings) -> AsyncIterator[httpx.AsyncClient]:
     async with ingest_client(settings) as client:
         yield client
 
@@ -61,7 +61,9 @@ def event(event_id: str, user_id: str = "u1", **fields: Any) -> dict[str, Any]:
     return {"event_id": event_id, "competition_id": "c1", "user_id": user_id, "value": 10, **fields}
 
 
-async def topic_messages(settings: Settings) -> list[tuple[str, ScoreEvent | ControlEvent, Any]]:
+async def topic_messages(
+    settings: PlatformSettings,
+) -> list[tuple[str, ScoreEvent | ControlEvent, Any]]:
     records = await read_topic(settings, settings.topic_score_events)
     return [
         (record.key.decode(), parse_topic_message(record.value), record)
@@ -71,7 +73,10 @@ async def topic_messages(settings: Settings) -> list[tuple[str, ScoreEvent | Con
 
 
 async def test_posted_event_is_on_the_topic_with_key_value_and_headers(
-    settings: Settings, client: httpx.AsyncClient, admin: dict[str, str], token_for: TokenFor
+    settings: PlatformSettings,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    token_for: TokenFor,
 ) -> None:
     await create(client, admin)
     player = bearer(token_for("u1", "scores:write"))
@@ -104,7 +109,10 @@ async def test_posted_event_is_on_the_topic_with_key_value_and_headers(
 
 
 async def test_batch_gets_exact_per_item_results_and_only_good_events_reach_the_topic(
-    settings: Settings, client: httpx.AsyncClient, admin: dict[str, str], token_for: TokenFor
+    settings: PlatformSettings,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    token_for: TokenFor,
 ) -> None:
     await create(client, admin, max_value=100)
     batch = [
@@ -148,7 +156,7 @@ async def test_batch_gets_exact_per_item_results_and_only_good_events_reach_the_
 
 
 async def test_bad_inputs_get_their_status_and_json_error_and_nothing_is_published(
-    settings_factory: SettingsFactory, settings: Settings, token_for: TokenFor
+    settings_factory: SettingsFactory, settings: PlatformSettings, token_for: TokenFor
 ) -> None:
     small = settings_factory(max_body_bytes=4096, ingest_batch_max_events=3)
     now = datetime.now(UTC)
@@ -233,7 +241,10 @@ async def test_bad_inputs_get_their_status_and_json_error_and_nothing_is_publish
 
 
 async def test_authentication_and_scopes(
-    settings: Settings, client: httpx.AsyncClient, admin: dict[str, str], token_for: TokenFor
+    settings: PlatformSettings,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    token_for: TokenFor,
 ) -> None:
     await create(client, admin)
     now = datetime.now(UTC)
@@ -370,7 +381,10 @@ async def test_competition_management_and_admission_follow_changes_at_once(
 
 
 async def test_remove_and_ban_travel_in_order_with_the_scores(
-    settings: Settings, client: httpx.AsyncClient, admin: dict[str, str], server: dict[str, str]
+    settings: PlatformSettings,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    server: dict[str, str],
 ) -> None:
     await create(client, admin)
     assert (

@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from podium.settings import PlatformSettings
 from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore, StandingWrite
 from shared.schemas.competition import SortOrder
-from shared.settings import Settings
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -27,7 +27,7 @@ async def _insert_standings(
 
 
 async def test_write_refuses_until_built_then_ranks(
-    settings: Settings, pool: asyncpg.Pool, redis_client: Redis
+    settings: PlatformSettings, pool: asyncpg.Pool, redis_client: Redis
 ) -> None:
     store = LeaderboardStore(redis_client, settings.redis_key_prefix)
     writes = {"alltime": [StandingWrite("a", 5.0, T0), StandingWrite("b", 7.0, T0)]}
@@ -57,7 +57,7 @@ async def test_write_refuses_until_built_then_ranks(
 
 
 async def test_rebuild_equals_postgres_and_drops_stale_windows(
-    settings: Settings, pool: asyncpg.Pool, redis_client: Redis
+    settings: PlatformSettings, pool: asyncpg.Pool, redis_client: Redis
 ) -> None:
     store = LeaderboardStore(redis_client, settings.redis_key_prefix)
     await store.rebuild(pool, "c1", SortOrder.ASC)
@@ -72,7 +72,7 @@ async def test_rebuild_equals_postgres_and_drops_stale_windows(
 
 
 async def test_rebuild_racing_a_write_keeps_the_newer_standing(
-    settings: Settings, pool: asyncpg.Pool, redis_client: Redis
+    settings: PlatformSettings, pool: asyncpg.Pool, redis_client: Redis
 ) -> None:
     store = LeaderboardStore(redis_client, settings.redis_key_prefix)
     await _insert_standings(pool, [("alltime", f"u{i}", float(i), T0) for i in range(20_000)])

@@ -6,11 +6,11 @@ import asyncio
 
 import asyncpg
 
+from podium.settings import PlatformSettings
 from shared.migrations import available_migrations, migrate
-from shared.settings import Settings
 
 
-async def test_migrate_is_idempotent_and_creates_the_tables(settings: Settings) -> None:
+async def test_migrate_is_idempotent_and_creates_the_tables(settings: PlatformSettings) -> None:
     # the fixture already migrated once; twice more (concurrently) applies nothing
     first, second = await asyncio.gather(migrate(settings), migrate(settings))
     assert first == second == []
@@ -32,7 +32,7 @@ async def test_migrate_is_idempotent_and_creates_the_tables(settings: Settings) 
     assert [row["version"] for row in versions] == [m.version for m in available_migrations()]
 
 
-async def test_event_id_is_the_primary_key(settings: Settings) -> None:
+async def test_event_id_is_the_primary_key(settings: PlatformSettings) -> None:
     connection = await asyncpg.connect(
         settings.database_url.get_secret_value(),
         server_settings={"search_path": settings.db_schema},

@@ -6,10 +6,10 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+from podium.settings import PlatformSettings
 from shared.change_feed import ChangeFeed, encode_change_message, open_change_feed
 from shared.kafka import create_producer
 from shared.schemas.change_message import ChangeMessage
-from shared.settings import Settings
 
 
 def change(competition_id: str, version: int) -> ChangeMessage:
@@ -33,7 +33,7 @@ class Collector:
 
 
 async def test_every_feed_gets_every_message_from_now_on_and_nothing_older(
-    settings: Settings,
+    settings: PlatformSettings,
 ) -> None:
     producer = create_producer(settings)
     await producer.start()
@@ -68,7 +68,7 @@ async def test_every_feed_gets_every_message_from_now_on_and_nothing_older(
 
 
 async def test_invalid_messages_and_failing_handlers_do_not_stop_the_feed(
-    settings: Settings,
+    settings: PlatformSettings,
 ) -> None:
     received: list[int] = []
 

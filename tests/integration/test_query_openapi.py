@@ -9,12 +9,12 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
+from podium.settings import PlatformSettings
 from services.query.app import create_app
 from shared.db import create_pool
 from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import create_redis
 from shared.schemas.competition import ResetSchedule
-from shared.settings import Settings
 from tests.support.query_seed import make_rows, seed_competition, seed_standings
 from tests.support.servers import running_app
 
@@ -25,7 +25,9 @@ def _check(document: dict[str, Any], path: str, status: int, body: Any) -> None:
     OAS31Validator({**schema, "components": document["components"]}).validate(body)
 
 
-async def test_document_is_valid_and_matches_routes_and_responses(settings: Settings) -> None:
+async def test_document_is_valid_and_matches_routes_and_responses(
+    settings: PlatformSettings,
+) -> None:
     app = create_app(settings)
     pool = await create_pool(settings)
     redis = create_redis(settings)

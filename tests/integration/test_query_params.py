@@ -11,18 +11,18 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from podium.settings import PlatformSettings
 from services.query.app import create_app
 from shared.db import create_pool
 from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import create_redis
 from shared.schemas.competition import ResetSchedule
-from shared.settings import Settings
 from tests.support.query_seed import make_rows, seed_competition, seed_standings
 from tests.support.servers import running_app
 
 
 @pytest.fixture
-async def query_url(settings: Settings) -> AsyncIterator[str]:
+async def query_url(settings: PlatformSettings) -> AsyncIterator[str]:
     pool = await create_pool(settings)
     redis = create_redis(settings)
     try:

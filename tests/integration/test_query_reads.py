@@ -18,6 +18,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from podium.settings import PlatformSettings
 from services.query.app import create_app
 from services.query.schemas import (
     CompetitionDetail,
@@ -34,7 +35,6 @@ from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import create_redis
 from shared.schemas.change_message import ChangeMessage
 from shared.schemas.competition import Competition, ResetSchedule, SortOrder
-from shared.settings import Settings
 from shared.windows import period_label
 from tests.support.query_seed import (
     T0,
@@ -56,14 +56,14 @@ class QueryHarness:
     client: httpx.AsyncClient
     pool: asyncpg.Pool
     store: LeaderboardStore
-    settings: Settings
+    settings: PlatformSettings
 
     async def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.client.get(f"{self.url}{path}", **kwargs)
 
 
 @pytest.fixture
-async def harness(settings: Settings) -> AsyncIterator[QueryHarness]:
+async def harness(settings: PlatformSettings) -> AsyncIterator[QueryHarness]:
     pool = await create_pool(settings)
     redis = create_redis(settings)
     try:
@@ -330,7 +330,7 @@ async def _page_cache_count(client: httpx.AsyncClient, url: str, result: str) ->
 
 
 async def test_page_cache_serves_hot_pages_until_a_change_message(
-    settings_factory: Callable[..., Settings], settings: Settings
+    settings_factory: Callable[..., PlatformSettings], settings: PlatformSettings
 ) -> None:
     """With a long TTL the page stays cached; the ranker's change message retires it."""
     long_ttl = settings_factory(query_cache_ttl_ms=60_000)

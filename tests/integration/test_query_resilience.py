@@ -14,12 +14,12 @@ import httpx
 import pytest
 import redis.asyncio
 
+from podium.settings import PlatformSettings
 from services.query.app import create_app
 from shared.db import create_pool
 from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import create_redis
 from shared.schemas.competition import SortOrder
-from shared.settings import Settings
 from tests.support.private_redis import PrivateRedis, private_redis
 from tests.support.query_seed import expected_order, make_rows, seed_competition, seed_standings
 from tests.support.servers import running_app
@@ -34,14 +34,14 @@ class Outage:
     url: str
     client: httpx.AsyncClient
     redis: PrivateRedis
-    settings: Settings
+    settings: PlatformSettings
     expected: list[dict[str, Any]]
 
 
 @pytest.fixture
 async def outage(
-    settings: Settings,
-    settings_factory: Callable[..., Settings],
+    settings: PlatformSettings,
+    settings_factory: Callable[..., PlatformSettings],
     tmp_path: Path,
     artifacts_dir: Path,
     request: pytest.FixtureRequest,

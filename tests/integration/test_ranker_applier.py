@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from podium.settings import PlatformSettings
 from services.ranker.applier import BatchApplier, decode
 from services.ranker.planner import IncomingEvent
 from shared.competitions import create_competition
@@ -23,7 +24,6 @@ from shared.redis_client import create_redis
 from shared.schemas.change_message import ChangeMessage
 from shared.schemas.competition import CompetitionCreate, SortOrder
 from shared.schemas.score_event import ControlAction, ControlEvent, ScoreEvent
-from shared.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.support.private_redis import private_redis
 from tests.support.topic_reader import read_topic
@@ -32,7 +32,7 @@ T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
 @pytest.fixture
-async def applier(settings: Settings) -> AsyncIterator[BatchApplier]:
+async def applier(settings: PlatformSettings) -> AsyncIterator[BatchApplier]:
     pool: asyncpg.Pool = await create_pool(settings)
     redis: Redis = create_redis(settings)
     producer: AIOKafkaProducer = create_producer(settings)
@@ -89,7 +89,7 @@ async def test_a_replayed_batch_rewrites_redis_from_the_stored_standings(
 
 
 async def test_removal_closes_ranks_up_and_is_announced(
-    applier: BatchApplier, settings: Settings
+    applier: BatchApplier, settings: PlatformSettings
 ) -> None:
     await applier.apply(
         records(score("e1", "u1", 10), score("e2", "u2", 20), score("e3", "u3", 15))
@@ -118,7 +118,7 @@ async def test_removal_closes_ranks_up_and_is_announced(
 
 
 async def test_versions_keep_increasing_after_redis_loses_the_counter(
-    applier: BatchApplier, settings: Settings
+    applier: BatchApplier, settings: PlatformSettings
 ) -> None:
     await applier.apply(records(score("e1", "u1", 10)))
     await applier.apply(records(score("e2", "u1", 11)))
@@ -133,7 +133,10 @@ async def test_versions_keep_increasing_after_redis_loses_the_counter(
 
 
 async def test_redis_unavailable_retries_the_batch_until_it_applies(
-    settings_factory: SettingsFactory, settings: Settings, artifacts_dir: Path, tmp_path: Path
+    settings_factory: SettingsFactory,
+    settings: PlatformSettings,
+    artifacts_dir: Path,
+    tmp_path: Path,
 ) -> None:
     with private_redis(tmp_path, artifacts_dir / "ranker-applier-redis.log") as server:
         hung_settings = settings_factory(redis_url=server.url, ranker_retry_max_backoff_s=0.2)
@@ -164,7 +167,7 @@ async def test_redis_unavailable_retries_the_batch_until_it_applies(
             await pool.close()
 
 
-async def _changes(settings: Settings) -> list[ChangeMessage]:
+async def _changes(settings: PlatformSettings) -> list[ChangeMessage]:
     return [
         ChangeMessage.model_validate_json(record.value)
         for record in await read_topic(settings, settings.topic_changes)
@@ -172,7 +175,7 @@ async def _changes(settings: Settings) -> list[ChangeMessage]:
 
 
 async def test_change_messages_carry_the_top_after_the_write_and_whether_it_changed(
-    applier: BatchApplier, settings: Settings
+    applier: BatchApplier, settings: PlatformSettings
 ) -> None:
     top2 = BatchApplier(
         settings.model_copy(update={"ranker_top_n": 2}),
@@ -195,7 +198,7 @@ async def test_change_messages_carry_the_top_after_the_write_and_whether_it_chan
 
 
 async def test_one_batch_over_several_competitions_rebuilds_only_the_lost_one(
-    applier: BatchApplier, settings: Settings
+    applier: BatchApplier, settings: PlatformSettings
 ) -> None:
     await create_competition(
         applier.pool, CompetitionCreate(id="c2", name="c2", sort_order=SortOrder.ASC)

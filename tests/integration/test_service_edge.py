@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from podium.settings import PlatformSettings
 from services.ingest.body import read_json_body
 from shared.http.app import create_service_app
 from shared.http.auth import require_principal
 from shared.http.responses import JSONResponse
-from shared.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.support.servers import process_environment, running_app
 
@@ -28,7 +28,7 @@ SERVICES = ["ingest", "query", "notifier"]
 
 
 @pytest.mark.parametrize("service", SERVICES)
-async def test_health_ready_metrics_and_errors(settings: Settings, service: str) -> None:
+async def test_health_ready_metrics_and_errors(settings: PlatformSettings, service: str) -> None:
     create_app = importlib.import_module(f"services.{service}.app").create_app
     async with (
         running_app(create_app(settings), settings) as base_url,
@@ -81,7 +81,7 @@ async def test_readiness_fails_when_a_dependency_is_down(settings_factory: Setti
     assert ready.json()["checks"]["redis"].startswith("error")
 
 
-def _protected_app(settings: Settings) -> Starlette:
+def _protected_app(settings: PlatformSettings) -> Starlette:
     async def whoami(request: Request) -> Response:
         principal = require_principal(request, settings)
         return JSONResponse({"sub": principal.subject, "scopes": sorted(principal.scopes)})
@@ -89,7 +89,7 @@ def _protected_app(settings: Settings) -> Starlette:
     return create_service_app("probe", settings, routes=[Route("/whoami", whoami)])
 
 
-async def test_cli_token_is_accepted_and_bad_tokens_get_401(settings: Settings) -> None:
+async def test_cli_token_is_accepted_and_bad_tokens_get_401(settings: PlatformSettings) -> None:
     printed = subprocess.run(
         [sys.executable, "-m", "podium.cli", "token", "--sub", "alice", "--scope", "scores:write",
          "--scope", "leaderboards:read", "--ttl", "60"],

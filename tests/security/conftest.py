@@ -20,10 +20,10 @@ import pytest
 
 from devstack.cleanup import discard_run_data
 from devstack.processes import free_port
+from podium.settings import PlatformSettings
 from shared.auth import issue_token
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
-from shared.settings import Settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.servers import podium_command, process_environment, running_process
 
@@ -37,7 +37,7 @@ PRIVATE_COMPETITION = "sec-private"
 class Stack:
     """The running services, their settings and logs, and every token handed out."""
 
-    settings: Settings
+    settings: PlatformSettings
     urls: dict[str, str]
     logs: dict[str, Path]
     tokens: list[str] = field(default_factory=list)
@@ -56,10 +56,10 @@ class Stack:
         return {"Authorization": f"Bearer {self.token(subject, *scopes)}"}
 
 
-def stack_settings(kafka_bootstrap: str, database_url: str, redis_url: str) -> Settings:
+def stack_settings(kafka_bootstrap: str, database_url: str, redis_url: str) -> PlatformSettings:
     """Settings of the session's stack, isolated by a random id."""
     run_id = uuid.uuid4().hex[:10]
-    return Settings(
+    return PlatformSettings(
         env="test",
         log_level="DEBUG",
         log_json=True,
@@ -88,12 +88,12 @@ def stack_settings(kafka_bootstrap: str, database_url: str, redis_url: str) -> S
     )
 
 
-async def _prepare(settings: Settings) -> None:
+async def _prepare(settings: PlatformSettings) -> None:
     await migrate(settings)
     await ensure_topics(settings)
 
 
-async def _clean(settings: Settings) -> None:
+async def _clean(settings: PlatformSettings) -> None:
     await discard_run_data(settings)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app
-from shared.settings import Settings
 from tests.security.conftest import ALLOWED_ORIGIN, OPEN_COMPETITION, Stack
 from tests.support.servers import running_app
 
@@ -58,7 +58,7 @@ async def test_allowed_origin_gets_cors_headers_and_others_none(stack: Stack, se
             assert "access-control-allow-credentials" not in plain.headers, origin
 
 
-async def test_no_allowlist_means_no_cors_at_all(settings: Settings) -> None:
+async def test_no_allowlist_means_no_cors_at_all(settings: PlatformSettings) -> None:
     assert settings.cors_allow_origins == []
     async with (
         running_app(create_app(settings), settings) as base_url,

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app
-from shared.settings import Settings
 from tests.support.servers import running_app
 
 BURST = 3
@@ -25,7 +25,7 @@ BAD_TOKEN = {"Authorization": "Bearer not-a-valid-token"}
 
 
 @pytest.fixture
-async def ingest_url(settings: Settings) -> AsyncIterator[str]:
+async def ingest_url(settings: PlatformSettings) -> AsyncIterator[str]:
     limited = settings.model_copy(
         update={
             "rate_anonymous_burst": BURST,

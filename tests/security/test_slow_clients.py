@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from podium.settings import PlatformSettings
 from services.ingest.app import create_app
-from shared.settings import Settings
 from tests.security.conftest import Stack
 from tests.support.servers import running_app
 
@@ -31,7 +31,7 @@ CUT_OFF_WITHIN_S = 10.0
 
 
 @pytest.fixture
-async def ingest_url(settings: Settings) -> AsyncIterator[str]:
+async def ingest_url(settings: PlatformSettings) -> AsyncIterator[str]:
     quick = settings.model_copy(update={"http_body_timeout_s": BODY_TIMEOUT_S})
     async with running_app(create_app(quick), quick) as base_url:
         yield base_url

@@ -16,6 +16,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from podium.settings import PlatformSettings
 from shared.change_feed import encode_change_message
 from shared.competitions import create_competition
 from shared.db import create_pool
@@ -25,14 +26,13 @@ from shared.redis_client import create_redis
 from shared.redis_keys import version_key
 from shared.schemas.change_message import ChangeMessage, UserChange, WindowChange
 from shared.schemas.competition import Competition, CompetitionCreate, Visibility
-from shared.settings import Settings
 
 
 @dataclass
 class RankerStandIn:
     """Writes standings to Redis and publishes change messages for them."""
 
-    settings: Settings
+    settings: PlatformSettings
     pool: asyncpg.Pool
     redis: Redis
     producer: AIOKafkaProducer
@@ -91,7 +91,7 @@ class RankerStandIn:
 
 
 @contextlib.asynccontextmanager
-async def ranker_stand_in(settings: Settings) -> AsyncIterator[RankerStandIn]:
+async def ranker_stand_in(settings: PlatformSettings) -> AsyncIterator[RankerStandIn]:
     """A :class:`RankerStandIn` with its own pool, Redis client and producer."""
     pool = await create_pool(settings)
     redis = create_redis(settings)

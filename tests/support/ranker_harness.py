@@ -25,6 +25,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devstack.processes import free_port
+from podium.settings import PlatformSettings
 from shared.competitions import create_competition
 from shared.db import create_pool
 from shared.kafka import create_producer
@@ -32,7 +33,6 @@ from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import create_redis
 from shared.schemas.change_message import ChangeMessage
 from shared.schemas.competition import CompetitionCreate, SortOrder
-from shared.settings import Settings
 from soak.check import postgres_standings
 from soak.oracle import Message, OracleCompetition, OracleResult, replay
 from tests.support.servers import podium_command, process_environment, running_process
@@ -116,7 +116,7 @@ def competition_key(message: Message) -> bytes:
     return str(message["competition_id"]).encode()
 
 
-async def create_competitions(settings: Settings, workload: Workload) -> None:
+async def create_competitions(settings: PlatformSettings, workload: Workload) -> None:
     """Insert the workload's competitions."""
     pool = await create_pool(settings, max_size=2)
     try:
@@ -143,7 +143,7 @@ Position = tuple[int, int]  # (partition, offset)
 
 
 async def produce(
-    settings: Settings,
+    settings: PlatformSettings,
     messages: list[Message],
     *,
     chunk: int = 0,
@@ -186,7 +186,7 @@ def end_offsets(positions: list[Position]) -> dict[int, int]:
     return ends
 
 
-async def committed_offsets(settings: Settings) -> dict[int, int]:
+async def committed_offsets(settings: PlatformSettings) -> dict[int, int]:
     """The ranker group's committed offset per partition (0 when nothing is committed)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -207,7 +207,7 @@ async def committed_offsets(settings: Settings) -> dict[int, int]:
 
 
 async def wait_committed(
-    settings: Settings,
+    settings: PlatformSettings,
     targets: dict[int, int],
     timeout_s: float,
     processes: Sequence[subprocess.Popen[bytes]] = (),
@@ -232,7 +232,7 @@ async def wait_committed(
 
 
 async def unapplied_below_commit(
-    settings: Settings,
+    settings: PlatformSettings,
     messages: list[Message],
     positions: list[Position],
     expected: OracleResult,
@@ -266,7 +266,7 @@ async def unapplied_below_commit(
 
 
 async def read_redis(
-    settings: Settings, windows: list[tuple[str, str]], sort_orders: dict[str, str]
+    settings: PlatformSettings, windows: list[tuple[str, str]], sort_orders: dict[str, str]
 ) -> dict[tuple[str, str], list[tuple[str, float]]]:
     """Each window's ranking in Redis: (user, score) in rank order."""
     client = create_redis(settings)
@@ -281,7 +281,7 @@ async def read_redis(
         await client.aclose()
 
 
-async def assert_matches_oracle(settings: Settings, expected: OracleResult) -> None:
+async def assert_matches_oracle(settings: PlatformSettings, expected: OracleResult) -> None:
     """PostgreSQL standings and Redis rankings equal the oracle exactly."""
     postgres = await postgres_standings(settings)
     want = {key: rows for key, rows in expected.standings.items() if rows}
@@ -294,13 +294,13 @@ async def assert_matches_oracle(settings: Settings, expected: OracleResult) -> N
         assert redis_rankings[key] == expected.ranking(*key), f"Redis ranking differs in {key}"
 
 
-async def dead_letter_reasons(settings: Settings) -> Counter[str]:
+async def dead_letter_reasons(settings: PlatformSettings) -> Counter[str]:
     """How many records the dead-letter topic holds, by ``reason`` header."""
     records = await read_topic(settings, settings.topic_dead_letters)
     return Counter(dict(record.headers)["reason"].decode() for record in records)
 
 
-async def latest_tops(settings: Settings) -> dict[tuple[str, str], list[tuple[str, float]]]:
+async def latest_tops(settings: PlatformSettings) -> dict[tuple[str, str], list[tuple[str, float]]]:
     """The top N of each window in the newest change message that carries it."""
     tops: dict[tuple[str, str], tuple[int, list[tuple[str, float]]]] = {}
     for record in await read_topic(settings, settings.topic_changes):
@@ -313,7 +313,7 @@ async def latest_tops(settings: Settings) -> dict[tuple[str, str], list[tuple[st
 
 
 def ranker(
-    settings: Settings, log_path: Path, **overrides: Any
+    settings: PlatformSettings, log_path: Path, **overrides: Any
 ) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     """Run ``podium ranker`` as a real process (own metrics port) for a ``with`` block."""
     process_settings = override(settings, **{"ranker_port": free_port(), **overrides})
@@ -348,6 +348,6 @@ async def wait_for_metric(port: int, name: str, minimum: float, timeout_s: float
     raise TimeoutError(f"{name} stayed at {total}, wanted {minimum}")
 
 
-def override(settings: Settings, **overrides: Any) -> Settings:
+def override(settings: PlatformSettings, **overrides: Any) -> PlatformSettings:
     """``settings`` with some fields replaced (validated, unlike ``model_copy``)."""
-    return Settings(**{**settings.model_dump(), **overrides})
+    return PlatformSettings(**{**settings.model_dump(), **overrides})

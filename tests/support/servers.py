@@ -17,17 +17,25 @@ import uvicorn
 from starlette.applications import Starlette
 
 from devstack.processes import free_port
+from services.notifier.app import websocket_limits
+from services.notifier.settings import NotifierSettings
 from shared.http.server import uvicorn_config
-from shared.settings import Settings, settings_environment
+from shared.settings import CommonSettings, settings_environment
 
 
 @contextlib.asynccontextmanager
 async def running_app(
-    app: Starlette, settings: Settings, port: int | None = None
+    app: Starlette, settings: CommonSettings, port: int | None = None
 ) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn in this event loop (lifespan included); yields its base URL."""
+    """Serve ``app`` with uvicorn in this event loop (lifespan included); yields its base URL.
+
+    Settings that carry the notifier's fields get its WebSocket limits, as ``podium serve
+    notifier`` applies them (the tests' settings carry every service's fields).
+    """
     port = port or free_port()
-    server = uvicorn.Server(uvicorn_config(app, settings, port, host="127.0.0.1"))
+    websocket = websocket_limits(settings) if isinstance(settings, NotifierSettings) else None
+    config = uvicorn_config(app, settings, port, websocket=websocket, host="127.0.0.1")
+    server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # pytest owns signals
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 30
@@ -50,7 +58,7 @@ def podium_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "podium.cli", *arguments]
 
 
-def process_environment(settings: Settings, **extra: str) -> dict[str, str]:
+def process_environment(settings: CommonSettings, **extra: str) -> dict[str, str]:
     """The environment of a Podium child process: PATH etc. plus ``settings`` as variables."""
     base = {key: value for key, value in os.environ.items() if not key.startswith("PODIUM_")}
     return {**base, **settings_environment(settings), **extra}

@@ -14,14 +14,14 @@ import uuid
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from podium.settings import PlatformSettings
 from shared.kafka import create_consumer, create_producer
-from shared.settings import Settings
 
 MARKER_HEADER = "test_marker"
 
 
 async def read_topic(
-    settings: Settings, topic: str, *, timeout_s: float = 20.0
+    settings: PlatformSettings, topic: str, *, timeout_s: float = 20.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on ``topic`` acknowledged before this call, in partition order."""
     marker = uuid.uuid4().hex.encode()

@@ -11,14 +11,14 @@ import pytest
 
 from shared.auth import Principal, Scope, issue_token, verify_token
 from shared.errors import AuthenticationError, PermissionDeniedError
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 OLD = "old-secret-0123456789-0123456789-0123"
 NEW = "new-secret-0123456789-0123456789-0123"
 
 
-def _settings(*secrets: str) -> Settings:
-    return Settings(env="test", jwt_secrets=list(secrets))  # type: ignore[arg-type]
+def _settings(*secrets: str) -> CommonSettings:
+    return CommonSettings(env="test", jwt_secrets=list(secrets))  # type: ignore[arg-type]
 
 
 def test_round_trip() -> None:

@@ -9,15 +9,15 @@ import pytest
 
 from shared.auth import issue_token
 from shared.errors import AuthenticationError
-from shared.settings import Settings
+from shared.settings import CommonSettings
 from shared.token_cache import VerifiedTokenCache
 
 OLD = "old-secret-0123456789-0123456789-0123"
 NEW = "new-secret-0123456789-0123456789-0123"
 
 
-def _settings(*secrets: str, leeway_s: int = 0) -> Settings:
-    return Settings(env="test", jwt_secrets=list(secrets), jwt_leeway_s=leeway_s)  # type: ignore[arg-type]
+def _settings(*secrets: str, leeway_s: int = 0) -> CommonSettings:
+    return CommonSettings(env="test", jwt_secrets=list(secrets), jwt_leeway_s=leeway_s)  # type: ignore[arg-type]
 
 
 def test_a_verified_token_is_served_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:

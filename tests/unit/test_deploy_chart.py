@@ -17,7 +17,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from shared.settings import Settings, UnknownSettingError, load_settings
+from podium.settings import SERVICE_SETTINGS, PlatformSettings, load_settings
+from services.query.settings import QuerySettings
+from shared.settings import CommonSettings, UnknownSettingError
 from tests.support.helm import HelmUnavailableError, ensure_helm
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "podium"
@@ -214,13 +216,24 @@ def _pod_environment(configmap: Manifest, container: Manifest) -> dict[str, str]
     return environment
 
 
-def _settings_from(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+def _settings_from(
+    environment: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    settings_class: type[CommonSettings] = PlatformSettings,
+) -> CommonSettings:
     with monkeypatch.context() as patch:
         for name in [n for n in __import__("os").environ if n.startswith("PODIUM_")]:
             patch.delenv(name)
         for name, value in environment.items():
             patch.setenv(name, value)
-        return load_settings()
+        return load_settings(settings_class)
+
+
+def _settings_class(container: Manifest) -> type[CommonSettings]:
+    """The class the container's command loads: its service's, or the common one."""
+    arguments = container["args"]
+    service = arguments[-1] if arguments[0] == "serve" else arguments[0]
+    return SERVICE_SETTINGS.get(service, CommonSettings)
 
 
 @pytest.mark.parametrize("read_replica", [False, True])
@@ -236,13 +249,22 @@ def test_every_pod_environment_is_valid_podium_configuration(
                 if variable["name"] in SECRET_VARIABLES:
                     assert set(variable) == {"name", "valueFrom"}, variable
                     assert variable["valueFrom"]["secretKeyRef"]["name"] == "podium-secrets"
-            settings = _settings_from(_pod_environment(configmap, container), monkeypatch)
+            environment = _pod_environment(configmap, container)
+            settings_class = _settings_class(container)
+            settings = _settings_from(environment, monkeypatch, settings_class)
+            assert type(settings) is settings_class
             assert settings.env == "production"
             assert settings.host == "0.0.0.0"  # noqa: S104 - pods must listen on their IP
             assert settings.kafka_enable_idempotence is True
             assert settings.kafka_replication_factor == 3
-            has_read_url = settings.database_read_url is not None
+            has_read_url = "PODIUM_DATABASE_READ_URL" in environment
             assert has_read_url == (read_replica and container["name"] == "query")
+            if isinstance(settings, QuerySettings):
+                assert (settings.database_read_url is not None) == has_read_url
+            # the shared configuration holds other services' variables (their ports at
+            # least): accepted by this pod's command, not validated by it
+            own = {f"PODIUM_{name.upper()}" for name in settings_class.model_fields}
+            assert set(environment) - own, container["name"]
 
 
 def test_service_links_would_break_start_up(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,14 +11,14 @@ from pydantic import BaseModel
 from starlette.routing import Route
 
 from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
 from shared.http.openapi import Operation, Parameter, build_openapi, error_responses
-from shared.settings import Settings
 
 SECRET = "unit-test-secret-0123456789-0123456789-ab"
 
 
 async def _document() -> tuple[Any, dict[str, Any]]:
-    app = create_app(Settings(env="test", jwt_secrets=[SECRET]))  # type: ignore[arg-type]
+    app = create_app(IngestSettings(env="test", jwt_secrets=[SECRET]))  # type: ignore[arg-type]
     # ASGITransport does not run the lifespan, so no client is opened
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:

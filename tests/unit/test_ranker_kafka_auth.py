@@ -6,13 +6,13 @@ import faust
 import pytest
 
 from services.ranker.agent import broker_credentials
-from shared.settings import Settings
+from services.ranker.settings import RankerSettings
 
 SECRET = "unit-secret-0123456789-0123456789-abcdef"
 
 
-def _settings(**fields: object) -> Settings:
-    return Settings(env="test", jwt_secrets=[SECRET], **fields)  # type: ignore[arg-type]
+def _settings(**fields: object) -> RankerSettings:
+    return RankerSettings(env="test", jwt_secrets=[SECRET], **fields)  # type: ignore[arg-type]
 
 
 def test_plaintext_needs_no_credentials() -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.ingest.rate_limit.buckets import RateDecision, RateLimiter, RatePolicy
+from services.ingest.settings import IngestSettings
 from shared.errors import RateLimitedError
-from shared.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class RatePolicies:
     anonymous: RatePolicy
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RatePolicies:
+    def from_settings(cls, settings: IngestSettings) -> RatePolicies:
         """Read the four policies from ``settings``."""
         return cls(
             player=RatePolicy("player", settings.rate_player_per_s, settings.rate_player_burst),

@@ -1,0 +1,36 @@
+"""The HTTP services' app factories as uvicorn calls them: no arguments.
+
+``podium serve`` hands uvicorn one of these by import path (``podium.apps:ingest_app``), and
+each worker process calls it to build its own app. A factory loads its service's settings
+the composition root's way (:func:`podium.settings.load_settings_or_exit`: unknown
+``PODIUM_*`` names refused, only the service's own class validated) and passes them to the
+service's ``create_app``, which takes its settings as an argument and never reads the
+environment itself.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from podium.settings import load_settings_or_exit
+from services.ingest.app import create_app as create_ingest
+from services.ingest.settings import IngestSettings
+from services.notifier.app import create_app as create_notifier
+from services.notifier.settings import NotifierSettings
+from services.query.app import create_app as create_query
+from services.query.settings import QuerySettings
+
+
+def ingest_app() -> Starlette:
+    """The ingest app, from ``IngestSettings`` loaded from the environment."""
+    return create_ingest(load_settings_or_exit(IngestSettings))
+
+
+def query_app() -> Starlette:
+    """The query app, from ``QuerySettings`` loaded from the environment."""
+    return create_query(load_settings_or_exit(QuerySettings))
+
+
+def notifier_app() -> Starlette:
+    """The notifier app, from ``NotifierSettings`` loaded from the environment."""
+    return create_notifier(load_settings_or_exit(NotifierSettings))

@@ -1,0 +1,33 @@
+"""The ranker's settings: the common ones plus what only the ranker reads."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class RankerSettings(CommonSettings):
+    """The ranker's configuration: its health port, batching, consumer group and retries.
+
+    ``ranker_top_n`` is common, not here: the notifier bounds subscriptions by it.
+    """
+
+    ranker_port: int = Field(
+        8004, ge=1, le=65535, description="Ranker health and metrics HTTP port."
+    )
+    ranker_batch_size: int = Field(
+        5000,
+        ge=1,
+        description="Most events taken per ranker batch (bigger: more events/s, slower batches).",
+    )
+    ranker_batch_within_s: float = Field(
+        0.05, gt=0, description="Longest wait to fill a ranker batch."
+    )
+    ranker_group_id: str = Field("podium-ranker", description="Ranker consumer group / app id.")
+    ranker_period_grace_s: int = Field(
+        3600, ge=0, description="Late events still count toward an ended period this long."
+    )
+    ranker_retry_max_backoff_s: float = Field(
+        5.0, gt=0, description="Longest back-off between retries of a failed batch."
+    )
