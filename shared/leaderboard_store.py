@@ -1,23 +1,36 @@
 """Leaderboards in Redis: the ranker's write path, the readers' lookups, and rebuilds.
 
 Key layout is in :mod:`shared.redis_keys`, rank encoding in :mod:`shared.leaderboard`. Besides
-the per-window keys, each competition has a marker key (:func:`~shared.redis_keys.built_key`),
-set only by a rebuild from PostgreSQL.
-Its absence means Redis lost (or never had) the competition: writes refuse to apply on top of
-a partial index (the caller rebuilds instead, which includes its batch because PostgreSQL was
-written first) and readers rebuild before answering. That detects a flushed or restarted Redis
-per competition, which also works on Redis Cluster where one node may lose its slots alone.
+the per-window keys, each competition has a marker key (:func:`~shared.redis_keys.built_key`)
+holding the PostgreSQL *standings version* Redis reflects: the count of standing-changing
+batches applied to the competition (table ``standings_versions``, bumped by the ranker in each
+batch's transaction).
+
+- A missing marker means Redis lost (or never had) the competition: writes refuse to apply on
+  top of a partial index (the caller rebuilds instead, which includes its batch because
+  PostgreSQL was written first) and readers rebuild before answering.
+- A marker that differs from the version the batch started from means Redis lost *part* of
+  its writes (restarted from an older RDB/AOF, a promoted replica that missed the last
+  writes) or holds writes PostgreSQL rolled back: the write script refuses too, and the
+  caller rebuilds. Equality is strict on purpose: a marker ahead of PostgreSQL is no more
+  trustworthy than one behind. Competitions nobody writes to are found by the ranker's
+  reconciler, which compares every marker with PostgreSQL.
+
+Both checks are per competition, with single-key or same-slot commands only, so they work on
+Redis Cluster too, where one node may lose (or roll back) its slots alone.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from string import Template
+from typing import TYPE_CHECKING
 
 import asyncpg
 from redis.asyncio import Redis
@@ -43,27 +56,43 @@ from shared.redis_keys import (
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import SortOrder
 
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    DbConnection = asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
+
 logger = logging.getLogger(__name__)
 
 REBUILD_CHUNK = 5000
+MARKER_CHUNK = 1000
 _REBUILD_ATTEMPTS = 5
+_NOT_BUILT = -1
+_OTHER_VERSION = -2
+
+STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competition_id = $1"
 
 # KEYS: built marker, then per window its sorted set and members hash.
-# ARGV: top N (0: no tops), then per window one string of operations, each ending in "\n":
+# ARGV: the standings version Redis must hold (PostgreSQL's before this batch), the version to
+# set (PostgreSQL's after it), top N (0: no tops), then per window one string of operations,
+# each ending in "\n":
 #   "s <member> <score>\n"  (set the standing of the member's user)
 #   "d <user>\n"            (remove the user)
 # (one string per window keeps the argument count, and so the client's encoding cost, low;
 # identifiers never contain spaces or newlines).
-# Returns -1 when the marker is missing (nothing written), else per window: the size after
-# the change, 1 if the top N (user and score per rank) changed else 0, the number of top
-# entries after, the entries as member, score, then for each operation the user's 0-based
-# rank (-1 if absent).
+# Returns -1 when the marker is missing and {-2, marker} when it holds another version (nothing
+# written either way), else per window: the size after the change, 1 if the top N (user and
+# score per rank) changed else 0, the number of top entries after, the entries as member,
+# score, then for each operation the user's 0-based rank (-1 if absent); the marker then
+# holds the new version. A first element of -2 cannot be a reply's size.
 # $user_offset is where the user id starts in a member, derived from the member encoding when
 # the text is built (Lua strings are 1-based).
 _WRITE_SCRIPT_TEMPLATE = Template("""
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local marker = redis.call('GET', KEYS[1])
+if not marker then return -1 end
+if marker ~= ARGV[1] then return {-2, marker} end
+redis.call('SET', KEYS[1], ARGV[2])
 local user_offset = $user_offset
-local top_n = tonumber(ARGV[1])
+local top_n = tonumber(ARGV[3])
 local function top_of(zkey)
   if top_n == 0 then return {} end
   return redis.call('ZRANGE', zkey, 0, top_n - 1, 'WITHSCORES')
@@ -82,7 +111,7 @@ for window = 1, (#KEYS - 1) / 2 do
   local zkey, mkey = KEYS[window * 2], KEYS[window * 2 + 1]
   local before = top_of(zkey)
   local set = {}
-  for line in string.gmatch(ARGV[window + 1], '[^\\n]+') do
+  for line in string.gmatch(ARGV[window + 3], '[^\\n]+') do
     local user, member
     if string.sub(line, 1, 1) == 's' then
       local space = string.find(line, ' ', 3, true)
@@ -143,6 +172,52 @@ def queue_script(
     pipe.evalsha(script.sha, len(keys), *keys, *arguments)
 
 
+class Staleness(StrEnum):
+    """How a competition's built marker disagrees with PostgreSQL's standings version."""
+
+    MISSING = "missing"
+    """No marker: Redis lost the competition (flushed, restarted empty) or never built it."""
+    BEHIND = "behind"
+    """An older version (or a marker from before versions): Redis lost some writes."""
+    AHEAD = "ahead"
+    """A newer version: Redis kept writes PostgreSQL rolled back, or PostgreSQL was restored."""
+
+
+def staleness(marker: bytes | str | None, version: int) -> Staleness | None:
+    """How ``marker`` (a built marker's value) disagrees with PostgreSQL's ``version``.
+
+    None when Redis reflects exactly that version. Markers written before versions existed
+    hold a timestamp, which is not an integer: they count as behind (and are rebuilt once).
+    """
+    if marker is None:
+        return Staleness.MISSING
+    text = marker.decode() if isinstance(marker, bytes) else marker
+    try:
+        held = int(text)
+    except ValueError:
+        return Staleness.BEHIND
+    if held == version:
+        return None
+    return Staleness.BEHIND if held < version else Staleness.AHEAD
+
+
+async def read_standings_version(connection: DbConnection, competition_id: str) -> int:
+    """PostgreSQL's standings version of a competition (0: no batch applied yet)."""
+    version = await connection.fetchval(STANDINGS_VERSION_SQL, competition_id)
+    return int(version) if version is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class VersionStep:
+    """The standings versions of one write: Redis must hold ``expected``; it then holds ``new``.
+
+    The ranker passes PostgreSQL's version before its batch and after it (``expected + 1``).
+    """
+
+    expected: int
+    new: int
+
+
 @dataclass(frozen=True, slots=True)
 class StandingWrite:
     """Set ``user_id``'s standing (``value`` reached at ``reached_at``), or remove it."""
@@ -180,7 +255,15 @@ class UserRanks:
 
 
 class CompetitionNotBuiltError(Exception):
-    """The competition's Redis keys are missing: rebuild from PostgreSQL first."""
+    """The competition's Redis keys are missing or stale: rebuild from PostgreSQL first.
+
+    ``staleness`` says which (readers only detect a missing marker; writes detect all three).
+    """
+
+    def __init__(self, competition_id: str, staleness: Staleness = Staleness.MISSING) -> None:
+        super().__init__(f"{competition_id} ({staleness.value})")
+        self.competition_id = competition_id
+        self.staleness = staleness
 
 
 class LeaderboardStore:
@@ -197,18 +280,20 @@ class LeaderboardStore:
         self,
         competition_id: str,
         sort_order: SortOrder,
-        writes: dict[str, Sequence[StandingWrite]],
+        writes: Mapping[str, Sequence[StandingWrite]],
+        step: VersionStep,
     ) -> dict[str, WindowResult]:
         """Apply absolute standings per window atomically (a replay writes the same state).
 
-        Raises :class:`CompetitionNotBuiltError` when the competition has not been built;
-        the caller then rebuilds it from PostgreSQL (which already holds these writes).
+        Raises :class:`CompetitionNotBuiltError` when the competition has not been built or
+        its marker is not at ``step.expected``; the caller then rebuilds it from PostgreSQL
+        (which already holds these writes).
         """
-        keys, arguments = self.write_command(competition_id, sort_order, writes, 0)
+        keys, arguments = self.write_command(competition_id, sort_order, writes, 0, step)
         reply = await self._write(keys=keys, args=arguments)
-        results = self.parse_write_reply(writes, sort_order, reply)
-        if results is None:
-            raise CompetitionNotBuiltError(competition_id)
+        results = self.parse_write_reply(writes, sort_order, reply, step.expected)
+        if isinstance(results, Staleness):
+            raise CompetitionNotBuiltError(competition_id, results)
         return results
 
     def queue_write(
@@ -216,27 +301,30 @@ class LeaderboardStore:
         pipe: Pipeline,
         competition_id: str,
         sort_order: SortOrder,
-        writes: dict[str, Sequence[StandingWrite]],
+        writes: Mapping[str, Sequence[StandingWrite]],
         top_n: int,
+        step: VersionStep,
     ) -> None:
         """Queue the same atomic write as :meth:`write` on ``pipe`` (one round trip per batch).
 
         Each window's result also carries its top ``top_n`` after the write and whether it
-        changed. Parse the reply with :meth:`parse_write_reply` (None: not built).
+        changed. Parse the reply with :meth:`parse_write_reply` (a :class:`Staleness`:
+        nothing was written).
         """
-        keys, arguments = self.write_command(competition_id, sort_order, writes, top_n)
+        keys, arguments = self.write_command(competition_id, sort_order, writes, top_n, step)
         queue_script(pipe, self._write, keys, arguments)
 
     def write_command(
         self,
         competition_id: str,
         sort_order: SortOrder,
-        writes: dict[str, Sequence[StandingWrite]],
+        writes: Mapping[str, Sequence[StandingWrite]],
         top_n: int,
+        step: VersionStep,
     ) -> tuple[list[str], list[str | float | int]]:
         """The write script's keys and arguments for ``writes`` (tops of ``top_n``; 0: none)."""
         keys = [built_key(self.prefix, competition_id)]
-        arguments: list[str | float | int] = [top_n]
+        arguments: list[str | float | int] = [str(step.expected), str(step.new), top_n]
         descending = sort_order is SortOrder.DESC
         for window, items in writes.items():
             if not items:
@@ -258,11 +346,16 @@ class LeaderboardStore:
 
     @staticmethod
     def parse_write_reply(
-        writes: dict[str, Sequence[StandingWrite]], sort_order: SortOrder, reply: object
-    ) -> dict[str, WindowResult] | None:
-        """Each window's result from the write script's reply (None: not built)."""
-        if reply == -1 or not isinstance(reply, list):
-            return None
+        writes: Mapping[str, Sequence[StandingWrite]],
+        sort_order: SortOrder,
+        reply: object,
+        expected_version: int,
+    ) -> dict[str, WindowResult] | Staleness:
+        """Each window's result from the write script's reply, or why nothing was written."""
+        if reply == _NOT_BUILT or not isinstance(reply, list):
+            return Staleness.MISSING
+        if reply and reply[0] == _OTHER_VERSION:
+            return staleness(reply[1], expected_version) or Staleness.BEHIND
         results: dict[str, WindowResult] = {}
         descending = sort_order is SortOrder.DESC  # inlined standing_value: hot loop
         position = 0
@@ -292,47 +385,43 @@ class LeaderboardStore:
             )
         return results
 
-    async def rebuild(self, pool: asyncpg.Pool, competition_id: str, sort_order: SortOrder) -> int:
+    async def rebuild(
+        self,
+        source: asyncpg.Pool | DbConnection,
+        competition_id: str,
+        sort_order: SortOrder,
+    ) -> int:
         """Rebuild every window of a competition from PostgreSQL standings, atomically.
 
-        Windows are built into temporary keys and renamed in one MULTI/EXEC guarded by WATCH
-        on the live keys: if a ranker writes meanwhile, the rebuild starts over, so a newer
-        standing is never replaced by an older snapshot. Returns the standings loaded.
+        The standings and the standings version are read in one consistent view: from a pool,
+        in a read-only REPEATABLE READ transaction (a replica works); from a connection, as
+        it is, because the caller holds the competition's advisory lock, under which no
+        batch can commit. Windows are built into temporary keys and renamed in one
+        MULTI/EXEC that also sets the marker to that version, guarded by WATCH on the marker
+        (every write of the competition's keys also writes the marker): if a ranker writes
+        meanwhile, the rebuild starts over, so a newer standing is never replaced by an older
+        snapshot. Returns the standings loaded.
         """
         for _attempt in range(_REBUILD_ATTEMPTS):
             try:
-                return await self._rebuild_once(pool, competition_id, sort_order)
+                return await self._rebuild_once(source, competition_id, sort_order)
             except WatchError:
                 logger.info("rebuild of %s raced with a write; retrying", competition_id)
         raise RuntimeError(f"rebuild of {competition_id} kept racing with writes")
 
     async def _rebuild_once(
-        self, pool: asyncpg.Pool, competition_id: str, sort_order: SortOrder
+        self,
+        source: asyncpg.Pool | DbConnection,
+        competition_id: str,
+        sort_order: SortOrder,
     ) -> int:
         marker = built_key(self.prefix, competition_id)
-        existing_windows = await competition_windows(self.redis, self.prefix, competition_id)
-        db_windows = [
-            row["window_label"]
-            for row in await pool.fetch(
-                "SELECT DISTINCT window_label FROM standings WHERE competition_id = $1",
-                competition_id,
-            )
-        ]
-        windows = sorted(set(existing_windows) | set(db_windows))
-        live_keys = [marker]
-        for window in windows:
-            live_keys += [
-                ranking_key(self.prefix, competition_id, window),
-                members_key(self.prefix, competition_id, window),
-            ]
-        token = str(time.monotonic_ns())
+        token = uuid.uuid4().hex
         async with self.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(*live_keys)
-            rows = await pool.fetch(
-                "SELECT window_label, user_id, score, reached_at FROM standings"
-                " WHERE competition_id = $1",
-                competition_id,
-            )
+            # watched before anything is read: a write from here on aborts the EXEC
+            await pipe.watch(marker)
+            existing_windows = await competition_windows(self.redis, self.prefix, competition_id)
+            version, rows = await _read_standings(source, competition_id)
             by_window: dict[str, list[asyncpg.Record]] = defaultdict(list)
             for row in rows:
                 by_window[row["window_label"]].append(row)
@@ -343,7 +432,7 @@ class LeaderboardStore:
                 temp_keys += [zkey, mkey]
                 await self._load(zkey, mkey, window_rows, sort_order)
             pipe.multi()  # type: ignore[no-untyped-call]
-            for window in windows:
+            for window in sorted(existing_windows | set(by_window)):
                 zkey = ranking_key(self.prefix, competition_id, window)
                 mkey = members_key(self.prefix, competition_id, window)
                 if window in by_window:
@@ -351,7 +440,7 @@ class LeaderboardStore:
                     pipe.rename(rebuild_key(mkey, token), mkey)
                 else:
                     pipe.delete(zkey, mkey)
-            pipe.set(marker, str(time.time()))
+            pipe.set(marker, str(version))
             try:
                 await pipe.execute()
             except WatchError:
@@ -381,6 +470,21 @@ class LeaderboardStore:
     async def is_built(self, competition_id: str) -> bool:
         """Whether the competition's keys exist (built from PostgreSQL since Redis started)."""
         return bool(await self.redis.exists(built_key(self.prefix, competition_id)))
+
+    async def built_markers(self, competition_ids: Sequence[str]) -> list[str | None]:
+        """Each competition's built marker (None: missing), in order.
+
+        One GET per competition, pipelined in chunks: no multi-key command spans
+        competitions, whose keys live in different hash slots on a Redis Cluster.
+        """
+        markers: list[str | None] = []
+        for start in range(0, len(competition_ids), MARKER_CHUNK):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for competition_id in competition_ids[start : start + MARKER_CHUNK]:
+                    pipe.get(built_key(self.prefix, competition_id))
+                replies = await pipe.execute()
+            markers += [reply.decode() if isinstance(reply, bytes) else reply for reply in replies]
+        return markers
 
     async def drop(self, competition_id: str) -> None:
         """Delete every key of a competition (marker included)."""
@@ -447,3 +551,21 @@ class LeaderboardStore:
     async def size(self, competition_id: str, window: str) -> int:
         """How many users a window ranks."""
         return int(await self.redis.zcard(ranking_key(self.prefix, competition_id, window)))
+
+
+async def _read_standings(
+    source: asyncpg.Pool | DbConnection, competition_id: str
+) -> tuple[int, list[asyncpg.Record]]:
+    """A competition's standings version and standings, as of one moment (see rebuild)."""
+    if isinstance(source, asyncpg.Pool):
+        async with (
+            source.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            return await _read_standings(connection, competition_id)
+    version = await read_standings_version(source, competition_id)
+    rows = await source.fetch(
+        "SELECT window_label, user_id, score, reached_at FROM standings WHERE competition_id = $1",
+        competition_id,
+    )
+    return version, rows

@@ -6,7 +6,8 @@ test runs. Under it:
 - ``lb:{<cid>}:<window>:z`` — a window's ranking, a sorted set (member encoding:
   :mod:`shared.leaderboard`);
 - ``lb:{<cid>}:<window>:m`` — a hash ``user_id -> member``, to find a user's member;
-- ``lb:{<cid>}:built`` — the marker that the competition was built from PostgreSQL;
+- ``lb:{<cid>}:built`` — the built marker: the PostgreSQL standings version the competition's
+  keys reflect (see :mod:`shared.leaderboard_store`);
 - ``lb:{<cid>}:version`` — the counter of change messages published for the competition;
 - ``<one of the above>:rebuild:<token>`` — a rebuild's temporary copy, renamed into place;
 - ``rl:<policy>:<subject>`` — a rate-limit token bucket (per caller, not per competition).
@@ -48,7 +49,7 @@ def members_key(prefix: str, competition_id: str, window: str) -> str:
 
 
 def built_key(prefix: str, competition_id: str) -> str:
-    """The marker saying the competition's keys were built from PostgreSQL."""
+    """The built marker: which PostgreSQL standings version the competition's keys reflect."""
     return f"{_competition_head(prefix, competition_id)}built"
 
 

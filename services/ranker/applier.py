@@ -1,10 +1,13 @@
 """Applying one batch end to end: PostgreSQL, Redis, change messages and dead letters.
 
 Order per batch: in one PostgreSQL transaction, lock the batch's competitions, read the state
-the events depend on, plan, write events and standings, then write the same absolute standings
-to Redis while the locks are still held (so a ranker that lost the partition in a rebalance
-cannot overwrite newer Redis state with older), and commit. A competition whose Redis keys are
-missing is rebuilt from PostgreSQL after the commit (the rebuild then includes this batch).
+the events depend on, plan, bump the standings version of every competition the batch writes
+to Redis, write events and standings, then write the same absolute standings to Redis while
+the locks are still held (so a ranker that lost the partition in a rebalance cannot overwrite
+newer Redis state with older), and commit. Redis refuses a competition's write unless its
+built marker holds the version before the batch (issue #17): a competition whose Redis keys
+are missing, or lost some writes (an older snapshot), or hold writes PostgreSQL rolled back,
+is rebuilt from PostgreSQL after the commit instead (the rebuild then includes this batch).
 Change messages and dead letters are published last; the caller commits offsets only after
 :meth:`BatchApplier.apply` returns, and retries the whole batch when it raises.
 """
@@ -32,24 +35,29 @@ from tenacity import (
 )
 
 from services.ranker import metrics
-from services.ranker.index import IndexedCompetition, change_message, read_back, write_batch
+from services.ranker.heal import heal_competition
+from services.ranker.index import (
+    NEXT_VERSION_SCRIPT,
+    IndexedCompetition,
+    change_message,
+    planned_writes,
+    read_back,
+    write_batch,
+)
 from services.ranker.planner import BatchPlan, IncomingEvent, plan_batch, users_of
-from services.ranker.repository import load_state, lock_competitions, write_plan
+from services.ranker.repository import (
+    bump_standings_versions,
+    load_state,
+    lock_competitions,
+    write_plan,
+)
 from services.ranker.settings import RankerSettings
-from shared.leaderboard_store import LeaderboardStore
+from shared.leaderboard_store import LeaderboardStore, Staleness
 from shared.schemas.score_event import ControlEvent, ScoreEvent, parse_topic_message
 
 logger = logging.getLogger(__name__)
 
 REASON_HEADER = "reason"
-
-# Versions must keep increasing even when Redis loses the counter (the notifier drops
-# versions it has seen): a missing counter restarts from the clock in milliseconds, which is
-# above any count of batches published before.
-_NEXT_VERSION_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
-return redis.call('INCR', KEYS[1])
-"""
 
 
 def decode(partition: int, offset: int, key: bytes | None, value: bytes) -> IncomingEvent:
@@ -75,7 +83,7 @@ class BatchApplier:
         self.pool = pool
         self.store = LeaderboardStore(redis, settings.redis_key_prefix)
         self.producer = producer
-        self._next_version = redis.register_script(_NEXT_VERSION_SCRIPT)
+        self._next_version = redis.register_script(NEXT_VERSION_SCRIPT)
 
     async def apply_with_retries(self, events: Sequence[IncomingEvent]) -> None:
         """Apply ``events``, retrying with exponential back-off until it succeeds.
@@ -131,6 +139,12 @@ class BatchApplier:
                 [m.event_id for m in decoded if isinstance(m, ControlEvent)],
             )
             plan = plan_batch(batch, state, self.settings.ranker_period_grace_s)
+            planned = await planned_writes(
+                self.store, [state.competitions[cid] for cid in sorted(plan.touched)], plan
+            )
+            new_versions = await bump_standings_versions(
+                connection, [item.competition.id for item in planned]
+            )
             # PostgreSQL and Redis written concurrently (Redis: one pipelined round trip);
             # both hold the batch before the commit, as when written one after the other: a
             # failure of either rolls back PostgreSQL and the retried batch rewrites the same
@@ -139,8 +153,8 @@ class BatchApplier:
                 write_plan(connection, plan),
                 write_batch(
                     self.store,
-                    [state.competitions[cid] for cid in sorted(plan.touched)],
-                    plan,
+                    planned,
+                    new_versions,
                     self.settings.ranker_top_n,
                     self._next_version,
                     int(time.time() * 1000),
@@ -152,12 +166,8 @@ class BatchApplier:
                     raise outcome
             indexed = cast(list[IndexedCompetition], written[1])
         for position, item in enumerate(indexed):
-            if item.results is None:
-                logger.warning("leaderboard %s missing in Redis; rebuilding", item.competition.id)
-                await self.store.rebuild(
-                    self.pool, item.competition.id, item.competition.sort_order
-                )
-                metrics.REBUILDS.inc()
+            if item.stale is not None:
+                await self._heal(item, first_batch=new_versions[item.competition.id] == 1)
                 indexed[position] = await read_back(self.store, item, self.settings.ranker_top_n)
         await self._publish(plan, indexed)
         metrics.EVENTS_APPLIED.labels("score").inc(len(plan.new_scores))
@@ -166,6 +176,28 @@ class BatchApplier:
         for dead_letter in plan.dead_letters:
             metrics.DEAD_LETTERS.labels(dead_letter.reason.value).inc()
         return plan
+
+    async def _heal(self, item: IndexedCompetition, *, first_batch: bool) -> None:
+        """Rebuild a competition whose write Redis refused (after the commit, under its lock).
+
+        Always, even when the marker now equals PostgreSQL's version: a marker left *ahead*
+        by an attempt PostgreSQL rolled back holds exactly the version this batch has just
+        committed, over standings that are not this batch's (and Redis holds none of this
+        batch's writes either way). The first batch of a competition builds it: not counted
+        as a stale board.
+        """
+        assert item.stale is not None
+        if not (first_batch and item.stale is Staleness.MISSING):
+            metrics.STALE_BOARDS.labels(item.stale.value, "batch").inc()
+        async with self.pool.acquire() as connection:
+            await heal_competition(
+                connection,
+                self.store,
+                item.competition.id,
+                item.competition.sort_order,
+                force=True,
+            )
+        metrics.REBUILDS.inc()
 
     async def _publish(self, plan: BatchPlan, indexed: Sequence[IndexedCompetition]) -> None:
         sends = []

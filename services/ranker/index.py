@@ -1,4 +1,9 @@
-"""Writing a batch's absolute standings to the Redis leaderboards and describing the change."""
+"""Writing a batch's absolute standings to the Redis leaderboards and describing the change.
+
+Change-message versions come from a per-competition counter in Redis
+(:func:`~shared.redis_keys.version_key`) that must keep increasing even when Redis loses it
+or comes back from an older snapshot: the notifier drops versions it has already seen.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from services.ranker.planner import BatchPlan
 from shared.leaderboard import member_user_id, standing_value
 from shared.leaderboard_store import (
     LeaderboardStore,
+    Staleness,
     StandingWrite,
+    VersionStep,
     WindowResult,
     queue_script,
 )
@@ -22,19 +29,44 @@ from shared.redis_keys import competition_windows, ranking_key, version_key
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import Competition
 
+# KEYS: the change-message version counter. ARGV: now in milliseconds.
+# The next version is max(counter + 1, now): a counter that is gone, or that came back older
+# from an RDB/AOF snapshot, restarts from the clock, which is above every version handed out
+# before as long as a competition averages under one batch per millisecond (versions then
+# follow the clock). The counter is never lowered, so versions are unique and increasing.
+# (SET of the argument and INCR keep the arithmetic in Redis integers, not Lua numbers.)
+NEXT_VERSION_SCRIPT = """
+local now_ms = tonumber(ARGV[1])
+if (tonumber(redis.call('GET', KEYS[1])) or 0) < now_ms then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return now_ms
+end
+return redis.call('INCR', KEYS[1])
+"""
+
 
 @dataclass
 class IndexedCompetition:
     """One competition's Redis write: its written users, result and change-message version.
 
-    ``results`` is None when the competition was not built (nothing was written; the caller
-    rebuilds it and reads ranks and the top back with :func:`read_back`).
+    ``results`` is None when the write was refused (``stale`` says why: the marker was
+    missing, behind or ahead of PostgreSQL's version; nothing was written; the caller
+    rebuilds the competition and reads ranks and the top back with :func:`read_back`).
     """
 
     competition: Competition
     users_by_window: dict[str, list[str]]
     results: dict[str, WindowResult] | None
     version: int
+    stale: Staleness | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedWrite:
+    """What a batch writes to one competition's leaderboards, per window."""
+
+    competition: Competition
+    writes: dict[str, list[StandingWrite]]
 
 
 async def read_tops(
@@ -85,54 +117,80 @@ def competition_writes(
     return {window: items for window, items in writes.items() if items}
 
 
-async def write_batch(
-    store: LeaderboardStore,
-    competitions: Sequence[Competition],
-    plan: BatchPlan,
-    top_n: int,
-    next_version: AsyncScript,
-    now_ms: int,
-) -> list[IndexedCompetition]:
-    """Write every touched competition of the plan to Redis in one pipelined round trip.
-
-    Per competition the pipeline runs the atomic write script (which refuses to write when
-    the built marker is missing, and reports each window's top after the write and whether
-    it changed) and takes the next change-message version. Competitions without writes are
-    left out.
-    """
+async def planned_writes(
+    store: LeaderboardStore, competitions: Sequence[Competition], plan: BatchPlan
+) -> list[PlannedWrite]:
+    """The Redis writes of every touched competition of the plan; those without any are left
+    out (they neither get a change message nor a new standings version)."""
     controlled_windows = {
         competition.id: await competition_windows(store.redis, store.prefix, competition.id)
         for competition in competitions
         if plan.controlled.get(competition.id)
     }
+    planned = []
+    for competition in competitions:
+        writes = competition_writes(
+            plan, competition.id, controlled_windows.get(competition.id, ())
+        )
+        if writes:
+            planned.append(PlannedWrite(competition, writes))
+    return planned
+
+
+async def write_batch(
+    store: LeaderboardStore,
+    planned: Sequence[PlannedWrite],
+    new_versions: dict[str, int],
+    top_n: int,
+    next_version: AsyncScript,
+    now_ms: int,
+) -> list[IndexedCompetition]:
+    """Write the planned competitions to Redis in one pipelined round trip.
+
+    Per competition the pipeline runs the atomic write script, which refuses to write unless
+    the built marker holds the standings version before the batch (``new_versions[cid] -
+    1``) and then sets it to the new one, and reports each window's top after the write and
+    whether it changed; then it takes the next change-message version.
+    """
     prefix = store.prefix
-    planned: list[tuple[Competition, dict[str, list[StandingWrite]]]] = []
     async with store.redis.pipeline(transaction=False) as pipe:
-        for competition in competitions:
-            cid = competition.id
-            writes = competition_writes(plan, cid, controlled_windows.get(cid, ()))
-            if not writes:
-                continue
-            planned.append((competition, writes))
-            store.queue_write(pipe, cid, competition.sort_order, dict(writes), top_n)
+        for item in planned:
+            cid = item.competition.id
+            new = new_versions[cid]
+            step = VersionStep(new - 1, new)
+            store.queue_write(
+                pipe, cid, item.competition.sort_order, dict(item.writes), top_n, step
+            )
             queue_script(pipe, next_version, [version_key(prefix, cid)], [now_ms])
         replies = await pipe.execute() if planned else []
-    return [
-        IndexedCompetition(
-            competition,
-            {window: [write.user_id for write in items] for window, items in writes.items()},
-            store.parse_write_reply(dict(writes), competition.sort_order, replies[2 * index]),
-            int(replies[2 * index + 1]),
+    indexed = []
+    for index, item in enumerate(planned):
+        competition, writes = item.competition, item.writes
+        outcome = store.parse_write_reply(
+            dict(writes),
+            competition.sort_order,
+            replies[2 * index],
+            new_versions[competition.id] - 1,
         )
-        for index, (competition, writes) in enumerate(planned)
-    ]
+        indexed.append(
+            IndexedCompetition(
+                competition,
+                {window: [write.user_id for write in items] for window, items in writes.items()},
+                None if isinstance(outcome, Staleness) else outcome,
+                int(replies[2 * index + 1]),
+                outcome if isinstance(outcome, Staleness) else None,
+            )
+        )
+    return indexed
 
 
 def change_message(indexed: IndexedCompetition, plan: BatchPlan, emitted_at: datetime) -> bytes:
-    """The change message of a written (built) competition, encoded (no read needed).
+    """The change message of a written (or rebuilt and read back) competition, encoded.
 
     The JSON matches :class:`shared.schemas.change_message.ChangeMessage`; it is built from
-    plain dicts because this runs once per touched competition per batch.
+    plain dicts because this runs once per touched competition per batch. A competition
+    that was rebuilt (``stale``) is announced as ``rebuilt``: ranks of users the message does
+    not list may have changed too.
     """
     assert indexed.results is not None
     cid = indexed.competition.id
@@ -167,6 +225,7 @@ def change_message(indexed: IndexedCompetition, plan: BatchPlan, emitted_at: dat
             "version": indexed.version,
             "emitted_at": emitted_at,
             "windows": windows,
+            "rebuilt": indexed.stale is not None,
         }
     )
 
@@ -176,7 +235,8 @@ async def read_back(
 ) -> IndexedCompetition:
     """``indexed`` after its competition was rebuilt: ranks, totals and tops read from Redis.
 
-    Every window then reports its top as changed.
+    Every window then reports its top as changed. ``indexed.users_by_window`` may list no
+    users for a window (the reconciler's rebuilt announcement: totals and tops only).
     """
     competition = indexed.competition
     tops = await read_tops(store, competition, list(indexed.users_by_window), top_n)
@@ -189,4 +249,6 @@ async def read_back(
             top=[(entry.user_id, entry.score) for entry in tops[window]],
             top_changed=True,
         )
-    return IndexedCompetition(competition, indexed.users_by_window, results, indexed.version)
+    return IndexedCompetition(
+        competition, indexed.users_by_window, results, indexed.version, indexed.stale
+    )

@@ -54,3 +54,40 @@ COMMITTED_OFFSET = Gauge(
     "The last offset committed by this process, by partition.",
     ["partition"],
 )
+
+# --- issue #17: boards whose Redis copy disagrees with PostgreSQL's standings version -------
+STALE_REASONS = ("missing", "behind", "ahead")
+STALE_FINDERS = ("batch", "reconciler")
+STALE_BOARDS = Counter(
+    "podium_ranker_stale_boards_total",
+    "Leaderboards whose Redis copy was found not to reflect PostgreSQL's standings version, and"
+    " rebuilt, by reason (missing, behind: Redis lost writes, ahead: Redis kept writes"
+    " PostgreSQL does not have) and by who found them (batch: a refused write; reconciler).",
+    ["reason", "found_by"],
+)
+for _reason in STALE_REASONS:  # every series exists from the start, so alerts can use them
+    for _finder in STALE_FINDERS:
+        STALE_BOARDS.labels(_reason, _finder)
+STALE_BOARD_SECONDS = Histogram(
+    "podium_ranker_stale_board_seconds",
+    "Estimated time a board the reconciler healed had been stale, up to its rebuild: after a"
+    " new Redis server identity, Redis's uptime at detection plus the heal time; otherwise the"
+    " time since the previous pass began plus the heal time (an upper bound).",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+)
+RECONCILE_PASS_SECONDS = Histogram(
+    "podium_ranker_reconcile_pass_duration_seconds",
+    "Time of one reconciler pass: every competition's built marker compared with PostgreSQL,"
+    " the stale ones rebuilt and announced.",
+    buckets=LATENCY_BUCKETS_S,
+)
+RECONCILE_PASSES = Counter(
+    "podium_ranker_reconcile_passes_total",
+    "Reconciler passes by trigger (redis_identity: Redis server changed or this process"
+    " started; interval; command: `podium reconcile`) and outcome (done; skipped: another"
+    " ranker was reconciling; failed).",
+    ["trigger", "outcome"],
+)
+for _trigger in ("redis_identity", "interval", "command"):
+    for _outcome in ("done", "skipped", "failed"):
+        RECONCILE_PASSES.labels(_trigger, _outcome)

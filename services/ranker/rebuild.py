@@ -1,7 +1,12 @@
-"""``podium rebuild``: rebuild Redis leaderboards from PostgreSQL standings by hand."""
+"""``podium rebuild``: rebuild Redis leaderboards from PostgreSQL standings by hand.
+
+Each competition is rebuilt under its advisory lock, as the ranker heals one, so a batch in
+flight is never half overwritten.
+"""
 
 from __future__ import annotations
 
+from services.ranker.heal import heal_competition
 from services.ranker.settings import RankerSettings
 from shared.competitions import get_competition
 from shared.errors import NotFoundError
@@ -28,4 +33,8 @@ async def rebuild_leaderboards(
         else:
             rows = await pool.fetch("SELECT id, sort_order FROM competitions ORDER BY id")
             targets = [(row["id"], SortOrder(row["sort_order"])) for row in rows]
-        return {cid: await store.rebuild(pool, cid, order) for cid, order in targets}
+        async with pool.acquire() as connection:
+            return {
+                cid: (await heal_competition(connection, store, cid, order, force=True)).standings
+                for cid, order in targets
+            }

@@ -32,6 +32,28 @@ async def lock_competitions(connection: DbConnection, competition_ids: Iterable[
     )
 
 
+async def bump_standings_versions(
+    connection: DbConnection, competition_ids: Iterable[str]
+) -> dict[str, int]:
+    """Add one to these competitions' standings versions; returns each one's new version.
+
+    Called under the competition locks for exactly the competitions the batch writes to
+    Redis, so the Redis write script can check that Redis holds ``new - 1`` (issue #17). One
+    statement reads and bumps (a missing row starts at 1); rolled back with the batch.
+    """
+    ids = sorted(set(competition_ids))
+    if not ids:
+        return {}
+    rows = await connection.fetch(
+        "INSERT INTO standings_versions AS v (competition_id, version)"
+        " SELECT cid, 1 FROM unnest($1::text[]) AS cid"
+        " ON CONFLICT (competition_id) DO UPDATE SET version = v.version + 1"
+        " RETURNING competition_id, version",
+        ids,
+    )
+    return {row["competition_id"]: row["version"] for row in rows}
+
+
 async def load_state(
     connection: DbConnection,
     competition_ids: list[str],

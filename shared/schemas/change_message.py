@@ -47,7 +47,13 @@ class WindowChange(BaseModel):
 
 
 class ChangeMessage(BaseModel):
-    """Schema v1 of a change message. ``version`` increases per competition."""
+    """Schema v1 of a change message. ``version`` increases per competition.
+
+    ``rebuilt`` (added for issue #17; absent means false, and readers that do not know it
+    ignore it) says the competition was rebuilt from PostgreSQL because Redis had lost some
+    of it: any user's rank may have changed without being listed in ``changed``, so clients
+    need a fresh snapshot and caches must drop everything of the competition.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -56,3 +62,4 @@ class ChangeMessage(BaseModel):
     version: int = Field(ge=1)
     emitted_at: datetime
     windows: list[WindowChange]
+    rebuilt: bool = False

@@ -17,6 +17,7 @@ from shared.leaderboard_store import LeaderboardStore, StandingWrite
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import CompetitionCreate, Operator, ResetSchedule, SortOrder
 from tests.support.servers import podium_command, process_environment
+from tests.support.standings import write_as_ranker
 
 T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
 COMPETITIONS = [
@@ -85,8 +86,12 @@ async def _seed(pool: asyncpg.Pool, store: LeaderboardStore) -> None:
         " AND user_id = 'u7'",
         moved_at,
     )
-    await store.write(
-        "high-score", SortOrder.DESC, {"alltime": [StandingWrite("u7", 99.5, moved_at)]}
+    await write_as_ranker(
+        pool,
+        store,
+        "high-score",
+        SortOrder.DESC,
+        {"alltime": [StandingWrite("u7", 99.5, moved_at)]},
     )
 
 

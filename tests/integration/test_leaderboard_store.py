@@ -10,7 +10,17 @@ import pytest
 from redis.asyncio import Redis
 
 from podium.settings import PlatformSettings
-from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore, StandingWrite
+from services.ranker.repository import bump_standings_versions
+from shared.leaderboard_store import (
+    CompetitionNotBuiltError,
+    LeaderboardStore,
+    Staleness,
+    StandingWrite,
+    VersionStep,
+    read_standings_version,
+    staleness,
+)
+from shared.redis_keys import built_key
 from shared.schemas.competition import SortOrder
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -31,24 +41,32 @@ async def test_write_refuses_until_built_then_ranks(
 ) -> None:
     store = LeaderboardStore(redis_client, settings.redis_key_prefix)
     writes = {"alltime": [StandingWrite("a", 5.0, T0), StandingWrite("b", 7.0, T0)]}
-    with pytest.raises(CompetitionNotBuiltError):
-        await store.write("c1", SortOrder.DESC, writes)
+    with pytest.raises(CompetitionNotBuiltError) as refused:
+        await store.write("c1", SortOrder.DESC, writes, VersionStep(0, 1))
+    assert refused.value.staleness is Staleness.MISSING
     assert await store.rebuild(pool, "c1", SortOrder.DESC) == 0
-    result = await store.write("c1", SortOrder.DESC, writes)
+    assert await store.built_markers(["c1"]) == ["0"]  # no batch applied yet: version 0
+    result = await store.write("c1", SortOrder.DESC, writes, VersionStep(0, 1))
     assert result["alltime"].total == 2
     assert result["alltime"].ranks == {"b": 1, "a": 2}
+    assert await store.built_markers(["c1"]) == ["1"]
     # a replay writes the same state
-    again = await store.write("c1", SortOrder.DESC, writes)
+    again = await store.write("c1", SortOrder.DESC, writes, VersionStep(1, 2))
     assert again == result
     # a changed score moves the member; the old one is gone
     moved = await store.write(
-        "c1", SortOrder.DESC, {"alltime": [StandingWrite("a", 9.0, T0 + timedelta(seconds=1))]}
+        "c1",
+        SortOrder.DESC,
+        {"alltime": [StandingWrite("a", 9.0, T0 + timedelta(seconds=1))]},
+        VersionStep(2, 3),
     )
     assert moved["alltime"].ranks == {"a": 1}
     assert moved["alltime"].total == 2
     top = await store.top("c1", "alltime", SortOrder.DESC, 0, 10)
     assert [(e.rank, e.user_id, e.score) for e in top] == [(1, "a", 9.0), (2, "b", 7.0)]
-    removed = await store.write("c1", SortOrder.DESC, {"alltime": [StandingWrite("a", None, None)]})
+    removed = await store.write(
+        "c1", SortOrder.DESC, {"alltime": [StandingWrite("a", None, None)]}, VersionStep(3, 4)
+    )
     assert removed["alltime"].ranks == {"a": None}
     ranks = await store.ranks("c1", "alltime", SortOrder.DESC, ["a", "b"])
     assert ranks.total == 1
@@ -56,12 +74,67 @@ async def test_write_refuses_until_built_then_ranks(
     assert ranks.found["b"].rank == 1
 
 
+@pytest.mark.parametrize(
+    ("marker", "expected", "why"),
+    [
+        ("3", 5, Staleness.BEHIND),  # Redis lost two batches (an older snapshot)
+        ("6", 5, Staleness.AHEAD),  # Redis kept a batch PostgreSQL rolled back
+        ("1764620000.25", 5, Staleness.BEHIND),  # a marker from before versions
+    ],
+)
+async def test_write_refuses_a_marker_at_another_version_and_writes_nothing(
+    settings: PlatformSettings, redis_client: Redis, marker: str, expected: int, why: Staleness
+) -> None:
+    store = LeaderboardStore(redis_client, settings.redis_key_prefix)
+    await redis_client.set(built_key(settings.redis_key_prefix, "c1"), marker)
+    with pytest.raises(CompetitionNotBuiltError) as refused:
+        await store.write(
+            "c1",
+            SortOrder.DESC,
+            {"alltime": [StandingWrite("a", 5.0, T0)]},
+            VersionStep(expected, expected + 1),
+        )
+    assert refused.value.staleness is why
+    assert await store.size("c1", "alltime") == 0
+    assert await store.built_markers(["c1"]) == [marker]
+
+
+def test_staleness_compares_a_marker_with_postgres_version() -> None:
+    assert staleness(None, 0) is Staleness.MISSING
+    assert staleness(b"7", 7) is None
+    assert staleness("6", 7) is Staleness.BEHIND
+    assert staleness("8", 7) is Staleness.AHEAD
+    assert staleness("1764620000.25", 7) is Staleness.BEHIND
+
+
+async def test_rebuild_sets_the_marker_to_postgres_version(
+    settings: PlatformSettings, pool: asyncpg.Pool, redis_client: Redis
+) -> None:
+    store = LeaderboardStore(redis_client, settings.redis_key_prefix)
+    await _insert_standings(pool, [("alltime", "a", 1.0, T0)])
+    async with pool.acquire() as connection:
+        for _ in range(7):
+            await bump_standings_versions(connection, ["c1"])
+        assert await read_standings_version(connection, "c1") == 7
+        assert await read_standings_version(connection, "c-none") == 0
+    await redis_client.set(built_key(settings.redis_key_prefix, "c1"), "3")
+    assert await store.rebuild(pool, "c1", SortOrder.DESC) == 1
+    assert await store.built_markers(["c1", "c-none"]) == ["7", None]
+    # the next batch (PostgreSQL 7 -> 8) is accepted again
+    await store.write(
+        "c1", SortOrder.DESC, {"alltime": [StandingWrite("b", 2.0, T0)]}, VersionStep(7, 8)
+    )
+    assert await store.built_markers(["c1"]) == ["8"]
+
+
 async def test_rebuild_equals_postgres_and_drops_stale_windows(
     settings: PlatformSettings, pool: asyncpg.Pool, redis_client: Redis
 ) -> None:
     store = LeaderboardStore(redis_client, settings.redis_key_prefix)
     await store.rebuild(pool, "c1", SortOrder.ASC)
-    await store.write("c1", SortOrder.ASC, {"2026-W01": [StandingWrite("ghost", 1.0, T0)]})
+    await store.write(
+        "c1", SortOrder.ASC, {"2026-W01": [StandingWrite("ghost", 1.0, T0)]}, VersionStep(0, 0)
+    )
     rows = [("alltime", f"u{i}", float(i % 7), T0 + timedelta(seconds=i)) for i in range(300)]
     await _insert_standings(pool, rows)
     assert await store.rebuild(pool, "c1", SortOrder.ASC) == 300
@@ -80,11 +153,22 @@ async def test_rebuild_racing_a_write_keeps_the_newer_standing(
 
     async def writer() -> None:
         await asyncio.sleep(0.01)
-        await pool.execute(
-            "UPDATE standings SET score = 1e9 WHERE competition_id = 'c1' AND user_id = 'u0'"
-        )
-        await store.write("c1", SortOrder.DESC, {"alltime": [StandingWrite("u0", 1e9, T0)]})
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "UPDATE standings SET score = 1e9 WHERE competition_id = 'c1' AND user_id = 'u0'"
+            )
+            new = (await bump_standings_versions(connection, ["c1"]))["c1"]
+        try:
+            await store.write(
+                "c1",
+                SortOrder.DESC,
+                {"alltime": [StandingWrite("u0", 1e9, T0)]},
+                VersionStep(0, new),
+            )
+        except CompetitionNotBuiltError:  # the rebuild read the commit first: as a ranker would
+            await store.rebuild(pool, "c1", SortOrder.DESC)
 
     await asyncio.gather(store.rebuild(pool, "c1", SortOrder.DESC), writer())
     top = await store.top("c1", "alltime", SortOrder.DESC, 0, 1)
     assert top[0].user_id == "u0"
+    assert await store.built_markers(["c1"]) == ["1"]

@@ -26,6 +26,7 @@ from shared.redis_client import create_redis
 from shared.redis_keys import version_key
 from shared.schemas.change_message import ChangeMessage, UserChange, WindowChange
 from shared.schemas.competition import Competition, CompetitionCreate, Visibility
+from tests.support.standings import write_as_ranker
 
 
 @dataclass
@@ -57,7 +58,9 @@ class RankerStandIn:
     ) -> ChangeMessage:
         """Write ``scores`` (absolute standings) and publish the resulting change message."""
         now = datetime.now(UTC)
-        results = await self.store.write(
+        results = await write_as_ranker(
+            self.pool,
+            self.store,
             competition.id,
             competition.sort_order,
             {window: [StandingWrite(user, value, now) for user, value in scores.items()]},

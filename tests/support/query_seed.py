@@ -17,6 +17,7 @@ import asyncpg
 from shared.competitions import create_competition
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
 from shared.schemas.competition import Competition, CompetitionCreate, SortOrder
+from tests.support.standings import write_as_ranker
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -77,7 +78,9 @@ async def set_standing(
         row.score,
         row.reached_at,
     )
-    await store.write(
+    await write_as_ranker(
+        pool,
+        store,
         competition.id,
         competition.sort_order,
         {row.window: [StandingWrite(row.user_id, row.score, row.reached_at)]},

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.leaderboard import USER_ID_START, encode_member
-from shared.leaderboard_store import _WRITE_SCRIPT, LeaderboardStore, StandingWrite
+from shared.leaderboard_store import _WRITE_SCRIPT, LeaderboardStore, StandingWrite, VersionStep
 from shared.redis_keys import (
     built_key,
     competition_keys,
@@ -52,7 +52,7 @@ async def test_the_write_script_reads_back_the_user_id_of_an_encoded_member(
     store = LeaderboardStore(redis, prefix)
     await redis.set(built_key(prefix, cid), "1")
     writes = {"alltime": [StandingWrite("team:red:7", 5.0, T0), StandingWrite("u2", 4.0, T0)]}
-    await store.write(cid, SortOrder.DESC, writes)
+    await store.write(cid, SortOrder.DESC, writes, VersionStep(1, 2))
     members = await redis.hgetall(members_key(prefix, cid, "alltime"))
     assert members == {
         b"team:red:7": encode_member("team:red:7", T0).encode(),
@@ -61,12 +61,14 @@ async def test_the_write_script_reads_back_the_user_id_of_an_encoded_member(
     # the top compares users by the same offset: another user at the same score and time is
     # a changed top, the same state written again is not
     swap = {"alltime": [StandingWrite("team:red:7", None, None), StandingWrite("x", 5.0, T0)]}
-    for batch, changed in ((swap, True), (swap, False)):
+    for version, (batch, changed) in enumerate(((swap, True), (swap, False)), start=2):
         async with redis.pipeline(transaction=False) as pipe:
-            store.queue_write(pipe, cid, SortOrder.DESC, batch, 1)
+            store.queue_write(
+                pipe, cid, SortOrder.DESC, batch, 1, VersionStep(version, version + 1)
+            )
             (reply,) = await pipe.execute()
-        result = store.parse_write_reply(batch, SortOrder.DESC, reply)
-        assert result is not None
+        result = store.parse_write_reply(batch, SortOrder.DESC, reply, version)
+        assert isinstance(result, dict)
         assert result["alltime"].top == [("x", 5.0)]
         assert result["alltime"].top_changed is changed
 
