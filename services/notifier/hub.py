@@ -5,6 +5,9 @@ newest state per window and wakes the room's worker, so the Kafka tail never wai
 socket. The worker computes what clients see once per window, not per client: the top slice
 as JSON text per distinct ``top`` size, and the rank of every followed user in one Redis call
 (a user outside the top N moves when someone passes them, which the message cannot say).
+A ``rebuilt`` message (the ranker rebuilt the competition from PostgreSQL because Redis had
+lost some of it) lists no users whose ranks may all have moved: every client of the
+competition is sent a fresh snapshot instead.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Room:
         self._windows: dict[str, set[ClientConnection]] = {}
         self._pending: dict[str, WindowChange] = {}
         self._pending_emitted_at = datetime.now(UTC)
+        self._resync_all = False
         self._wakeup = asyncio.Event()
         self._worker = asyncio.create_task(self._work(), name=f"room-{competition.id}")
 
@@ -67,6 +71,8 @@ class Room:
         # Redis already holds this version (the ranker writes before it publishes), so a
         # snapshot read from now on is at least this new.
         self.version = change_message.version
+        if change_message.rebuilt:
+            self._resync_all = True
         for window_change in change_message.windows:
             self._pending[window_change.window] = window_change
         self._pending_emitted_at = change_message.emitted_at
@@ -85,6 +91,14 @@ class Room:
             pending, self._pending = self._pending, {}
             version, emitted_at = self.version, self._pending_emitted_at
             self._roll_current_windows()
+            if self._resync_all:
+                # snapshots are read after this version reached Redis: they include `pending`
+                self._resync_all = False
+                for subscribers in self._windows.values():
+                    for subscriber in subscribers:
+                        subscriber.request_resync()
+                metrics.REBUILD_RESYNCS.inc()
+                continue
             for window, window_change in pending.items():
                 clients = self._windows.get(window)
                 if clients:

@@ -35,3 +35,8 @@ CHANGES_APPLIED = Counter(
     "Change messages for competitions with local subscribers, by outcome (applied, stale).",
     ["outcome"],
 )
+REBUILD_RESYNCS = Counter(
+    "podium_notifier_rebuild_resyncs_total",
+    "Rooms whose every client was sent a fresh snapshot because the ranker announced the"
+    " competition as rebuilt (Redis had lost some of it).",
+)

@@ -76,6 +76,31 @@ async def test_me_follows_a_user_passed_by_someone_else(
         assert leaders(update)[0] == ("ghost", 1000.0)
 
 
+async def test_a_rebuilt_competition_sends_every_client_a_fresh_snapshot(
+    settings: PlatformSettings, ranker: RankerStandIn
+) -> None:
+    competition = await ranker.competition("healed")
+    await ranker.set_scores(competition, {"ann": 50, "bob": 40, "p4": 30})
+    async with (
+        running_app(create_app(settings), settings) as base_url,
+        connect(ws_url(base_url, "healed", "top=2&user=p4")) as follower,
+        connect(ws_url(base_url, "healed", "top=2")) as watcher,
+    ):
+        assert (await receive(follower))["me"] == {"rank": 3, "score": 30.0}
+        assert leaders(await receive(watcher)) == [("ann", 50.0), ("bob", 40.0)]
+        # Redis comes back different (rebuilt from PostgreSQL) and the ranker announces only
+        # that: no user is listed, yet p4 moved and the top changed
+        await ranker.set_scores(competition, {"cat": 45, "bob": 60}, publish=False)
+        announced = await ranker.announce_rebuilt(competition)
+        snapshots = [await receive(follower), await receive(watcher)]
+        for snapshot in snapshots:
+            assert snapshot["type"] == "snapshot"
+            assert snapshot["version"] >= announced.version
+            assert leaders(snapshot) == [("bob", 60.0), ("ann", 50.0)]
+        assert snapshots[0]["me"] == {"rank": 4, "score": 30.0}
+        assert "me" not in snapshots[1]
+
+
 async def test_updates_only_when_what_the_client_sees_changes(
     settings: PlatformSettings, ranker: RankerStandIn
 ) -> None:

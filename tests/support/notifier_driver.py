@@ -54,9 +54,15 @@ class RankerStandIn:
         return competition
 
     async def set_scores(
-        self, competition: Competition, scores: dict[str, float], *, window: str = "alltime"
+        self,
+        competition: Competition,
+        scores: dict[str, float],
+        *,
+        window: str = "alltime",
+        publish: bool = True,
     ) -> ChangeMessage:
-        """Write ``scores`` (absolute standings) and publish the resulting change message."""
+        """Write ``scores`` (absolute standings) and publish the resulting change message
+        (``publish=False``: Redis changes and nobody is told, as when Redis loses writes)."""
         now = datetime.now(UTC)
         results = await write_as_ranker(
             self.pool,
@@ -88,9 +94,28 @@ class RankerStandIn:
                 )
             ],
         )
+        if publish:
+            await self._publish(change_message)
+        return change_message
+
+    async def announce_rebuilt(self, competition: Competition) -> ChangeMessage:
+        """Publish a ``rebuilt`` change message listing no users, as the reconciler does."""
+        version = int(
+            await self.redis.incr(version_key(self.settings.redis_key_prefix, competition.id))
+        )
+        change_message = ChangeMessage(
+            competition_id=competition.id,
+            version=version,
+            emitted_at=datetime.now(UTC),
+            windows=[],
+            rebuilt=True,
+        )
+        await self._publish(change_message)
+        return change_message
+
+    async def _publish(self, change_message: ChangeMessage) -> None:
         key, value = encode_change_message(change_message)
         await self.producer.send_and_wait(self.settings.topic_changes, value, key=key)
-        return change_message
 
 
 @contextlib.asynccontextmanager
