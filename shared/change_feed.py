@@ -57,7 +57,6 @@ CHANGE_FEED_MESSAGES = Counter(
 )
 
 DEFAULT_REPLAY_MARGIN_S = 30.0
-_FETCH_MAX_WAIT_MS = 50
 _METADATA_ATTEMPTS = 50
 
 
@@ -96,7 +95,7 @@ class ChangeFeed:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=self._settings.change_feed_fetch_wait_ms,
         )
         try:
             await consumer.start()

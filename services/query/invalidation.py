@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from services.query.settings import QuerySettings
 from shared.change_feed import ChangeFeed, ChangeHandler
 from shared.schemas.change_message import ChangeMessage
 
-from .metrics import PAGE_CACHE_INVALIDATIONS
+from .metrics import CHANGE_LAG, PAGE_CACHE_INVALIDATIONS
 from .page_cache import PageCache
 
 logger = logging.getLogger(__name__)
@@ -26,11 +27,16 @@ _RETRY_MAX_S = 10.0
 
 
 def change_handler(pages: PageCache) -> ChangeHandler:
-    """The feed handler: retire every cached page of the changed competition."""
+    """The feed handler: retire every cached page of the changed competition.
+
+    The lag histogram compares the ranker's wall clock with ours (same host in the bench;
+    across hosts it includes their skew, clipped at 0).
+    """
 
     async def on_change(change_message: ChangeMessage) -> None:
         pages.invalidate(change_message.competition_id)
         PAGE_CACHE_INVALIDATIONS.inc()
+        CHANGE_LAG.observe(max(time.time() - change_message.emitted_at.timestamp(), 0.0))
 
     return on_change
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
+
+from shared.metrics import LATENCY_BUCKETS_S
 
 PAGE_CACHE = Counter(
     "podium_query_page_cache_total",
@@ -16,6 +18,12 @@ PAGE_CACHE_STALE = PAGE_CACHE.labels("stale")
 PAGE_CACHE_INVALIDATIONS = Counter(
     "podium_query_page_cache_invalidations_total",
     "Competitions whose cached pages were dropped on a change message.",
+)
+CHANGE_LAG = Histogram(
+    "podium_query_change_lag_seconds",
+    "From a change message's emitted_at (the ranker, after its batch is in PostgreSQL and"
+    " Redis) to its cached pages being retired here: the query stage of a score's freshness.",
+    buckets=LATENCY_BUCKETS_S,
 )
 
 REBUILDS = Counter(

@@ -70,9 +70,13 @@ class TopPages:
         else:
             PAGE_CACHE_MISS.inc()
             request = Request(scope, receive)
+            # the flight is per generation: a request that arrives after a change was seen
+            # must not share a read that started before it (it could predate the write)
+            generation = context.pages.generation(competition.id)
             try:
                 page = await context.page_flights.run(
-                    key, lambda: _render(context, request, competition, key)
+                    (key, generation),
+                    lambda: _render(context, request, competition, key, generation),
                 )
             except DependencyUnavailableError:
                 page = context.pages.get_stale(key)
@@ -86,8 +90,14 @@ class TopPages:
 
 
 async def _render(
-    context: QueryContext, request: Request, competition: Competition, key: PageKey
+    context: QueryContext,
+    request: Request,
+    competition: Competition,
+    key: PageKey,
+    generation: int,
 ) -> Representation:
+    """Read the page from Redis and cache it as of ``generation`` (taken before the read, so
+    a change seen meanwhile leaves the page retired)."""
     query = request.query_params
     limit = params.bounded_int(
         query, "limit", default=params.DEFAULT_LIMIT, minimum=1, maximum=params.MAX_LIMIT
@@ -102,7 +112,6 @@ async def _render(
         resolved = resolve_window(
             competition.reset, window, datetime.now(UTC), competition.timezone
         )
-    generation = context.pages.generation(competition.id)
     page = await context.reader.page(competition, resolved, anchor, limit)
     next_cursor = None
     if page.next_anchor is not None:

@@ -369,6 +369,11 @@ async def test_page_cache_serves_hot_pages_until_a_change_message(
                     break
                 assert asyncio.get_running_loop().time() < deadline, "page never invalidated"
                 await asyncio.sleep(0.05)
+            # the query stage of freshness is measured: emitted_at -> pages retired
+            metrics = (await client.get(f"{url}/metrics")).text
+            lag = re.search(r"^podium_query_change_lag_seconds_count (\S+)$", metrics, re.M)
+            assert lag is not None
+            assert float(lag.group(1)) >= 1
     finally:
         await producer.stop()
         await redis.aclose()
