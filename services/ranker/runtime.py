@@ -1,4 +1,4 @@
-"""The ranker's resources and its small HTTP side: ``/health/*`` and ``/metrics``.
+"""The ranker's resources, its reconciler and its small HTTP side: ``/health/*``, ``/metrics``.
 
 The HTTP app is served by uvicorn on the faust worker's own event loop (one loop for
 everything, so the pools are usable from the agent).
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 
 from services.ranker.applier import BatchApplier
+from services.ranker.reconcile import reconciling
 from services.ranker.settings import RankerSettings
 from shared.http.app import create_service_app
 from shared.http.health import ReadinessCheck
@@ -57,5 +58,13 @@ async def ranker_runtime(settings: RankerSettings) -> AsyncIterator[BatchApplier
             resources.require_redis(),
             resources.require_producer(),
         )
-        async with serve_health(settings, dict(resources.readiness_checks)):
+        async with (
+            serve_health(settings, dict(resources.readiness_checks)),
+            reconciling(
+                settings,
+                resources.require_pool(),
+                resources.require_redis(),
+                resources.require_producer(),
+            ),
+        ):
             yield applier

@@ -8,7 +8,8 @@ from shared.settings import CommonSettings
 
 
 class RankerSettings(CommonSettings):
-    """The ranker's configuration: its health port, batching, consumer group and retries.
+    """The ranker's configuration: its health port, batching, consumer group, retries and
+    the reconciler's cadence (issue #17, ``services/ranker/reconcile.py``).
 
     ``ranker_top_n`` is common, not here: the notifier bounds subscriptions by it.
     """
@@ -30,4 +31,16 @@ class RankerSettings(CommonSettings):
     )
     ranker_retry_max_backoff_s: float = Field(
         5.0, gt=0, description="Longest back-off between retries of a failed batch."
+    )
+    reconcile_probe_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often the ranker asks Redis for its server identity; a new one (a"
+        " restart, a failover) starts a reconcile pass at once.",
+    )
+    reconcile_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest time between reconcile passes (every board's Redis version"
+        " compared with PostgreSQL's, stale ones rebuilt), whatever the probe sees.",
     )
