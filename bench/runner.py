@@ -13,13 +13,13 @@ from typing import Any
 from bench.config import BenchConfig
 from bench.machine import machine_info
 from bench.phases.baseline import naive_http, redis_ceiling, seed_naive
-from bench.phases.freshness import run_freshness
+from bench.phases.freshness import FreshnessTarget, run_freshness
 from bench.phases.ingest import ingest_batch, ingest_single
 from bench.phases.notifier import run_notifier_phase
 from bench.phases.query import query_cold, query_hot
 from bench.phases.ranker import run_ranker_phase
 from bench.profile import profiled, summarize
-from bench.report import partial_ratios, partial_table, ratios, table, targets, write_results
+from bench.report import ratios, table, targets, write_results
 from bench.stack import BenchStack, bench_settings, raise_open_files_limit
 from bench.workload import competition_body, competition_id, event_target
 from services.settings import AllServicesSettings
@@ -92,8 +92,9 @@ async def run_bench(
 ) -> dict[str, Any]:
     """Run the ``phases`` of ``config`` (default: every one) and write ``results_path``.
 
-    A partial run (``ingest`` and/or ``notifier``) still measures the naive app baseline when
-    ingest runs, so ratios stay same-run; it reports only what it measured (no targets table).
+    A partial run (``--phases``) still measures the naive app baseline when ingest runs, so
+    ratios stay same-run; the figures, ratios and targets of the phases it skipped show as not
+    measured.
     """
     full = phases == ALL_PHASES
     run_id = secrets.token_hex(4)
@@ -164,9 +165,20 @@ async def run_bench(
                 notifier = await stack.serve("notifier", "notifier")
         if "freshness" in phases:
             with clock.phase("freshness"):
-                figures["freshness"] = await run_freshness(
-                    ingest.url, query.url, token, f"{run_id}-f", config
+                freshness = FreshnessTarget(
+                    ingest_url=ingest.url,
+                    query_url=query.url,
+                    notifier_url=notifier.url,
+                    token=token,
+                    tag=f"{run_id}-f",
+                    metrics_urls={
+                        "ingest": ingest.url,
+                        "ranker": stack.services["ranker-live"].url,
+                        "query": query.url,
+                        "notifier": notifier.url,
+                    },
                 )
+                figures["freshness"] = await run_freshness(freshness, work_dir, config)
         if "query" in phases:
             with clock.phase("query"):
                 with sampled("query_hot", "query"):
@@ -192,7 +204,7 @@ async def run_bench(
     finally:
         with clock.phase("clean-up"):
             await stack.close()
-    ratio = ratios(figures) if full else partial_ratios(figures)
+    ratio = ratios(figures)
     results: dict[str, Any] = {
         "config": config.name,
         "run_id": run_id,
@@ -208,11 +220,11 @@ async def run_bench(
         },
         "figures": figures,
         "ratios": ratio,
-        "targets": targets(figures, ratio) if full else [],
+        "targets": targets(figures, ratio),
         "phase_seconds": clock.seconds,
         "total_seconds": round(time.monotonic() - started, 1),
         "profiles": profiles,
     }
-    results["table"] = table(results) if full else partial_table(results)
+    results["table"] = table(results)
     write_results(results_path, results)
     return results

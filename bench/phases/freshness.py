@@ -1,150 +1,394 @@
-"""End-to-end freshness: from an event's 202 to its score in the query API, under load.
+"""End-to-end freshness: from a score's 202 to its visibility in the query API and on a socket.
 
-A steady background load (small batches every 50 ms) plus sampled single-event probes make
-up the offered rate; each probe is a new user, polled in the query API until it is ranked.
+One idle phase (probes only, nothing else offered) and one phase per offered level, whose load
+is k6's constant-arrival-rate executor posting batches to ingest (bench/k6_scripts/
+ingest_open_loop.js): open loop, so the offered rate holds whatever the server does, and k6's
+own CPU is not the bench's event loop.
+
+A probe posts one event of a new user with a new best score (microseconds since the epoch, so
+every probe tops its competition) to a *probe competition*, which the load never touches: a
+client gets at most ``PODIUM_NOTIFY_MAX_HZ`` frames, and a background change just before the
+probe would delay its frame by that rate limit, not by the pipeline. Probe competitions take
+turns, so each one gets a probe every ``probe competitions / probe rate`` seconds (≥ 1 s).
+From the 202 on, the probe polls the competition's cached top page in the query API (the
+micro-cache is in the path: the page is only fresh once the change feed retired it) until the
+user is first; one WebSocket per probe competition, opened before the phase, timestamps every
+frame, matched with the probes afterwards. A probe not seen within ``PROBE_TIMEOUT_S`` counts
+as that timeout in the percentiles (and in ``probes_unseen``), so a backlog cannot hide.
+
+Probe-side overhead is measured, not assumed: the bench process's CPU per probe, and the lag
+of its event loop (a 10 ms ticker's overshoot) while the probes run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
+import websockets
+from websockets.asyncio.client import ClientConnection
 
 from bench.config import BenchConfig
-from bench.measure import latency_summary
+from bench.k6 import K6Run, metric_value
+from bench.measure import latency_summary, percentile
+from bench.stages import scrape, stage_deltas
 from bench.workload import competition_id
 
-TICK_S = 0.05
-POLL_S = 0.005
 PROBE_TIMEOUT_S = 10.0
-WARMUP_TIMEOUT_S = 60.0
+SETTLE_TIMEOUT_S = 60.0
+LOAD_RAMP_S = 1.0
+K6_GRACE_S = 30.0
+# poll every 5% of the time since the 202 (2 ms at first, 50 ms at most): resolution ≤ 5%,
+# and a backlog of slow probes does not turn into a flood of polls
+POLL_MIN_S = 0.002
+POLL_MAX_S = 0.05
+POLL_FRACTION = 0.05
+LAG_TICK_S = 0.01
+WS_DRAIN_S = 0.5
 
 
-async def _background(
-    client: httpx.AsyncClient,
-    ingest_url: str,
-    token: str,
-    rate_eps: float,
-    until: float,
-    competitions: int,
-    tag: str,
-) -> dict[str, int]:
-    per_tick = max(1, round(rate_eps * TICK_S))
-    counter = itertools.count()
-    sent = {"events": 0, "errors": 0}
-    pending: set[asyncio.Task[None]] = set()
+@dataclass(frozen=True)
+class FreshnessTarget:
+    """The services a freshness phase drives, and where each exports its metrics."""
 
-    async def post(events: list[dict[str, Any]]) -> None:
-        response = await client.post(
-            f"{ingest_url}/api/v1/scores/batch",
-            json={"events": events},
-            headers={"Authorization": f"Bearer {token}"},
+    ingest_url: str
+    query_url: str
+    notifier_url: str
+    token: str
+    tag: str
+    metrics_urls: dict[str, str]
+
+
+@dataclass
+class Watcher:
+    """One WebSocket subscribed to a probe competition: every frame with its arrival time."""
+
+    competition: str
+    frames: list[tuple[float, str]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Probe:
+    """One probe: its competition and user, when its 202 came, what the client saw."""
+
+    competition: str
+    user: str
+    post_ms: float | None = None
+    accepted_at: float | None = None
+    query_ms: float | None = None
+
+
+async def _watch(url: str, watcher: Watcher, ready: asyncio.Event) -> None:
+    async with websockets.connect(
+        url, compression=None, open_timeout=30, ping_interval=None, max_queue=None
+    ) as ws:
+        await ws.recv()  # the snapshot
+        ready.set()
+        await _collect(ws, watcher)
+
+
+async def _collect(ws: ClientConnection, watcher: Watcher) -> None:
+    with contextlib.suppress(websockets.ConnectionClosed):
+        async for message in ws:
+            text = message if isinstance(message, str) else message.decode()
+            watcher.frames.append((time.monotonic(), text))
+
+
+async def _open_watchers(notifier_url: str, competitions: list[str]) -> list[Watcher]:
+    base = notifier_url.replace("http://", "ws://")
+    watchers = []
+    for cid in competitions:
+        watcher = Watcher(cid)
+        ready = asyncio.Event()
+        watcher.task = asyncio.create_task(
+            _watch(f"{base}/ws/leaderboards/{cid}?top=10", watcher, ready)
         )
-        if response.status_code == 202:
-            sent["events"] += len(events)
-        else:
-            sent["errors"] += 1
+        await asyncio.wait_for(ready.wait(), 30)
+        watchers.append(watcher)
+    return watchers
 
-    next_tick = time.monotonic()
-    while next_tick < until:
-        events = []
-        for _ in range(per_tick):
-            index = next(counter)
-            events.append(
-                {
-                    "event_id": f"{tag}-bg-{index}",
-                    "competition_id": competition_id(index % competitions),
-                    "user_id": f"bg{index % 5000}",
-                    "value": float(index),
-                }
-            )
-        task = asyncio.create_task(post(events))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-        next_tick += TICK_S
-        await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
-    if pending:
-        await asyncio.gather(*pending)
-    return sent
+
+async def _close_watchers(watchers: list[Watcher]) -> None:
+    for watcher in watchers:
+        if watcher.task is not None:
+            watcher.task.cancel()
+    await asyncio.gather(*(w.task for w in watchers if w.task), return_exceptions=True)
 
 
 async def _probe(
-    client: httpx.AsyncClient,
-    ingest_url: str,
-    query_url: str,
-    token: str,
-    index: int,
-    competitions: int,
-    tag: str,
-    timeout_s: float = PROBE_TIMEOUT_S,
-) -> float | None:
-    cid = competition_id(index % competitions)
-    uid = f"{tag}-probe-{index}"
+    client: httpx.AsyncClient, target: FreshnessTarget, probe: Probe, timeout_s: float
+) -> None:
+    """Post the probe's event, then poll the top page until the user is first."""
+    sent = time.monotonic()
     response = await client.post(
-        f"{ingest_url}/api/v1/scores",
-        json={"event_id": uid, "competition_id": cid, "user_id": uid, "value": 1.0},
-        headers={"Authorization": f"Bearer {token}"},
+        f"{target.ingest_url}/api/v1/scores",
+        json={
+            "event_id": probe.user,
+            "competition_id": probe.competition,
+            "user_id": probe.user,
+            "value": float(time.time_ns() // 1000),
+        },
+        headers={"Authorization": f"Bearer {target.token}"},
     )
-    if response.status_code != 202:
-        return None
     accepted = time.monotonic()
-    url = f"{query_url}/api/v1/leaderboards/{cid}/users/{uid}"
-    while time.monotonic() - accepted < timeout_s:
-        if (await client.get(url)).status_code == 200:
-            return (time.monotonic() - accepted) * 1000
-        await asyncio.sleep(POLL_S)
-    return None
+    if response.status_code != 202:
+        return
+    probe.accepted_at, probe.post_ms = accepted, (accepted - sent) * 1000
+    url = f"{target.query_url}/api/v1/leaderboards/{probe.competition}/top?limit=1"
+    while (elapsed := time.monotonic() - accepted) < timeout_s:
+        page = await client.get(url)
+        if page.status_code == 200:
+            entries = page.json()["entries"]
+            if entries and entries[0]["user_id"] == probe.user:
+                probe.query_ms = (time.monotonic() - accepted) * 1000
+                return
+        await asyncio.sleep(min(POLL_MAX_S, max(POLL_MIN_S, elapsed * POLL_FRACTION)))
+
+
+def _ws_latencies(watchers: dict[str, Watcher], probes: list[Probe]) -> list[float | None]:
+    """Per accepted probe: 202 → the first frame naming its user (None: never seen)."""
+    found: list[float | None] = []
+    for probe in probes:
+        if probe.accepted_at is None:
+            continue
+        needle = f'"user_id":"{probe.user}"'
+        frames = watchers[probe.competition].frames
+        at = next((t for t, text in frames if needle in text), None)
+        found.append(None if at is None else max(0.0, (at - probe.accepted_at) * 1000))
+    return found
+
+
+def _summary(latencies: list[float | None], prefix: str = "") -> dict[str, float]:
+    """p50/p99/max over every probe, an unseen one counted as the probe timeout."""
+    timeout_ms = PROBE_TIMEOUT_S * 1000
+    samples = [timeout_ms if latency is None else latency for latency in latencies]
+    summary = latency_summary(samples)
+    return {f"{prefix}{key}": value for key, value in summary.items()}
+
+
+class LoopLag:
+    """How late a 10 ms ticker wakes in the bench process: a starved prober shows here."""
+
+    def __init__(self) -> None:
+        self.lags_ms: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin ticking."""
+        self._task = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(LAG_TICK_S)
+            self.lags_ms.append(max(0.0, (time.monotonic() - before - LAG_TICK_S) * 1000))
+
+    async def stop(self) -> dict[str, float]:
+        """Stop; the p50/p99/max lag in ms."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        return {
+            "loop_lag_p50_ms": round(percentile(self.lags_ms, 0.5), 2),
+            "loop_lag_p99_ms": round(percentile(self.lags_ms, 0.99), 2),
+            "loop_lag_max_ms": round(max(self.lags_ms, default=0.0), 2),
+        }
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+@dataclass(frozen=True)
+class Load:
+    """One offered level: k6 posts ``rate_rps`` batches of ``events`` per second."""
+
+    rate_rps: int
+    events: int
+    duration_s: float
+
+
+def _load_for(level_eps: float, probe_rate: float, config: BenchConfig) -> Load:
+    """The k6 load that, with the probes, offers ``level_eps`` for the phase."""
+    events = config.freshness_events_per_request
+    rate_rps = max(1, round((level_eps - probe_rate) / events))
+    return Load(rate_rps, events, LOAD_RAMP_S + config.freshness_duration_s + 0.5)
+
+
+async def _start_load(
+    load: Load, target: FreshnessTarget, name: str, work_dir: Path, config: BenchConfig
+) -> K6Run:
+    background = config.competitions - config.freshness_probe_competitions
+    run = K6Run(
+        "ingest_open_loop.js",
+        {
+            "URL": target.ingest_url,
+            "TOKEN": target.token,
+            "TAG": f"{target.tag}-{name}",
+            "RATE": str(load.rate_rps),
+            "DURATION_S": str(load.duration_s),
+            "EVENTS": str(load.events),
+            "FIRST_COMPETITION": "0",
+            "COMPETITIONS": str(background),
+            "USERS": "5000",
+        },
+        work_dir,
+        f"k6-freshness-{name}",
+    )
+    await run.start()
+    return run
+
+
+def _load_figures(summary: dict[str, Any], load: Load, k6_cpu_s: float) -> dict[str, Any]:
+    requests = metric_value(summary, "http_reqs", "count")
+    return {
+        "executor": "constant-arrival-rate",
+        "rate_rps": load.rate_rps,
+        "events_per_request": load.events,
+        "duration_s": load.duration_s,
+        "events_accepted": int(metric_value(summary, "events_accepted", "count")),
+        "requests": int(requests),
+        "requests_refused": int(metric_value(summary, "requests_refused", "count")),
+        "dropped_iterations": int(metric_value(summary, "dropped_iterations", "count")),
+        "request_p50_ms": round(metric_value(summary, "http_req_duration", "p(50)"), 2),
+        "request_p99_ms": round(metric_value(summary, "http_req_duration", "p(99)"), 2),
+        "k6_cpu_us_per_request": round(k6_cpu_s / max(requests, 1) * 1e6, 1),
+    }
+
+
+async def _measure(
+    client: httpx.AsyncClient,
+    target: FreshnessTarget,
+    watchers: dict[str, Watcher],
+    name: str,
+    probes_total: int,
+    probe_interval_s: float,
+    load: Load | None,
+    work_dir: Path,
+    config: BenchConfig,
+) -> dict[str, Any]:
+    """One phase: optional k6 load, ``probes_total`` probes ``probe_interval_s`` apart."""
+    competitions = list(watchers)
+    for watcher in watchers.values():
+        watcher.frames.clear()
+    me = psutil.Process()
+    before = await scrape(target.metrics_urls)
+    run = None
+    if load is not None:
+        run = await _start_load(load, target, name, work_dir, config)
+        await asyncio.sleep(LOAD_RAMP_S)
+    lag = LoopLag()
+    lag.start()
+    cpu_start = _cpu_s(me)
+    started = time.monotonic()
+    probes = [
+        Probe(competitions[index % len(competitions)], f"{target.tag}-{name}-p{index}")
+        for index in range(probes_total)
+    ]
+    tasks = []
+    for index, probe in enumerate(probes):
+        await asyncio.sleep(max(0.0, started + index * probe_interval_s - time.monotonic()))
+        tasks.append(asyncio.create_task(_probe(client, target, probe, PROBE_TIMEOUT_S)))
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(WS_DRAIN_S)
+    probe_cpu_s = _cpu_s(me) - cpu_start
+    loop = await lag.stop()
+    load_figures: dict[str, Any] = {}
+    achieved_eps = offered_eps = probes_total / (probes_total * probe_interval_s)
+    if run is not None and load is not None:
+        summary = await run.wait(load.duration_s + K6_GRACE_S)
+        load_figures = _load_figures(summary, load, run.cpu_s)
+        offered_eps += load.rate_rps * load.events
+        achieved_eps += load_figures["events_accepted"] / load.duration_s
+    after = await scrape(target.metrics_urls)
+    accepted = [probe for probe in probes if probe.accepted_at is not None]
+    query = [probe.query_ms for probe in accepted]
+    ws = _ws_latencies(watchers, probes)
+    posts = [probe.post_ms for probe in accepted if probe.post_ms is not None]
+    return {
+        "offered_eps": round(offered_eps, 1),
+        "achieved_eps": round(achieved_eps, 1),
+        "probes": len(probes),
+        "probes_refused": len(probes) - len(accepted),
+        "probes_unseen": sum(1 for latency in query if latency is None),
+        "ws_unseen": sum(1 for latency in ws if latency is None),
+        **_summary(query),
+        **_summary(ws, "ws_"),
+        "probe_post_p50_ms": round(percentile(posts, 0.5), 2),
+        "probe_post_p99_ms": round(percentile(posts, 0.99), 2),
+        "probe_side": {
+            "cpu_us_per_probe": round(probe_cpu_s / max(len(probes), 1) * 1e6, 1),
+            "cpu_share_of_core": round(probe_cpu_s / (time.monotonic() - started), 3),
+            **loop,
+        },
+        "load": load_figures,
+        "stages": stage_deltas(before, after),
+    }
+
+
+async def _settle(client: httpx.AsyncClient, target: FreshnessTarget, cid: str, tag: str) -> None:
+    """Wait until one probe makes it through: the ranker is live and has no backlog left."""
+    probe = Probe(cid, f"{target.tag}-{tag}")
+    await _probe(client, target, probe, SETTLE_TIMEOUT_S)
+    if probe.query_ms is None:
+        raise RuntimeError(
+            f"no probe reached the query API within {SETTLE_TIMEOUT_S:.0f} s: the live ranker"
+            " is not running or still behind"
+        )
 
 
 async def run_freshness(
-    ingest_url: str, query_url: str, token: str, tag: str, config: BenchConfig
+    target: FreshnessTarget, work_dir: Path, config: BenchConfig
 ) -> dict[str, Any]:
-    """Offer ``freshness_rate_eps`` for ``freshness_duration_s``; freshness of the probes."""
+    """The idle phase, then each offered level of ``config.freshness_levels_eps``."""
+    count = config.competitions
+    competitions = [
+        competition_id(index) for index in range(count - config.freshness_probe_competitions, count)
+    ]
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    results: dict[str, Any] = {}
     async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
-        # the pipeline is live (ranker joined its group) once one probe made it through
-        warm = await _probe(
-            client, ingest_url, query_url, token, -1, config.competitions, tag, WARMUP_TIMEOUT_S
-        )
-        if warm is None:
-            raise RuntimeError("no event reached the query API: the live ranker is not running")
-        started = time.monotonic()
-        until = started + config.freshness_duration_s
-        probe_rate = config.freshness_probes_per_s
-        background = asyncio.create_task(
-            _background(
+        watched = await _open_watchers(target.notifier_url, competitions)
+        watchers = {watcher.competition: watcher for watcher in watched}
+        try:
+            await _settle(client, target, competitions[0], "warm")
+            results["idle"] = await _measure(
                 client,
-                ingest_url,
-                token,
-                config.freshness_rate_eps - probe_rate,
-                until,
-                config.competitions,
-                tag,
+                target,
+                watchers,
+                "idle",
+                config.freshness_idle_probes,
+                config.freshness_idle_interval_s,
+                None,
+                work_dir,
+                config,
             )
-        )
-        probes: list[asyncio.Task[float | None]] = []
-        for index in itertools.count():
-            at = started + index / probe_rate
-            if at >= until:
-                break
-            await asyncio.sleep(max(0.0, at - time.monotonic()))
-            probes.append(
-                asyncio.create_task(
-                    _probe(client, ingest_url, query_url, token, index, config.competitions, tag)
+            probe_interval_s = 1 / config.freshness_probes_per_s
+            for level in config.freshness_levels_eps:
+                await _settle(client, target, competitions[0], f"settle-{level:.0f}")
+                load = _load_for(level, config.freshness_probes_per_s, config)
+                probes = round(config.freshness_duration_s * config.freshness_probes_per_s)
+                results[f"{level:.0f}"] = await _measure(
+                    client,
+                    target,
+                    watchers,
+                    f"{level:.0f}",
+                    probes,
+                    probe_interval_s,
+                    load,
+                    work_dir,
+                    config,
                 )
-            )
-        sent = await background
-        latencies = await asyncio.gather(*probes)
-        elapsed = time.monotonic() - started
-    seen = [latency for latency in latencies if latency is not None]
-    return {
-        "offered_eps": config.freshness_rate_eps,
-        "achieved_eps": round((sent["events"] + len(probes)) / elapsed, 1),
-        "background_errors": sent["errors"],
-        "probes": len(probes),
-        "probes_unseen": len(probes) - len(seen),
-        **latency_summary(seen),
-    }
+            await _settle(client, target, competitions[0], "after")
+        finally:
+            await _close_watchers(watched)
+    return results
