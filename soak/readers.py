@@ -59,6 +59,7 @@ class Subscriber:
 
     url: str
     competition_id: str
+    top_count: int = 10
     top: list[dict[str, Any]] = field(default_factory=list)
     version: int = 0
     snapshots: int = 0
@@ -70,9 +71,7 @@ class Subscriber:
         backoff_s = 0.2
         while not stop.is_set():
             try:
-                async with websockets.connect(
-                    f"{self.url}/ws/leaderboards/{self.competition_id}?top=10", open_timeout=5
-                ) as socket:
+                async with websockets.connect(self._socket_url(), open_timeout=5) as socket:
                     self.connected_at = time.monotonic()
                     backoff_s = 0.2
                     await self._read(socket, stop)
@@ -97,9 +96,10 @@ class Subscriber:
 
     async def resync(self) -> list[dict[str, Any]]:
         """A fresh snapshot on a new connection (what a reconnecting client would see)."""
-        async with websockets.connect(
-            f"{self.url}/ws/leaderboards/{self.competition_id}?top=10", open_timeout=5
-        ) as socket:
+        async with websockets.connect(self._socket_url(), open_timeout=5) as socket:
             message = orjson.loads(await asyncio.wait_for(socket.recv(), 5))
         top: list[dict[str, Any]] = message.get("top") or []
         return top
+
+    def _socket_url(self) -> str:
+        return f"{self.url}/ws/leaderboards/{self.competition_id}?top={self.top_count}"
