@@ -276,6 +276,12 @@ def _ranker_rows(figures: dict[str, Any]) -> list[str]:
     ]
 
 
+def _unseen(fig: dict[str, Any], key: str) -> str:
+    """A note on probes never seen (they count as the probe timeout in the percentiles)."""
+    unseen = fig.get(key) or 0
+    return f" ({unseen} of {fig.get('probes')} probes unseen: counted as timeout)" if unseen else ""
+
+
 def _freshness_rows(figures: dict[str, Any]) -> list[str]:
     freshness = figures.get("freshness")
     if not freshness:
@@ -287,15 +293,9 @@ def _freshness_rows(figures: dict[str, Any]) -> list[str]:
         else:
             label = f"at {float(level):,.0f} events/s offered (k6, open loop)"
             load = f"{fig.get('achieved_eps', 0):,.0f} events/s achieved"
-        unseen = fig.get("probes_unseen", 0) + fig.get("ws_unseen", 0)
-        note = (
-            f", {unseen} probe(s) unseen in {fig.get('probes')} (counted as timeout)"
-            if unseen
-            else ""
-        )
         rows.append(
             _row(
-                f"freshness {label}, 202 → query API{note}",
+                f"freshness {label}, 202 → query API{_unseen(fig, 'probes_unseen')}",
                 load,
                 fig.get("p50_ms"),
                 fig.get("p99_ms"),
@@ -303,7 +303,7 @@ def _freshness_rows(figures: dict[str, Any]) -> list[str]:
         )
         rows.append(
             _row(
-                f"freshness {label}, 202 → WebSocket frame",
+                f"freshness {label}, 202 → WebSocket frame{_unseen(fig, 'ws_unseen')}",
                 "",
                 fig.get("ws_p50_ms"),
                 fig.get("ws_p99_ms"),

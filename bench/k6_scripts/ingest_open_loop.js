@@ -21,7 +21,10 @@ const PARAMS = {
 };
 
 const accepted = new Counter("events_accepted");
-const refused = new Counter("requests_refused");
+const refused = new Counter("requests_refused"); // any answer but 202, and no answer
+const refused4xx = new Counter("requests_refused_4xx");
+const refused5xx = new Counter("requests_refused_5xx");
+const unanswered = new Counter("requests_unanswered"); // timeout or connection error
 
 export const options = {
   discardResponseBodies: true,
@@ -55,6 +58,13 @@ export default function () {
     accepted.add(EVENTS);
   } else {
     refused.add(1);
+    if (response.status === 0) {
+      unanswered.add(1);
+    } else if (response.status >= 500) {
+      refused5xx.add(1);
+    } else {
+      refused4xx.add(1);
+    }
   }
 }
 

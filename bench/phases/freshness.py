@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psutil
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -37,6 +38,7 @@ from websockets.asyncio.client import ClientConnection
 from bench.config import BenchConfig
 from bench.k6 import K6Run, metric_value
 from bench.measure import latency_summary, percentile
+from bench.raw_http import RawHttpClient
 from bench.stages import scrape, stage_deltas
 from bench.workload import competition_id
 
@@ -122,12 +124,18 @@ async def _close_watchers(watchers: list[Watcher]) -> None:
     await asyncio.gather(*(w.task for w in watchers if w.task), return_exceptions=True)
 
 
-async def _probe(
-    client: httpx.AsyncClient, target: FreshnessTarget, probe: Probe, timeout_s: float
-) -> None:
+@dataclass(frozen=True)
+class Clients:
+    """The probes' HTTP clients: httpx for the POST, the cheap poller for the query API."""
+
+    http: httpx.AsyncClient
+    query: RawHttpClient
+
+
+async def _probe(clients: Clients, target: FreshnessTarget, probe: Probe, timeout_s: float) -> None:
     """Post the probe's event, then poll the top page until the user is first."""
     sent = time.monotonic()
-    response = await client.post(
+    response = await clients.http.post(
         f"{target.ingest_url}/api/v1/scores",
         json={
             "event_id": probe.user,
@@ -141,11 +149,11 @@ async def _probe(
     if response.status_code != 202:
         return
     probe.accepted_at, probe.post_ms = accepted, (accepted - sent) * 1000
-    url = f"{target.query_url}/api/v1/leaderboards/{probe.competition}/top?limit=1"
+    path = f"/api/v1/leaderboards/{probe.competition}/top?limit=1"
     while (elapsed := time.monotonic() - accepted) < timeout_s:
-        page = await client.get(url)
-        if page.status_code == 200:
-            entries = page.json()["entries"]
+        status, body = await clients.query.get(path)
+        if status == 200:
+            entries = orjson.loads(body)["entries"]
             if entries and entries[0]["user_id"] == probe.user:
                 probe.query_ms = (time.monotonic() - accepted) * 1000
                 return
@@ -258,6 +266,9 @@ def _load_figures(summary: dict[str, Any], load: Load, k6_cpu_s: float) -> dict[
         "events_accepted": int(metric_value(summary, "events_accepted", "count")),
         "requests": int(requests),
         "requests_refused": int(metric_value(summary, "requests_refused", "count")),
+        "requests_refused_4xx": int(metric_value(summary, "requests_refused_4xx", "count")),
+        "requests_refused_5xx": int(metric_value(summary, "requests_refused_5xx", "count")),
+        "requests_unanswered": int(metric_value(summary, "requests_unanswered", "count")),
         "dropped_iterations": int(metric_value(summary, "dropped_iterations", "count")),
         "request_p50_ms": round(metric_value(summary, "http_req_duration", "p(50)"), 2),
         "request_p99_ms": round(metric_value(summary, "http_req_duration", "p(99)"), 2),
@@ -266,7 +277,7 @@ def _load_figures(summary: dict[str, Any], load: Load, k6_cpu_s: float) -> dict[
 
 
 async def _measure(
-    client: httpx.AsyncClient,
+    clients: Clients,
     target: FreshnessTarget,
     watchers: dict[str, Watcher],
     name: str,
@@ -297,7 +308,7 @@ async def _measure(
     tasks = []
     for index, probe in enumerate(probes):
         await asyncio.sleep(max(0.0, started + index * probe_interval_s - time.monotonic()))
-        tasks.append(asyncio.create_task(_probe(client, target, probe, PROBE_TIMEOUT_S)))
+        tasks.append(asyncio.create_task(_probe(clients, target, probe, PROBE_TIMEOUT_S)))
     await asyncio.gather(*tasks)
     await asyncio.sleep(WS_DRAIN_S)
     probe_cpu_s = _cpu_s(me) - cpu_start
@@ -335,10 +346,10 @@ async def _measure(
     }
 
 
-async def _settle(client: httpx.AsyncClient, target: FreshnessTarget, cid: str, tag: str) -> None:
+async def _settle(clients: Clients, target: FreshnessTarget, cid: str, tag: str) -> None:
     """Wait until one probe makes it through: the ranker is live and has no backlog left."""
     probe = Probe(cid, f"{target.tag}-{tag}")
-    await _probe(client, target, probe, SETTLE_TIMEOUT_S)
+    await _probe(clients, target, probe, SETTLE_TIMEOUT_S)
     if probe.query_ms is None:
         raise RuntimeError(
             f"no probe reached the query API within {SETTLE_TIMEOUT_S:.0f} s: the live ranker"
@@ -356,13 +367,15 @@ async def run_freshness(
     ]
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     results: dict[str, Any] = {}
-    async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
+    query = RawHttpClient(target.query_url)
+    async with httpx.AsyncClient(timeout=10.0, limits=limits) as http:
+        clients = Clients(http, query)
         watched = await _open_watchers(target.notifier_url, competitions)
         watchers = {watcher.competition: watcher for watcher in watched}
         try:
-            await _settle(client, target, competitions[0], "warm")
+            await _settle(clients, target, competitions[0], "warm")
             results["idle"] = await _measure(
-                client,
+                clients,
                 target,
                 watchers,
                 "idle",
@@ -374,11 +387,11 @@ async def run_freshness(
             )
             probe_interval_s = 1 / config.freshness_probes_per_s
             for level in config.freshness_levels_eps:
-                await _settle(client, target, competitions[0], f"settle-{level:.0f}")
+                await _settle(clients, target, competitions[0], f"settle-{level:.0f}")
                 load = _load_for(level, config.freshness_probes_per_s, config)
                 probes = round(config.freshness_duration_s * config.freshness_probes_per_s)
                 results[f"{level:.0f}"] = await _measure(
-                    client,
+                    clients,
                     target,
                     watchers,
                     f"{level:.0f}",
@@ -388,7 +401,8 @@ async def run_freshness(
                     work_dir,
                     config,
                 )
-            await _settle(client, target, competitions[0], "after")
+            await _settle(clients, target, competitions[0], "after")
         finally:
             await _close_watchers(watched)
+            await query.aclose()
     return results
