@@ -1,4 +1,15 @@
-"""The write load: score events for every operator, retried with the same event_id until 202."""
+"""The write load: score events for every operator, retried with the same event_id until 202.
+
+The load is open-loop: events are *offered* on a fixed schedule whatever the platform does,
+and each is retried until accepted. What keeps that from collapsing under its own retries
+(issue #16: thousands of retry tasks queued inside one httpx pool, whose request assignment is
+quadratic in queued requests, starved the client for minutes) is a window: at most
+``max_in_flight`` requests are inside the HTTP client at once — never more than its pool —
+and a failed attempt waits an exponential back-off with jitter outside the window. Per second
+the load records how many events were offered, sent (first attempt started) and accepted;
+when the window holds events back for longer than a second the report says the client fell
+behind its schedule instead of silently offering less.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +26,10 @@ import httpx
 
 logger = logging.getLogger(__name__)
 
-RETRY_PAUSE_S = 0.2
+RETRY_FIRST_PAUSE_S = 0.1
+RETRY_MAX_PAUSE_S = 2.0
+DEFAULT_MAX_IN_FLIGHT = 64
+BEHIND_AFTER_S = 1.0  # an event waiting this long for its first send means the client lags
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +85,29 @@ class LoadStats:
     rejected: dict[str, str] = field(default_factory=dict)
     retries: int = 0
     requests: list[RequestRecord] = field(default_factory=list)
+    # per whole second since the load started: events offered, sent (first attempt), accepted
+    offered_per_s: dict[int, int] = field(default_factory=dict)
+    sent_per_s: dict[int, int] = field(default_factory=dict)
+    accepted_per_s: dict[int, int] = field(default_factory=dict)
+    behind_s: set[int] = field(default_factory=set)  # seconds in which a send lagged > 1 s
+    max_in_flight_seen: int = 0
+
+    def count(self, series: dict[int, int], second: int, events: int) -> None:
+        """Add ``events`` to ``series`` at ``second``."""
+        series[second] = series.get(second, 0) + events
+
+    def rates(self) -> list[dict[str, int]]:
+        """One row per second: offered, sent, accepted."""
+        last = max([0, *self.offered_per_s, *self.sent_per_s, *self.accepted_per_s])
+        return [
+            {
+                "second": second,
+                "offered": self.offered_per_s.get(second, 0),
+                "sent": self.sent_per_s.get(second, 0),
+                "accepted": self.accepted_per_s.get(second, 0),
+            }
+            for second in range(last + 1)
+        ]
 
 
 class WriteLoad:
@@ -89,6 +126,7 @@ class WriteLoad:
         users_per_competition: int,
         seed: int,
         batch_share: float = 0.3,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.ingest_urls = ingest_urls
         self.headers = {"Authorization": f"Bearer {token}"}
@@ -99,6 +137,10 @@ class WriteLoad:
         self.stats = LoadStats()
         self._ids = itertools.count()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self.max_in_flight = max_in_flight
+        self._window = asyncio.Semaphore(max_in_flight)
+        self._requests_in_flight = 0
+        self._started = time.monotonic()
 
     def _event(self) -> dict[str, Any]:
         plan = self.rng.choice(COMPETITIONS)
@@ -112,7 +154,7 @@ class WriteLoad:
 
     async def run(self, client: httpx.AsyncClient, duration_s: float) -> None:
         """Offer ``rate_eps`` events/s for ``duration_s``, then wait for every retry to land."""
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         tick_s = 0.05
         while (elapsed := time.monotonic() - started) < duration_s:
             # what is owed follows the clock, so a slow tick does not lower the offered rate
@@ -123,8 +165,12 @@ class WriteLoad:
         while self._in_flight:
             await asyncio.wait(set(self._in_flight))
 
+    def _second(self) -> int:
+        return int(time.monotonic() - self._started)
+
     def _launch(self, client: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
         self.stats.offered += len(events)
+        self.stats.count(self.stats.offered_per_s, self._second(), len(events))
         if len(events) > 1 and self.rng.random() < self.batch_share:
             groups = [events]
         else:
@@ -137,13 +183,30 @@ class WriteLoad:
     async def _deliver(self, client: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
         pending = list(events)
         replica = self.rng.randrange(len(self.ingest_urls))
+        offered_at = time.monotonic()
+        attempt = 0
         while pending:
             base = self.ingest_urls[replica % len(self.ingest_urls)]
-            pending = await self._post(client, base, pending)
+            async with self._window:
+                if attempt == 0:
+                    self.stats.count(self.stats.sent_per_s, self._second(), len(pending))
+                    if time.monotonic() - offered_at > BEHIND_AFTER_S:
+                        self.stats.behind_s.add(self._second())
+                self._requests_in_flight += 1
+                self.stats.max_in_flight_seen = max(
+                    self.stats.max_in_flight_seen, self._requests_in_flight
+                )
+                try:
+                    pending = await self._post(client, base, pending)
+                finally:
+                    self._requests_in_flight -= 1
             if pending:
                 self.stats.retries += len(pending)
                 replica += 1  # the next attempt goes to another replica
-                await asyncio.sleep(RETRY_PAUSE_S)
+                pause_s = min(RETRY_MAX_PAUSE_S, RETRY_FIRST_PAUSE_S * 2 ** min(attempt, 10))
+                attempt += 1
+                # jitter: retries of one outage spread out instead of arriving in waves
+                await asyncio.sleep(pause_s * (0.5 + self.rng.random() / 2))
 
     async def _post(
         self, client: httpx.AsyncClient, base: str, events: list[dict[str, Any]]
@@ -172,7 +235,7 @@ class WriteLoad:
             return events
         if single:
             if response.status_code == 202:
-                self.stats.accepted[events[0]["event_id"]] = events[0]
+                self._accept(events[0])
             else:
                 self.stats.rejected[events[0]["event_id"]] = response.text[:200]
             return []
@@ -181,6 +244,11 @@ class WriteLoad:
                 self.stats.rejected[event["event_id"]] = response.text[:200]
             return []
         return self._sort_batch_results(events, response.json())
+
+    def _accept(self, event: dict[str, Any]) -> None:
+        if event["event_id"] not in self.stats.accepted:
+            self.stats.count(self.stats.accepted_per_s, self._second(), 1)
+        self.stats.accepted[event["event_id"]] = event
 
     def _sort_batch_results(
         self, events: list[dict[str, Any]], body: dict[str, Any]
@@ -192,7 +260,7 @@ class WriteLoad:
             if event is None:
                 continue
             if result.get("status") == "accepted":
-                self.stats.accepted[event["event_id"]] = event
+                self._accept(event)
             elif result.get("retriable"):
                 retry.append(event)
             else:

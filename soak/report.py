@@ -40,6 +40,7 @@ def build_report(
     check: CheckResult,
     lost: int,
     subscribers: int,
+    max_in_flight: int = 0,
 ) -> dict[str, Any]:
     """Every figure of one soak run; ``passed`` is the verdict."""
     windows = [fault.window() for fault in faults]
@@ -93,6 +94,12 @@ def build_report(
             "lost": lost + check.lost,
             "double_counted": check.double_counted,
         },
+        "load": {
+            "max_in_flight": max_in_flight,
+            "max_in_flight_seen": stats.max_in_flight_seen,
+            "fell_behind_seconds": len(stats.behind_s),
+            "per_second": stats.rates(),
+        },
         "stores_equal_oracle": {
             "postgres": check.postgres_equal,
             "redis": check.redis_equal,
@@ -128,6 +135,9 @@ def format_report(report: dict[str, Any]) -> str:
         f" rejected {events['rejected']}, lost {events['lost']},"
         f" double-counted {events['double_counted']},"
         f" retried attempts {events['retried_attempts']}",
+        f"  load: at most {report['load']['max_in_flight_seen']} requests in flight"
+        f" (window {report['load']['max_in_flight']}), behind schedule"
+        f" {report['load']['fell_behind_seconds']} s",
         f"  equal to oracle: {report['stores_equal_oracle']}",
         f"  errors: {report['errors']}",
     ]

@@ -125,7 +125,7 @@ async def _drive(
         faults_task = asyncio.create_task(
             run_schedule(platform, probe, client, duration_s, run_started)
         )
-        progress = asyncio.create_task(_print_progress(load, run_started))
+        progress = asyncio.create_task(_print_progress(load, run_started, duration_s))
         await load.run(client, duration_s)
         faults = await faults_task
         progress.cancel()
@@ -161,19 +161,23 @@ async def _drive(
         check=check,
         lost=missing,
         subscribers=len(subscribers),
+        max_in_flight=load.max_in_flight,
     )
     report["batch_share"] = batch_share
     return report
 
 
-async def _print_progress(load: WriteLoad, run_started: float) -> None:
-    """A line every 10 s so a long run shows that it moves."""
+async def _print_progress(load: WriteLoad, run_started: float, duration_s: float) -> None:
+    """A line every 10 s so a long run shows that it moves, and when its load ends."""
     while True:
         await asyncio.sleep(10)
         stats = load.stats
+        elapsed_s = time.monotonic() - run_started
+        behind = f", behind schedule {len(stats.behind_s)} s" if stats.behind_s else ""
         print(
-            f"soak | {time.monotonic() - run_started:5.0f} s: offered {stats.offered},"
-            f" accepted {len(stats.accepted)}, retried attempts {stats.retries}",
+            f"soak | {elapsed_s:5.0f} s of {duration_s:.0f} s (load ends in"
+            f" {max(0.0, duration_s - elapsed_s):.0f} s): offered {stats.offered},"
+            f" accepted {len(stats.accepted)}, retried attempts {stats.retries}{behind}",
             flush=True,
         )
 
