@@ -58,28 +58,44 @@ class RawHttpClient:
         self._idle: list[_Connection] = []
 
     async def get(self, path: str) -> tuple[int, bytes]:
-        """``GET path``: the status and body (one retry on a fresh connection if a pooled one
-        was closed by the server meanwhile)."""
+        """``GET path``: the status and body.
+
+        A pooled connection the server closed meanwhile (uvicorn drops idle keep-alives after
+        5 s) fails on first use; then every pooled one is presumed as old, dropped, and the
+        request retried once on a fresh connection. A failure there raises
+        :class:`RawHttpError` (``asyncio.IncompleteReadError`` is an ``EOFError``, which
+        click would report as an abort).
+        """
         request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + self._host_header + b"\r\n\r\n"
-        for attempt in range(2):
-            reused = bool(self._idle)
-            connection = self._idle.pop() if reused else await self._open()
-            try:
-                answer = await connection.get(request)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-                connection.close()
-                if reused and attempt == 0:
-                    continue
+        reused = bool(self._idle)
+        connection = self._idle.pop() if reused else await self._open()
+        try:
+            answer = await self._exchange(connection, request)
+        except RawHttpError:
+            if not reused:
                 raise
-            except BaseException:
-                connection.close()
-                raise
-            self._idle.append(connection)
-            return answer
-        raise RawHttpError("unreachable")  # pragma: no cover
+            await self.aclose()
+            connection = await self._open()
+            answer = await self._exchange(connection, request)
+        self._idle.append(connection)
+        return answer
+
+    @staticmethod
+    async def _exchange(connection: _Connection, request: bytes) -> tuple[int, bytes]:
+        try:
+            return await connection.get(request)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
+            connection.close()
+            raise RawHttpError(f"connection failed: {error!r}") from error
+        except BaseException:
+            connection.close()
+            raise
 
     async def _open(self) -> _Connection:
-        reader, writer = await asyncio.open_connection(self._host, self._port)
+        try:
+            reader, writer = await asyncio.open_connection(self._host, self._port)
+        except OSError as error:
+            raise RawHttpError(f"cannot connect: {error!r}") from error
         return _Connection(reader, writer)
 
     async def aclose(self) -> None:

@@ -38,12 +38,14 @@ from websockets.asyncio.client import ClientConnection
 from bench.config import BenchConfig
 from bench.k6 import K6Run, metric_value
 from bench.measure import latency_summary, percentile
-from bench.raw_http import RawHttpClient
+from bench.raw_http import RawHttpClient, RawHttpError
 from bench.stages import scrape, stage_deltas
 from bench.workload import competition_id
 
 PROBE_TIMEOUT_S = 10.0
 SETTLE_TIMEOUT_S = 60.0
+TOUCH_TIMEOUT_S = 120.0
+TOUCH_BATCH = 500
 LOAD_RAMP_S = 1.0
 K6_GRACE_S = 30.0
 # poll every 5% of the time since the 202 (2 ms at first, 50 ms at most): resolution ≤ 5%,
@@ -85,6 +87,7 @@ class Probe:
     post_ms: float | None = None
     accepted_at: float | None = None
     query_ms: float | None = None
+    poll_errors: int = 0
 
 
 async def _watch(url: str, watcher: Watcher, ready: asyncio.Event) -> None:
@@ -135,23 +138,30 @@ class Clients:
 async def _probe(clients: Clients, target: FreshnessTarget, probe: Probe, timeout_s: float) -> None:
     """Post the probe's event, then poll the top page until the user is first."""
     sent = time.monotonic()
-    response = await clients.http.post(
-        f"{target.ingest_url}/api/v1/scores",
-        json={
-            "event_id": probe.user,
-            "competition_id": probe.competition,
-            "user_id": probe.user,
-            "value": float(time.time_ns() // 1000),
-        },
-        headers={"Authorization": f"Bearer {target.token}"},
-    )
+    try:
+        response = await clients.http.post(
+            f"{target.ingest_url}/api/v1/scores",
+            json={
+                "event_id": probe.user,
+                "competition_id": probe.competition,
+                "user_id": probe.user,
+                "value": float(time.time_ns() // 1000),
+            },
+            headers={"Authorization": f"Bearer {target.token}"},
+        )
+    except httpx.HTTPError:
+        return  # not accepted: counted in probes_refused
     accepted = time.monotonic()
     if response.status_code != 202:
         return
     probe.accepted_at, probe.post_ms = accepted, (accepted - sent) * 1000
     path = f"/api/v1/leaderboards/{probe.competition}/top?limit=1"
     while (elapsed := time.monotonic() - accepted) < timeout_s:
-        status, body = await clients.query.get(path)
+        try:
+            status, body = await clients.query.get(path)
+        except RawHttpError:
+            status, body = 0, b""  # the query service did not answer: poll again
+            probe.poll_errors += 1
         if status == 200:
             entries = orjson.loads(body)["entries"]
             if entries and entries[0]["user_id"] == probe.user:
@@ -332,6 +342,7 @@ async def _measure(
         "probes_refused": len(probes) - len(accepted),
         "probes_unseen": sum(1 for latency in query if latency is None),
         "ws_unseen": sum(1 for latency in ws if latency is None),
+        "poll_errors": sum(probe.poll_errors for probe in probes),
         **_summary(query),
         **_summary(ws, "ws_"),
         "probe_post_p50_ms": round(percentile(posts, 0.5), 2),
@@ -346,15 +357,49 @@ async def _measure(
     }
 
 
-async def _settle(clients: Clients, target: FreshnessTarget, cid: str, tag: str) -> None:
+async def _settle(
+    clients: Clients,
+    target: FreshnessTarget,
+    cid: str,
+    tag: str,
+    timeout_s: float = SETTLE_TIMEOUT_S,
+) -> None:
     """Wait until one probe makes it through: the ranker is live and has no backlog left."""
     probe = Probe(cid, f"{target.tag}-{tag}")
-    await _probe(clients, target, probe, SETTLE_TIMEOUT_S)
+    await _probe(clients, target, probe, timeout_s)
     if probe.query_ms is None:
         raise RuntimeError(
-            f"no probe reached the query API within {SETTLE_TIMEOUT_S:.0f} s: the live ranker"
+            f"no probe reached the query API within {timeout_s:.0f} s: the live ranker"
             " is not running or still behind"
         )
+
+
+async def _touch_every_competition(
+    clients: Clients, target: FreshnessTarget, competitions: int
+) -> None:
+    """One event in every competition, then wait until the ranker applied them.
+
+    A competition's first event costs the ranker a one-time build of its Redis copy (the
+    built marker does not exist yet). A full run's drain phase has done that for every
+    competition; a ``--phases freshness`` run does it here, so the phases measure the
+    steady path either way.
+    """
+    events = [
+        {
+            "event_id": f"{target.tag}-touch-{index}",
+            "competition_id": competition_id(index),
+            "user_id": "touch",
+            "value": 0.0,
+        }
+        for index in range(competitions)
+    ]
+    for start in range(0, len(events), TOUCH_BATCH):
+        response = await clients.http.post(
+            f"{target.ingest_url}/api/v1/scores/batch",
+            json={"events": events[start : start + TOUCH_BATCH]},
+            headers={"Authorization": f"Bearer {target.token}"},
+        )
+        response.raise_for_status()
 
 
 async def run_freshness(
@@ -373,7 +418,8 @@ async def run_freshness(
         watched = await _open_watchers(target.notifier_url, competitions)
         watchers = {watcher.competition: watcher for watcher in watched}
         try:
-            await _settle(clients, target, competitions[0], "warm")
+            await _touch_every_competition(clients, target, config.competitions)
+            await _settle(clients, target, competitions[0], "warm", TOUCH_TIMEOUT_S)
             results["idle"] = await _measure(
                 clients,
                 target,
