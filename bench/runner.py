@@ -207,6 +207,7 @@ async def run_bench(
     ratio = ratios(figures)
     results: dict[str, Any] = {
         "config": config.name,
+        "phases": "all" if full else ",".join(sorted(phases)),
         "run_id": run_id,
         "machine": info,
         "settings": {

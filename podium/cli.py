@@ -261,7 +261,14 @@ def soak(
     help="Comma-separated phases to run: ingest (also measures the naive app), ranker,"
     " freshness, query, notifier; targets of the others show as not measured.",
 )
-def bench(smoke: bool, profile: bool, results_path: Path, work_dir: Path, phases: str) -> None:
+@click.option(
+    "--update-docs",
+    is_flag=True,
+    help="Paste the tables into README.md and docs/performance.md (full runs only).",
+)
+def bench(
+    smoke: bool, profile: bool, results_path: Path, work_dir: Path, phases: str, update_docs: bool
+) -> None:
     """Benchmark every service against the naive app and Redis, measured in the same run."""
     from bench.config import FULL, SMOKE
     from bench.runner import ALL_PHASES, run_bench
@@ -271,6 +278,10 @@ def bench(smoke: bool, profile: bool, results_path: Path, work_dir: Path, phases
         raise click.BadParameter(
             f"unknown phase(s) {', '.join(unknown)}; choose from {', '.join(sorted(ALL_PHASES))}",
             param_hint="--phases",
+        )
+    if update_docs and (smoke or chosen != ALL_PHASES):
+        raise click.BadParameter(
+            "only a full run updates the documents", param_hint="--update-docs"
         )
     settings = load_settings_or_exit(PlatformSettings)
     configure_logging("bench", level="WARNING", json_lines=False)
@@ -286,6 +297,11 @@ def bench(smoke: bool, profile: bool, results_path: Path, work_dir: Path, phases
     )
     click.echo(results["table"])
     click.echo(f"wrote {results_path} ({results['total_seconds']:.0f} s)")
+    if update_docs:
+        from bench.docs import update_docs as paste_tables
+
+        for path in paste_tables(results, Path.cwd()):
+            click.echo(f"updated {path}")
 
 
 @main.command(name="settings")
