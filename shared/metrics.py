@@ -15,6 +15,12 @@ from shared.pool_metrics import observe_pools
 LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+# Stages of a score's freshness (ingest → ranker → change feed → readers), whose budget is
+# tens of milliseconds: finer where LATENCY_BUCKETS_S jumps 10 → 25 → 50 ms
+FRESHNESS_BUCKETS_S = (
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 
 HTTP_REQUESTS = Counter(
     "podium_http_requests_total",

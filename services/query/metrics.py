@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from shared.metrics import LATENCY_BUCKETS_S
+from shared.metrics import FRESHNESS_BUCKETS_S
 
 PAGE_CACHE = Counter(
     "podium_query_page_cache_total",
@@ -23,7 +23,7 @@ CHANGE_LAG = Histogram(
     "podium_query_change_lag_seconds",
     "From a change message's emitted_at (the ranker, after its batch is in PostgreSQL and"
     " Redis) to its cached pages being retired here: the query stage of a score's freshness.",
-    buckets=LATENCY_BUCKETS_S,
+    buckets=FRESHNESS_BUCKETS_S,
 )
 
 REBUILDS = Counter(
