@@ -26,7 +26,7 @@ class BenchConfig:
     freshness_idle_probes: int = 50
     freshness_idle_interval_s: float = 0.2
     freshness_levels_eps: tuple[float, ...] = (1000.0, 5000.0)
-    freshness_duration_s: float = 15.0
+    freshness_duration_s: float = 10.0
     freshness_probes_per_s: float = 10.0
     freshness_events_per_request: int = 10
     freshness_probe_competitions: int = 10
