@@ -378,3 +378,50 @@ async def test_page_cache_serves_hot_pages_until_a_change_message(
         await producer.stop()
         await redis.aclose()
         await pool.close()
+
+
+async def test_a_request_after_a_change_never_shares_a_read_started_before_it(
+    settings_factory: Callable[..., PlatformSettings], settings: PlatformSettings
+) -> None:
+    """Single flight is per cache generation: a read in flight when a change message arrives
+    may predate the ranker's write, so a request arriving after the change reads again."""
+    long_ttl = settings_factory(query_cache_ttl_ms=60_000)
+    pool = await create_pool(long_ttl)
+    redis = create_redis(long_ttl)
+    store = LeaderboardStore(redis, long_ttl.redis_key_prefix)
+    app = create_app(long_ttl)
+    try:
+        async with running_app(app, long_ttl) as url, httpx.AsyncClient(timeout=10) as client:
+            competition = await seed_competition(pool, id="flight")
+            await seed_standings(pool, store, competition, make_rows("alltime", 5))
+            context = app.state.query
+            read_page = context.reader.page
+            release = asyncio.Event()
+            reads = 0
+
+            async def slow_first_read(*args: Any, **kwargs: Any) -> Any:
+                nonlocal reads
+                reads += 1
+                if reads == 1:
+                    await release.wait()  # the read that started before the change
+                return await read_page(*args, **kwargs)
+
+            context.reader.page = slow_first_read
+            path = f"{url}/api/v1/leaderboards/flight/top"
+            before = asyncio.create_task(client.get(path))
+            while reads == 0:
+                await asyncio.sleep(0.01)
+            await set_standing(pool, store, competition, Row("alltime", "champion", 1e9, T0))
+            context.pages.invalidate("flight")  # what the change message does
+            # joining the blocked read would hang here until it is released
+            after = (await asyncio.wait_for(client.get(path), 5)).json()
+            assert reads == 2
+            assert after["entries"][0]["user_id"] == "champion"
+            release.set()
+            assert (await before).status_code == 200
+            # the page read before the change was not cached past it
+            again = (await client.get(path)).json()
+            assert again["entries"][0]["user_id"] == "champion"
+    finally:
+        await redis.aclose()
+        await pool.close()
