@@ -481,6 +481,9 @@ def stage_table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+RUN_BUDGET_S = 600.0
+
+
 def table(results: dict[str, Any]) -> str:
     """The Markdown tables printed at the end and pasted into the README."""
     figures = results["figures"]
@@ -490,6 +493,16 @@ def table(results: dict[str, Any]) -> str:
     budget = stage_table(figures)
     if budget:
         lines += ["", budget]
+    total_s = results.get("total_seconds")
+    if isinstance(total_s, int | float):
+        verdict = "within" if total_s <= RUN_BUDGET_S else "**over**"
+        phases = ", ".join(
+            f"{name} {s:.0f} s" for name, s in results.get("phase_seconds", {}).items()
+        )
+        lines += [
+            "",
+            f"Run: {total_s:.0f} s, {verdict} the {RUN_BUDGET_S:.0f} s budget ({phases}).",
+        ]
     return "\n".join(lines)
 
 

@@ -59,6 +59,11 @@ def test_the_budget_table_lists_the_stages_and_unseen_probes() -> None:
     assert "1 of 50 probes unseen" in text
 
 
+def test_the_run_time_is_held_against_the_ten_minute_budget() -> None:
+    results = {**_results({}), "total_seconds": 640.0, "phase_seconds": {"ranker drain": 300.0}}
+    assert "Run: 640 s, **over** the 600 s budget (ranker drain 300 s)." in table(results)
+
+
 def test_stage_deltas_estimate_quantiles_from_bucket_differences() -> None:
     def exposition(counts: list[int], total: float) -> str:
         bounds = ["0.01", "0.02", "0.05", "+Inf"]
