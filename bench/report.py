@@ -384,7 +384,8 @@ def targets_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# the stages of a score's way from ingest to a reader, in order (series names in the scrape)
+# the stages of a score's way from ingest to a reader, in order (series names in the scrape;
+# a name without labels matches any labels); a service's new stage histogram goes here
 STAGES = (
     (
         "ingest: POST /api/v1/scores (server side)",
@@ -392,13 +393,12 @@ STAGES = (
     ),
     ("ingest: produce → acks=all", "ingest podium_ingest_produce_duration_seconds{outcome=ok}"),
     ("ranker: event age when applied", "ranker podium_ranker_event_age_seconds"),
-    ("ranker: fetch wait", "ranker podium_ranker_fetch_wait_seconds"),
     (
         "ranker: one batch applied (PostgreSQL, Redis, changes)",
         "ranker podium_ranker_apply_duration_seconds",
     ),
     ("query: change emitted → cached pages retired", "query podium_query_change_lag_seconds"),
-    ("notifier: change emitted → frame written", "notifier podium_notifier_fanout_latency_seconds"),
+    ("notifier: change emitted → update sent", "notifier podium_notifier_fanout_latency_seconds"),
     ("notifier: change emitted → frame written", "notifier podium_notifier_change_age_seconds"),
 )
 
@@ -450,34 +450,14 @@ def stage_table(figures: dict[str, Any]) -> str:
         + cells(lambda f: (f.get("probe_post_p50_ms"), f.get("probe_post_p99_ms")))
         + " |"
     )
-    shown: set[str] = set()
     for name, series in STAGES:
 
         def stage_pair(f: dict[str, Any], series: str = series) -> tuple[Any, Any] | None:
             found = _stage(f.get("stages") or {}, series)
             return (found["p50_ms"], found["p99_ms"]) if found else None
 
-        if not any(stage_pair(freshness[level]) for level in levels) or name in shown:
-            continue
-        shown.add(name)
-        lines.append(f"| {name} | " + cells(stage_pair) + " |")
-    # any other ranker histogram (its stages are the ranker's own to add)
-    named = {series for _, series in STAGES}
-    extra = sorted(
-        {
-            key
-            for level in levels
-            for key in (freshness[level].get("stages") or {})
-            if key.startswith("ranker ") and key.split("{")[0] not in named and key not in named
-        }
-    )
-    for key in extra:
-
-        def extra_pair(f: dict[str, Any], key: str = key) -> tuple[Any, Any] | None:
-            found = (f.get("stages") or {}).get(key)
-            return (found["p50_ms"], found["p99_ms"]) if found else None
-
-        lines.append(f"| {key} | " + cells(extra_pair) + " |")
+        if any(stage_pair(freshness[level]) for level in levels):  # a stage no service has
+            lines.append(f"| {name} | " + cells(stage_pair) + " |")
     return "\n".join(lines)
 
 
