@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from starlette.applications import Starlette
 
@@ -21,7 +22,30 @@ from shared.http.openapi import openapi_route, operation_routes, standard_operat
 from shared.resources import open_resources
 
 SERVICE = "ingest"
+GC_GEN0_THRESHOLD = 50_000
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def collecting_rarely() -> Iterator[None]:
+    """Freeze the start-up objects and raise the generation-0 threshold while serving.
+
+    A 500-event batch allocates tens of thousands of short-lived objects: with the default
+    thresholds a full collection (which walks every object of the process, the start-up
+    ones included) ran about every 10,000 events, and collections were ~35% of a batch's CPU
+    (7-8 of ~20 us per event in-process); frozen start-up objects and a 50,000 threshold
+    leave ~0.2-1 us. Almost all of these objects are freed by reference counting anyway, so
+    memory does not grow. The previous thresholds are restored on the way out (tests run
+    several apps in one process).
+    """
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 def create_app(settings: IngestSettings) -> Starlette:
@@ -59,7 +83,8 @@ def create_app(settings: IngestSettings) -> Starlette:
             app.state.resources = resources  # pool gauges on /metrics
             app.state.readiness_checks = resources.readiness_checks
             try:
-                yield
+                with collecting_rarely():
+                    yield
             finally:
                 logger.info("flushing the producer")
                 await producer.flush()
