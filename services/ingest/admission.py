@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.auth import Principal
+from shared.auth import Principal, Scope
 from shared.schemas.competition import Competition
 from shared.schemas.score_event import ScoreEventIn
 
@@ -19,51 +19,73 @@ class Rejection:
     message: str
 
 
-def check_event(
-    event: ScoreEventIn,
-    principal: Principal,
-    competition: Competition | None,
-    received_at: datetime,
-) -> Rejection | None:
-    """The first rule ``event`` breaks, or None when it may be published.
+FORBIDDEN = Rejection(
+    "forbidden",
+    "user_id",
+    "the 'scores:write' scope allows posting only for the token's own subject",
+)
+
+
+class Admission:
+    """The admission rules for the events of one request (one caller, one receive time).
 
     The competition must exist and be running when the event is received; the event's own
     time must fall inside the competition too, and its value must not exceed ``max_value``.
+    What depends only on the caller or the competition is decided once per request and
+    competition, not once per event (a 500-event batch names a few hundred competitions).
     """
-    if not principal.may_write_for(event.user_id):
-        return Rejection(
-            "forbidden",
-            "user_id",
-            "the 'scores:write' scope allows posting only for the token's own subject",
-        )
-    if competition is None:
-        return Rejection(
-            "unknown_competition",
-            "competition_id",
-            f"competition {event.competition_id!r} does not exist",
-        )
-    if competition.starts_at is not None and received_at < competition.starts_at:
-        return Rejection(
-            "not_started",
-            "competition_id",
-            f"competition {competition.id!r} starts at {competition.starts_at.isoformat()}",
-        )
-    if competition.ends_at is not None and received_at >= competition.ends_at:
-        return Rejection(
-            "ended",
-            "competition_id",
-            f"competition {competition.id!r} ended at {competition.ends_at.isoformat()}",
-        )
-    if event.ts is not None and not competition.is_open_at(event.ts):
-        return Rejection(
-            "ts_outside_competition",
-            "ts",
-            "the event time is outside the competition's start and end",
-        )
-    if competition.max_value is not None and event.value > competition.max_value:
-        return Rejection(
-            "above_max_value",
-            "value",
-            f"value {event.value:g} exceeds the competition's max_value {competition.max_value:g}",
-        )
-    return None
+
+    __slots__ = ("_principal", "_received_at", "_running", "_writes_any")
+
+    def __init__(self, principal: Principal, received_at: datetime) -> None:
+        self._principal = principal
+        self._received_at = received_at
+        self._writes_any = principal.has(Scope.SCORES_WRITE_ANY)
+        self._running: dict[str, Rejection | None] = {}
+
+    def check(self, event: ScoreEventIn, competition: Competition | None) -> Rejection | None:
+        """The first rule ``event`` breaks, or None when it may be published."""
+        if not self._writes_any and not self._principal.may_write_for(event.user_id):
+            return FORBIDDEN
+        if competition is None:
+            return Rejection(
+                "unknown_competition",
+                "competition_id",
+                f"competition {event.competition_id!r} does not exist",
+            )
+        try:
+            refused = self._running[competition.id]
+        except KeyError:
+            refused = self._running[competition.id] = self._not_running(competition)
+        if refused is not None:
+            return refused
+        if event.ts is not None and not competition.is_open_at(event.ts):
+            return Rejection(
+                "ts_outside_competition",
+                "ts",
+                "the event time is outside the competition's start and end",
+            )
+        if competition.max_value is not None and event.value > competition.max_value:
+            return Rejection(
+                "above_max_value",
+                "value",
+                f"value {event.value:g} exceeds the competition's max_value "
+                f"{competition.max_value:g}",
+            )
+        return None
+
+    def _not_running(self, competition: Competition) -> Rejection | None:
+        """Why ``competition`` takes no events at the receive time (None: it does)."""
+        if competition.starts_at is not None and self._received_at < competition.starts_at:
+            return Rejection(
+                "not_started",
+                "competition_id",
+                f"competition {competition.id!r} starts at {competition.starts_at.isoformat()}",
+            )
+        if competition.ends_at is not None and self._received_at >= competition.ends_at:
+            return Rejection(
+                "ended",
+                "competition_id",
+                f"competition {competition.id!r} ended at {competition.ends_at.isoformat()}",
+            )
+        return None

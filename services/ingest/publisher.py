@@ -25,7 +25,7 @@ import copy
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerClosed
@@ -43,9 +43,9 @@ Delivery = asyncio.Future[object]
 """The outcome of one producer batch (shared by every request with a record in it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingRecord:
-    """One record: its key (the competition id) and encoded value."""
+class OutgoingRecord(NamedTuple):
+    """One record: its key (the competition id) and encoded value (a tuple: a batch builds
+    hundreds per request, and a frozen dataclass costs 50% more to create)."""
 
     key: str
     value: bytes
@@ -167,9 +167,9 @@ class EventPublisher:
         partition_of = self._partitioner.partition
         append = self._batches.append
         deliveries: set[Delivery] = set()
-        for record in records:
-            key = record.key.encode()
-            deliveries.add(append(partition_of(key, partitions), key, record.value, headers))
+        for text_key, value in records:
+            key = text_key.encode()
+            deliveries.add(append(partition_of(key, partitions), key, value, headers))
         return deliveries
 
 

@@ -10,13 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.ingest.access import authenticate, limit_score_writer, require_score_writer
-from services.ingest.admission import Rejection, check_event
+from services.ingest.admission import Admission, Rejection
 from services.ingest.body import read_json_body
 from services.ingest.context import ingest_context
 from services.ingest.kafka_headers import origin_headers
 from services.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from services.ingest.publisher import OutgoingRecord
-from services.ingest.records import encode_score
+from services.ingest.records import encode_score, rfc3339
 from services.ingest.schemas import EventResult
 from shared.auth import Principal
 from shared.errors import EventRejectedError, PermissionDeniedError, ValidationFailedError
@@ -27,11 +27,6 @@ from shared.schemas.score_event import ScoreEventIn
 
 VALIDATION_FAILED = "validation_failed"
 _EVENT_LIST: TypeAdapter[list[ScoreEventIn]] = TypeAdapter(list[ScoreEventIn])
-
-
-def _record(event: ScoreEventIn, received_at: datetime) -> OutgoingRecord:
-    # every field was validated by ScoreEventIn: encode it directly, no second model
-    return OutgoingRecord(key=event.competition_id, value=encode_score(event, received_at))
 
 
 def _headers(principal: Principal) -> list[tuple[str, bytes]]:
@@ -54,21 +49,20 @@ async def post_score(request: Request) -> Response:
         ) from error
     received_at = datetime.now(UTC)
     competition = await context.competitions.get(event.competition_id)
-    rejection = check_event(event, principal, competition, received_at)
+    rejection = Admission(principal, received_at).check(event, competition)
     if rejection is not None:
         EVENTS_REJECTED.labels(rejection.reason).inc()
         details = {"reason": rejection.reason, "field": rejection.field}
         if rejection.reason == "forbidden":
             raise PermissionDeniedError(rejection.message, details=details)
         raise EventRejectedError(rejection.reason, rejection.message, details=details)
-    await context.publisher.publish([_record(event, received_at)], _headers(principal))
+    received = rfc3339(received_at)
+    # every field was validated by ScoreEventIn: encoded directly, no second model
+    record = OutgoingRecord(event.competition_id, encode_score(event, received))
+    await context.publisher.publish([record], _headers(principal))
     EVENTS_ACCEPTED.inc()
     # the ScoreAccepted shape, built directly (as the batch's results are)
-    accepted = {
-        "status": "accepted",
-        "event_id": event.event_id,
-        "received_at": received_at.isoformat().replace("+00:00", "Z"),
-    }
+    accepted = {"status": "accepted", "event_id": event.event_id, "received_at": received}
     return JSONResponse(accepted, status_code=202, headers=decision.headers())
 
 
@@ -148,14 +142,14 @@ async def post_batch(request: Request) -> Response:
     valid = _validate_items(items, results)
     competitions = await context.competitions.get_many({e.competition_id for _, e in valid})
 
+    admission = Admission(principal, received_at)
+    received = rfc3339(received_at)
     records: list[OutgoingRecord] = []
     admitted: list[tuple[int, ScoreEventIn]] = []
     for index, event in valid:
-        rejection = check_event(
-            event, principal, competitions.get(event.competition_id), received_at
-        )
+        rejection = admission.check(event, competitions.get(event.competition_id))
         if rejection is None:
-            records.append(_record(event, received_at))
+            records.append(OutgoingRecord(event.competition_id, encode_score(event, received)))
             admitted.append((index, event))
         else:
             results[index] = _result(_rejected(index, event.event_id, rejection))
@@ -172,7 +166,7 @@ async def post_batch(request: Request) -> Response:
     response = {
         "accepted": len(admitted),
         "rejected": len(rejected),
-        "received_at": received_at.isoformat().replace("+00:00", "Z"),
+        "received_at": received,
         "results": final,
     }
     return JSONResponse(response, status_code=202, headers=decision.headers())

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.ingest.partitioning import KeyPartitioner
-from services.ingest.records import encode_score
+from services.ingest.records import encode_score, rfc3339
 from shared.schemas.score_event import (
     ScoreEvent,
     ScoreEventIn,
@@ -43,7 +43,7 @@ RECEIVED = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 )
 def test_encode_score_matches_the_model_encoding(body: dict[str, object]) -> None:
     event = ScoreEventIn.model_validate(body)
-    fast = encode_score(event, RECEIVED)
+    fast = encode_score(event, rfc3339(RECEIVED))
     model = ScoreEvent(
         event_id=event.event_id,
         competition_id=event.competition_id,
@@ -57,6 +57,20 @@ def test_encode_score_matches_the_model_encoding(body: dict[str, object]) -> Non
     assert orjson.loads(fast) == orjson.loads(encode_topic_message(model))
     # date-times keep their offset on the wire, UTC as "Z" like pydantic writes it
     assert orjson.loads(fast)["received_at"] == "2026-03-01T12:30:15.123456Z"
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        RECEIVED,
+        RECEIVED.replace(microsecond=0),
+        datetime(2026, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))),
+    ],
+)
+def test_rfc3339_is_how_the_202_and_pydantic_write_date_times(moment: datetime) -> None:
+    text = rfc3339(moment)
+    assert text == moment.isoformat().replace("+00:00", "Z")
+    assert datetime.fromisoformat(text) == moment
 
 
 @pytest.mark.parametrize("count", [1, 3, 4, 12])
