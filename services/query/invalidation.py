@@ -14,8 +14,7 @@ import time
 from collections.abc import AsyncIterator
 
 from services.query.settings import QuerySettings
-from shared.change_feed import ChangeFeed, ChangeHandler
-from shared.schemas.change_message import ChangeMessage
+from shared.change_feed import ChangeSignal, ChangeSignalFeed, SignalHandler
 
 from .metrics import CHANGE_LAG, PAGE_CACHE_INVALIDATIONS
 from .page_cache import PageCache
@@ -26,22 +25,23 @@ _RETRY_MIN_S = 0.5
 _RETRY_MAX_S = 10.0
 
 
-def change_handler(pages: PageCache) -> ChangeHandler:
-    """The feed handler: retire every cached page of the changed competition.
+def change_handler(pages: PageCache) -> SignalHandler:
+    """The feed handler: retire every cached page of the changed competition (whatever the
+    message says changed, so a ``rebuilt`` competition is dropped whole too).
 
     The lag histogram compares the ranker's wall clock with ours (same host in the bench;
     across hosts it includes their skew, clipped at 0).
     """
 
-    async def on_change(change_message: ChangeMessage) -> None:
-        pages.invalidate(change_message.competition_id)
+    async def on_change(signal: ChangeSignal) -> None:
+        pages.invalidate(signal.competition_id)
         PAGE_CACHE_INVALIDATIONS.inc()
-        CHANGE_LAG.observe(max(time.time() - change_message.emitted_at.timestamp(), 0.0))
+        CHANGE_LAG.observe(max(time.time() - signal.emitted_at_s, 0.0))
 
     return on_change
 
 
-async def _attach(feed: ChangeFeed) -> None:
+async def _attach(feed: ChangeSignalFeed) -> None:
     delay_s = _RETRY_MIN_S
     while True:
         try:
@@ -56,9 +56,12 @@ async def _attach(feed: ChangeFeed) -> None:
 
 
 @contextlib.asynccontextmanager
-async def follow_changes(settings: QuerySettings, pages: PageCache) -> AsyncIterator[ChangeFeed]:
-    """Attach a change feed in the background for the duration of the block."""
-    feed = ChangeFeed(settings, change_handler(pages))
+async def follow_changes(
+    settings: QuerySettings, pages: PageCache
+) -> AsyncIterator[ChangeSignalFeed]:
+    """Attach a change feed in the background for the duration of the block (it only needs
+    to know which competition changed, so it never parses a whole change message)."""
+    feed = ChangeSignalFeed(settings, change_handler(pages))
     attaching = asyncio.create_task(_attach(feed), name="query-change-feed-attach")
     try:
         yield feed

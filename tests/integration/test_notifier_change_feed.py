@@ -7,7 +7,13 @@ import time
 from datetime import UTC, datetime
 
 from podium.settings import PlatformSettings
-from shared.change_feed import ChangeFeed, encode_change_message, open_change_feed
+from shared.change_feed import (
+    ChangeFeed,
+    ChangeSignal,
+    ChangeSignalFeed,
+    encode_change_message,
+    open_change_feed,
+)
 from shared.kafka import create_producer
 from shared.schemas.change_message import ChangeMessage
 
@@ -97,3 +103,39 @@ async def test_invalid_messages_and_failing_handlers_do_not_stop_the_feed(
         await feed.stop()  # idempotent
         await producer.stop()
     assert not feed.running
+
+
+async def test_a_signal_feed_delivers_which_competition_changed_and_when(
+    settings: PlatformSettings,
+) -> None:
+    """The query service's feed: competition id and emitted_at only; invalid messages (bad
+    JSON, a missing or non-string competition id, a bad emitted_at) are skipped."""
+    signals: list[ChangeSignal] = []
+
+    async def handler(signal: ChangeSignal) -> None:
+        signals.append(signal)
+
+    producer = create_producer(settings)
+    await producer.start()
+    feed = ChangeSignalFeed(settings, handler)
+    await feed.start()
+    try:
+        for junk in (
+            b"{not json",
+            b'{"emitted_at": "2026-12-01T00:00:00+00:00"}',
+            b'{"competition_id": 7, "emitted_at": "2026-12-01T00:00:00+00:00"}',
+            b'{"competition_id": "c9", "emitted_at": "yesterday"}',
+        ):
+            await producer.send_and_wait(settings.topic_changes, junk, key=b"c9")
+        message = change("c1", 1)
+        key, value = encode_change_message(message)
+        await producer.send_and_wait(settings.topic_changes, value, key=key)
+        deadline = time.monotonic() + 10
+        while not signals:
+            assert time.monotonic() < deadline, "no signal"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # nothing else trickles in
+        assert signals == [ChangeSignal("c1", message.emitted_at.timestamp())]
+    finally:
+        await feed.stop()
+        await producer.stop()
