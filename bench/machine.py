@@ -12,6 +12,8 @@ from typing import Any
 
 import psutil
 
+from bench.k6 import k6_binary
+
 PACKAGES = (
     "aiokafka",
     "faust-streaming",
@@ -64,6 +66,7 @@ def machine_info() -> dict[str, Any]:
         "tools": {
             "wrk": _tool_version(["wrk", "--version"]),
             "redis-benchmark": _tool_version(["redis-benchmark", "--version"]),
+            "k6": _tool_version([k6_binary(), "version"]),
         },
         "git_commit": _git_commit(),
     }
