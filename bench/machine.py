@@ -38,6 +38,13 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _k6_version() -> str:
+    try:
+        return _tool_version([k6_binary(), "version"])
+    except RuntimeError:  # not installed: only the phases that drive it need it
+        return "missing"
+
+
 def _tool_version(command: list[str]) -> str:
     try:
         completed = subprocess.run(command, capture_output=True, text=True, timeout=10)
@@ -66,7 +73,7 @@ def machine_info() -> dict[str, Any]:
         "tools": {
             "wrk": _tool_version(["wrk", "--version"]),
             "redis-benchmark": _tool_version(["redis-benchmark", "--version"]),
-            "k6": _tool_version([k6_binary(), "version"]),
+            "k6": _k6_version(),
         },
         "git_commit": _git_commit(),
     }
