@@ -105,6 +105,11 @@ def fault_actions(platform: Platform) -> list[tuple[str, Callable[[], Awaitable[
         platform.restart_redis()
         return "Redis killed and restarted empty"
 
+    async def restore_redis_snapshot() -> str:
+        # the snapshot was saved when the schedule began: every board it holds is older
+        age_s = platform.restart_redis_from_snapshot()
+        return f"Redis killed and restarted from a snapshot saved {age_s:.0f} s earlier"
+
     async def terminate_postgres() -> str:
         count = await platform.terminate_postgres_connections()
         return f"pg_terminate_backend on {count} Podium connections"
@@ -116,6 +121,7 @@ def fault_actions(platform: Platform) -> list[tuple[str, Callable[[], Awaitable[
         ("ranker_kill", kill_ranker),
         ("ingest_kill", kill_ingest),
         ("redis_restart", restart_redis),
+        ("redis_snapshot_restore", restore_redis_snapshot),
         ("postgres_terminate", terminate_postgres),
         ("notifier_kill", kill_notifier),
     ]
@@ -128,7 +134,11 @@ async def run_schedule(
     duration_s: float,
     run_started: float,
 ) -> list[FaultRecord]:
-    """Inject every fault at evenly spaced times during the run; measure each recovery."""
+    """Inject every fault at evenly spaced times during the run; measure each recovery.
+
+    Redis saves a snapshot first, which ``redis_snapshot_restore`` later restarts Redis from.
+    """
+    await platform.save_redis_snapshot()
     actions = fault_actions(platform)
     spacing = duration_s / (len(actions) + 1)
     records = []

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from redis.asyncio import Redis
 
 from devstack.broker import start_broker
 from devstack.cleanup import drop_schema
-from devstack.embedded import start_embedded_redis
+from devstack.embedded import REDIS_SNAPSHOT_FILE, start_embedded_redis
 from devstack.processes import ManagedProcess, free_port, spawn
 from services.settings import AllServicesSettings
 from shared.db import application_name
@@ -28,6 +30,7 @@ from shared.settings import settings_environment
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 90.0
+_KEPT_SNAPSHOT = "older-snapshot.rdb"
 
 
 @dataclass
@@ -45,7 +48,8 @@ class Platform:
     """Broker, Redis and the Podium processes of one soak run.
 
     PostgreSQL is the configured one (the soak works in its own schema); Redis is private so it
-    can be restarted with its data gone; the broker is private because its log is in memory.
+    can be restarted with its data gone, or from an older snapshot; the broker is private
+    because its log is in memory.
     """
 
     settings: AllServicesSettings
@@ -55,6 +59,7 @@ class Platform:
     redis_port: int = 0
     services: dict[str, ServiceSpec] = field(default_factory=dict)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    _snapshot_saved_at: float | None = None
 
     @classmethod
     def create(cls, base: AllServicesSettings, work_dir: Path, run_id: str) -> Platform:
@@ -159,22 +164,52 @@ class Platform:
                 await asyncio.sleep(0.1)
         raise TimeoutError(f"{name} not ready after {timeout_s:.0f} s")
 
+    @property
+    def _redis_dir(self) -> Path:
+        return self.work_dir / "redis"
+
     def start_redis(self) -> None:
-        """Start the private Redis (empty: nothing is kept on disk)."""
+        """Start the private Redis (empty unless its data dir holds a snapshot to load)."""
         self.redis = start_embedded_redis(
-            self.work_dir / "redis",
+            self._redis_dir,
             "127.0.0.1",
             self.redis_port,
             log_path=self.work_dir / "redis.log",
         )
 
+    async def save_redis_snapshot(self) -> None:
+        """``SAVE`` now, and keep that RDB file aside for :meth:`restart_redis_from_snapshot`
+        (aside: a plain :meth:`restart_redis` must still start empty)."""
+        client = Redis.from_url(self.settings.redis_url.get_secret_value())
+        try:
+            await client.save()
+        finally:
+            await client.aclose()
+        (self._redis_dir / REDIS_SNAPSHOT_FILE).replace(self._redis_dir / _KEPT_SNAPSHOT)
+        self._snapshot_saved_at = time.monotonic()
+
     def restart_redis(self) -> None:
         """Kill Redis and start a new, empty one on the same port."""
+        self._kill_redis()
+        self.start_redis()
+
+    def restart_redis_from_snapshot(self) -> float:
+        """Kill Redis and start a new one from the kept snapshot, as a crashed Redis comes
+        back from its last RDB; returns the snapshot's age in seconds."""
+        assert self._snapshot_saved_at is not None, "save_redis_snapshot() first"
+        self._kill_redis()
+        shutil.copyfile(self._redis_dir / _KEPT_SNAPSHOT, self._redis_dir / REDIS_SNAPSHOT_FILE)
+        self.start_redis()
+        (self._redis_dir / REDIS_SNAPSHOT_FILE).unlink()  # loaded; the next restart is empty
+        return time.monotonic() - self._snapshot_saved_at
+
+    def _kill_redis(self) -> None:
+        """SIGKILL Redis (nothing saved on the way down) and drop any RDB file it would load."""
         assert self.redis is not None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.redis.process.pid, signal.SIGKILL)
         self.redis.process.wait()
-        self.start_redis()
+        (self._redis_dir / REDIS_SNAPSHOT_FILE).unlink(missing_ok=True)
 
     async def terminate_postgres_connections(self) -> int:
         """``pg_terminate_backend`` every connection Podium holds to this run's database."""

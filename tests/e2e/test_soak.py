@@ -1,8 +1,9 @@
 """The short fault soak (issue 7): the platform under load while processes and stores fail.
 
 Two ingest replicas, two rankers, query and notifier run as separate processes; a ranker and an
-ingest replica are SIGKILLed, Redis restarts empty, PostgreSQL connections are terminated and
-the notifier is killed, while clients keep posting (retrying with the same event_id),
+ingest replica are SIGKILLed, Redis restarts empty, Redis restarts from a snapshot saved when
+the faults began (every board older, built markers included), PostgreSQL connections are
+terminated and the notifier is killed, while clients keep posting (retrying with the same event_id),
 reading and listening. Every accepted event must be in PostgreSQL, Redis, the query API and
 the WebSocket clients' final state exactly once.
 """
@@ -44,6 +45,7 @@ async def test_short_soak_loses_nothing_and_counts_nothing_twice(
         "ranker_kill",
         "ingest_kill",
         "redis_restart",
+        "redis_snapshot_restore",
         "postgres_terminate",
         "notifier_kill",
     }
