@@ -33,6 +33,10 @@ class BenchConfig:
     notifier_levels: tuple[int, ...] = (1000, 5000, 10_000)
     notifier_probes: int = 5
     notifier_probe_interval_s: float = 1.0
+    # k6's clients: virtual users sharing them, handshakes in flight, how long to wait for all
+    notifier_vus: int = 50
+    notifier_dials_in_flight: int = 200
+    notifier_connect_timeout_s: float = 60.0
 
 
 FULL = BenchConfig(name="full")
@@ -59,4 +63,6 @@ SMOKE = BenchConfig(
     notifier_levels=(5, 10),
     notifier_probes=2,
     notifier_probe_interval_s=0.5,
+    notifier_vus=2,
+    notifier_dials_in_flight=4,
 )

@@ -15,7 +15,7 @@ from bench.machine import machine_info
 from bench.phases.baseline import naive_http, redis_ceiling, seed_naive
 from bench.phases.freshness import FreshnessTarget, run_freshness
 from bench.phases.ingest import ingest_batch, ingest_single
-from bench.phases.notifier import run_notifier_phase
+from bench.phases.notifier import NotifierTarget, run_notifier_phase
 from bench.phases.query import query_cold, query_hot
 from bench.phases.ranker import run_ranker_phase
 from bench.profile import profiled, summarize
@@ -192,15 +192,20 @@ async def run_bench(
                 figures["query"] = {"hot": hot, "cold": cold}
         if "notifier" in phases:
             with clock.phase("notifier"), sampled("notifier", "notifier"):
-                figures["notifier"] = await run_notifier_phase(
-                    notifier.url,
-                    notifier.process.process.pid,
-                    ingest.url,
-                    token,
-                    competition_id(NOTIFIER_COMPETITION),
-                    f"{run_id}-n",
-                    config,
+                target = NotifierTarget(
+                    notifier_url=notifier.url,
+                    notifier_pid=notifier.process.process.pid,
+                    ingest_url=ingest.url,
+                    token=token,
+                    competition_id=competition_id(NOTIFIER_COMPETITION),
+                    tag=f"{run_id}-n",
+                    metrics_urls={
+                        "ingest": ingest.url,
+                        "ranker": stack.services["ranker-live"].url,
+                        "notifier": notifier.url,
+                    },
                 )
+                figures["notifier"] = await run_notifier_phase(target, work_dir, config)
     finally:
         with clock.phase("clean-up"):
             await stack.close()

@@ -1,185 +1,213 @@
-"""Notifier fan-out: 1k / 5k / 10k WebSocket clients on one process.
+"""Notifier fan-out: 1k / 5k / 10k WebSocket clients on one notifier process, k6 as the client.
 
-Every client subscribes to one competition; a probe event with a new best score is posted and
-each client's latency is from the probe's 202 to the first frame naming the probe's user.
-Clients only timestamp raw frames while the probes run; matching happens afterwards so the
-client side spends as little CPU as possible during the measurement.
+Per level, one k6 run (bench/k6_scripts/notifier_clients.js) opens every client (a fixed
+number of handshakes in flight) and the bench waits, through k6's REST API, until each has
+its snapshot: ``connect_s`` is from the first dial to the last snapshot. Then probe events
+with a new best score are posted one by one; the bench notes the wall-clock time of each 202
+and k6 the wall-clock time each client first receives a frame holding the probe's user
+(same machine, same clock), so a sample is the whole path 202 → ranker → change feed →
+frame on that client. The frames are the notifier's own: nothing is added for the bench.
+
+Also per level: notifier RSS growth per connection, the notifier's CPU per connection
+while connecting and per frame delivered while probing (process CPU seconds from /proc, not
+wall-clock: the 2 cores are shared; the idle rate measured just before the probes is taken
+off, so the figure is the fan-out's own), k6's own CPU per frame (idle rate off too), since
+the client shares those cores, and the services' stage histograms over the probes
+(``stages``: the notifier's ``podium_notifier_change_age_seconds`` is its share of the
+202 → frame path).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psutil
-import websockets
-from websockets.asyncio.client import ClientConnection
 
 from bench.config import BenchConfig
+from bench.k6 import SCRIPTS
+from bench.k6_api import LiveK6Run
 from bench.measure import latency_summary
+from bench.stages import scrape, stage_deltas
 
-CONNECT_CONCURRENCY = 100
+CLIENT_SCRIPT = SCRIPTS / "notifier_clients.js"
 SETTLE_S = 1.0
 DRAIN_S = 2.0
+_POLL_S = 0.05
+_CLOSED_TIMEOUT_S = 60.0
 
 
-@dataclass
-class Client:
-    """One subscriber: its connection and the frames it received (monotonic time, bytes)."""
+@dataclass(frozen=True)
+class NotifierTarget:
+    """The notifier under test and how probes reach it (through ingest and the ranker)."""
 
-    frames: list[tuple[float, bytes | str]] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-
-
-async def _run_client(url: str, client: Client, connected: asyncio.Queue[bool]) -> None:
-    try:
-        async with websockets.connect(
-            url, compression=None, open_timeout=60, ping_interval=None, max_queue=None
-        ) as ws:
-            await ws.recv()  # the snapshot
-            await connected.put(True)
-            await _collect(ws, client)
-    except (OSError, TimeoutError, websockets.WebSocketException):
-        await connected.put(False)
+    notifier_url: str
+    notifier_pid: int
+    ingest_url: str
+    token: str
+    competition_id: str
+    tag: str
+    metrics_urls: dict[str, str]  # service → base URL, for the stage histograms
 
 
-async def _collect(ws: ClientConnection, client: Client) -> None:
-    with contextlib.suppress(websockets.ConnectionClosed):
-        async for message in ws:
-            client.frames.append((time.monotonic(), message))
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
-async def _connect(url: str, clients: list[Client], count: int) -> int:
-    """Open ``count`` more clients, at most ``CONNECT_CONCURRENCY`` handshakes at a time."""
-    connected: asyncio.Queue[bool] = asyncio.Queue()
-    opened = 0
-    in_flight = 0
-    for _ in range(count):
-        if in_flight >= CONNECT_CONCURRENCY:
-            opened += await connected.get()
-            in_flight -= 1
-        client = Client()
-        client.task = asyncio.create_task(_run_client(url, client, connected))
-        clients.append(client)
-        in_flight += 1
-    while in_flight:
-        opened += await connected.get()
-        in_flight -= 1
-    return opened
-
-
-async def _probe(
-    http: httpx.AsyncClient, ingest_url: str, token: str, cid: str, user: str, value: float
-) -> float:
+async def _probe(http: httpx.AsyncClient, target: NotifierTarget, user: str, value: float) -> float:
+    """Post one score and return the wall-clock time (ms) of its 202."""
     response = await http.post(
-        f"{ingest_url}/api/v1/scores",
-        json={"event_id": user, "competition_id": cid, "user_id": user, "value": value},
-        headers={"Authorization": f"Bearer {token}"},
+        f"{target.ingest_url}/api/v1/scores",
+        json={
+            "event_id": user,
+            "competition_id": target.competition_id,
+            "user_id": user,
+            "value": value,
+        },
+        headers={"Authorization": f"Bearer {target.token}"},
     )
+    accepted_ms = time.time() * 1000
     response.raise_for_status()
-    return time.monotonic()
+    return accepted_ms
 
 
-def _latencies(clients: list[Client], probes: list[tuple[str, float]]) -> tuple[list[float], int]:
-    samples: list[float] = []
-    missed = 0
-    for client in clients:
-        for user, accepted in probes:
-            needle = f'"{user}"'
-            seen = next(
-                (
-                    at
-                    for at, frame in client.frames
-                    if needle in (frame if isinstance(frame, str) else frame.decode())
-                ),
-                None,
-            )
-            if seen is None:
-                missed += 1
-            else:
-                samples.append((seen - accepted) * 1000)
-    return samples, missed
+async def _connections(http: httpx.AsyncClient, notifier_url: str) -> float:
+    """The notifier's open-connection gauge, from its /metrics."""
+    text = (await http.get(f"{notifier_url}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("podium_notifier_connections "):
+            return float(line.split()[1])
+    return 0.0
 
 
-def _per_probe(clients: list[Client], probes: list[tuple[str, float]]) -> list[dict[str, float]]:
+async def _wait_closed(http: httpx.AsyncClient, notifier_url: str) -> None:
+    """Wait until the previous level's clients are gone from the notifier."""
+    deadline = time.monotonic() + _CLOSED_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if await _connections(http, notifier_url) == 0:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def _wait_subscribed(run: LiveK6Run, clients: int, timeout_s: float) -> tuple[int, int]:
+    """Poll k6 until every client is subscribed or failed (or time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    subscribed = failed = 0
+    while time.monotonic() < deadline:
+        subscribed = await run.count("bench_ws_subscribed")
+        failed = await run.count("bench_ws_failed")
+        if subscribed + failed >= clients:
+            break
+        await asyncio.sleep(_POLL_S)
+    return subscribed, failed
+
+
+def _per_probe(samples_by_probe: dict[int, list[float]]) -> list[dict[str, float]]:
     """Per probe: the first and the last client's latency (ms). The first is roughly the
     pipeline (ingest → ranker → change feed), last minus first the fan-out to every client."""
-    spans: list[dict[str, float]] = []
-    for user, accepted in probes:
-        needle = f'"{user}"'
-        seen = [
-            next(
-                (
-                    at
-                    for at, frame in client.frames
-                    if needle in (frame if isinstance(frame, str) else frame.decode())
-                ),
-                None,
-            )
-            for client in clients
-        ]
-        times = [at for at in seen if at is not None]
-        if times:
-            spans.append(
-                {
-                    "first_ms": round((min(times) - accepted) * 1000, 1),
-                    "last_ms": round((max(times) - accepted) * 1000, 1),
-                }
-            )
-    return spans
+    return [
+        {"first_ms": round(min(times), 1), "last_ms": round(max(times), 1), "clients": len(times)}
+        for _, times in sorted(samples_by_probe.items())
+        if times
+    ]
+
+
+async def _level(
+    http: httpx.AsyncClient,
+    target: NotifierTarget,
+    clients: int,
+    value: float,
+    baseline_rss: int,
+    work_dir: Path,
+    config: BenchConfig,
+) -> dict[str, Any]:
+    """One level: connect ``clients`` with k6, probe, and reduce what k6 recorded."""
+    notifier = psutil.Process(target.notifier_pid)
+    users = [f"{target.tag}-n{clients}-{index}" for index in range(config.notifier_probes)]
+    vus = max(1, min(config.notifier_vus, clients))
+    url = target.notifier_url.replace("http://", "ws://")
+    env = {
+        "BENCH_WS_URL": f"{url}/ws/leaderboards/{target.competition_id}?top=10",
+        "BENCH_WS_CLIENTS": str(clients),
+        "BENCH_WS_VUS": str(vus),
+        "BENCH_WS_DIALS_PER_VU": str(max(1, config.notifier_dials_in_flight // vus)),
+        "BENCH_WS_NEEDLES": orjson.dumps([f'"user_id":"{user}"' for user in users]).decode(),
+    }
+    await _wait_closed(http, target.notifier_url)
+    run = LiveK6Run.launch(f"k6-notifier-{clients}", CLIENT_SCRIPT, env, work_dir)
+    accepted_ms: list[float] = []
+    try:
+        await run.wait_for_api()
+        connect_cpu_start = _cpu_s(notifier)
+        subscribed, failed = await _wait_subscribed(run, clients, config.notifier_connect_timeout_s)
+        connect_cpu_s = _cpu_s(notifier) - connect_cpu_start
+        dialled = await run.metric("bench_ws_dial_at_ms")
+        opened = await run.metric("bench_ws_subscribed_at_ms")
+        connect_s = (opened.get("max", 0.0) - dialled.get("min", 0.0)) / 1000 if opened else 0.0
+        idle_started = time.monotonic()
+        idle_cpu_start, k6_idle_start = _cpu_s(notifier), run.cpu_s()
+        await asyncio.sleep(SETTLE_S)
+        idle_s = time.monotonic() - idle_started
+        idle_cpu_per_s = (_cpu_s(notifier) - idle_cpu_start) / idle_s
+        k6_idle_per_s = (run.cpu_s() - k6_idle_start) / idle_s
+        rss = notifier.memory_info().rss
+        before = await scrape(target.metrics_urls)
+        probe_cpu_start, k6_cpu_start = _cpu_s(notifier), run.cpu_s()
+        probes_started = time.monotonic()
+        for index, user in enumerate(users):
+            accepted_ms.append(await _probe(http, target, user, value + index))
+            await asyncio.sleep(config.notifier_probe_interval_s)
+        await asyncio.sleep(DRAIN_S)
+        probe_s = time.monotonic() - probes_started
+        probe_cpu_s = _cpu_s(notifier) - probe_cpu_start
+        k6_cpu_s = run.cpu_s() - k6_cpu_start
+        after = await scrape(target.metrics_urls)
+    finally:
+        await run.stop()
+    by_probe: dict[int, list[float]] = {index: [] for index in range(len(users))}
+    for sample in run.samples("bench_ws_frame_at_ms"):
+        probe = int(sample.tags["probe"])
+        by_probe[probe].append(sample.value - accepted_ms[probe])
+    latencies = [latency for times in by_probe.values() for latency in times]
+    frames = len(latencies)
+    return {
+        "clients": subscribed,
+        "failed": failed,
+        "connect_s": round(connect_s, 2),
+        "connect_cpu_us_per_connection": round(connect_cpu_s / max(subscribed, 1) * 1e6, 1),
+        "rss_mb": round(rss / 2**20, 1),
+        "bytes_per_connection": round((rss - baseline_rss) / max(subscribed, 1)),
+        "missed": subscribed * len(users) - frames,
+        **latency_summary(latencies),
+        "idle_cpu_percent": round(idle_cpu_per_s * 100, 1),
+        "cpu_us_per_frame": round(
+            max(probe_cpu_s - idle_cpu_per_s * probe_s, 0.0) / max(frames, 1) * 1e6, 1
+        ),
+        "k6_cpu_us_per_frame": round(
+            max(k6_cpu_s - k6_idle_per_s * probe_s, 0.0) / max(frames, 1) * 1e6, 1
+        ),
+        "probes": _per_probe(by_probe),
+        "stages": stage_deltas(before, after),
+    }
 
 
 async def run_notifier_phase(
-    notifier_url: str,
-    notifier_pid: int,
-    ingest_url: str,
-    token: str,
-    cid: str,
-    tag: str,
-    config: BenchConfig,
+    target: NotifierTarget, work_dir: Path, config: BenchConfig
 ) -> dict[str, Any]:
-    """Grow the subscriber count level by level; probe latency and memory at each."""
-    url = notifier_url.replace("http://", "ws://") + f"/ws/leaderboards/{cid}?top=10"
-    process = psutil.Process(notifier_pid)
-    baseline_rss = process.memory_info().rss
-    clients: list[Client] = []
+    """Each level of ``config.notifier_levels`` in turn (a fresh set of clients each)."""
+    baseline_rss = psutil.Process(target.notifier_pid).memory_info().rss
     levels: dict[str, Any] = {}
     value = 1e12
-    try:
-        async with httpx.AsyncClient(timeout=10.0) as http:
-            for level in config.notifier_levels:
-                opened = await _connect(url, clients, level - len(clients))
-                await asyncio.sleep(SETTLE_S)
-                rss = process.memory_info().rss
-                for client in clients:
-                    client.frames.clear()
-                probes = []
-                for index in range(config.notifier_probes):
-                    value += 1
-                    user = f"{tag}-n{level}-{index}"
-                    probes.append((user, await _probe(http, ingest_url, token, cid, user, value)))
-                    await asyncio.sleep(config.notifier_probe_interval_s)
-                await asyncio.sleep(DRAIN_S)
-                samples, missed = _latencies(clients, probes)
-                live = sum(1 for client in clients if client.task and not client.task.done())
-                levels[str(level)] = {
-                    "clients": live,
-                    "opened_now": opened,
-                    "rss_mb": round(rss / 2**20, 1),
-                    "bytes_per_connection": round((rss - baseline_rss) / max(live, 1)),
-                    "missed": missed,
-                    **latency_summary(samples),
-                    "probes": _per_probe(clients, probes),
-                }
-    finally:
-        for client in clients:
-            if client.task is not None:
-                client.task.cancel()
-        await asyncio.gather(
-            *(client.task for client in clients if client.task), return_exceptions=True
-        )
-    return {"baseline_rss_mb": round(baseline_rss / 2**20, 1), "levels": levels}
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        for clients in config.notifier_levels:
+            levels[str(clients)] = await _level(
+                http, target, clients, value, baseline_rss, work_dir, config
+            )
+            value += config.notifier_probes
+    return {"baseline_rss_mb": round(baseline_rss / 2**20, 1), "client": "k6", "levels": levels}
