@@ -276,6 +276,20 @@ def _ranker_rows(figures: dict[str, Any]) -> list[str]:
     ]
 
 
+def _reconcile_row(figures: dict[str, Any]) -> str:
+    """Issue #17's reconciler: one pass over every competition (p50 column: nothing stale;
+    p99 column: healing a few boards set one version back)."""
+    fig = figures.get("reconcile")
+    name = "reconciler pass (ms: nothing stale / healing boards)"
+    if fig is None:
+        return _row(name, NOT_MEASURED)
+    detail = (
+        f"{fig['competitions']:,} competitions; {fig['stale_boards']} stale:"
+        f" {_amount(fig['ms_per_healed_board'], 'ms')} per healed board"
+    )
+    return _row(name, detail, fig["clean_pass_ms"], fig["healing_pass_ms"])
+
+
 def _unseen(fig: dict[str, Any], key: str) -> str:
     """A note on probes never seen (they count as the probe timeout in the percentiles)."""
     unseen = fig.get(key) or 0
@@ -363,6 +377,7 @@ def measurement_table(figures: dict[str, Any]) -> str:
             "events_s",
         ),
         *_ranker_rows(figures),
+        _reconcile_row(figures),
         *_freshness_rows(figures),
         _http("query top-10, hot cache", figure(query, "hot", "top10")),
         _http("query around-me, hot cache", figure(query, "hot", "around")),

@@ -18,6 +18,7 @@ from bench.phases.ingest import ingest_batch, ingest_single
 from bench.phases.notifier import NotifierTarget, run_notifier_phase
 from bench.phases.query import query_cold, query_hot
 from bench.phases.ranker import run_ranker_phase
+from bench.phases.reconcile import time_passes
 from bench.profile import profiled, summarize
 from bench.report import ratios, table, targets, write_results
 from bench.stack import BenchStack, bench_settings, raise_open_files_limit
@@ -154,6 +155,8 @@ async def run_bench(
                 if ranker_profile is not None:
                     profiles["ranker"] = {"file": str(ranker_profile), **summarize(ranker_profile)}
                 stack.stop("ranker")
+            with clock.phase("reconcile passes"):
+                figures["reconcile"] = await time_passes(settings)
         if phases & {"freshness", "query", "notifier"}:
             with clock.phase("services"):
                 live = {"topic_score_events": stack.live_topic}

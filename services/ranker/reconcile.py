@@ -55,7 +55,7 @@ from services.ranker.settings import RankerSettings
 from shared.competitions import get_competitions
 from shared.db import POSTGRES_FAILURES
 from shared.leaderboard_store import LeaderboardStore, Staleness, staleness
-from shared.redis_keys import competition_windows, version_key
+from shared.redis_keys import version_key
 from shared.resources import open_resources
 from shared.schemas.competition import Competition
 
@@ -200,12 +200,24 @@ class Reconciler:
         for competition_id, found in sorted(self._unannounced.items()):
             competition = competitions.get(competition_id)
             if competition is not None:
-                await self._announce(competition, found)
+                await self._announce(connection, competition, found)
             del self._unannounced[competition_id]
 
-    async def _announce(self, competition: Competition, found: Staleness) -> None:
-        """Publish a ``rebuilt`` change message: every window's total and top, no users."""
-        windows = await competition_windows(self.store.redis, self.store.prefix, competition.id)
+    async def _announce(
+        self, connection: DbConnection, competition: Competition, found: Staleness
+    ) -> None:
+        """Publish a ``rebuilt`` change message: every window's total and top, no users.
+
+        The windows come from PostgreSQL (an index range; Redis holds the same ones after the
+        rebuild), not from a SCAN of the whole keyspace.
+        """
+        windows = [
+            row["window_label"]
+            for row in await connection.fetch(
+                "SELECT DISTINCT window_label FROM standings WHERE competition_id = $1",
+                competition.id,
+            )
+        ]
         version = int(
             await self._next_version(
                 keys=[version_key(self.store.prefix, competition.id)],
