@@ -15,6 +15,7 @@ from services.notifier.openapi import notifier_openapi
 from services.notifier.page import page_routes
 from services.notifier.repository import NotifierRepository
 from services.notifier.settings import NotifierSettings
+from services.notifier.wire import FrameWriterProtocol, log_connections_at_debug
 from services.notifier.ws import leaderboard_socket, upgrade_required
 from shared.change_feed import open_change_feed
 from shared.http.app import create_service_app
@@ -41,6 +42,7 @@ def websocket_limits(settings: NotifierSettings) -> WebSocketLimits:
     return WebSocketLimits(
         max_message_bytes=settings.ws_max_message_bytes,
         ping_interval_s=settings.ws_ping_interval_s,
+        protocol=f"{FrameWriterProtocol.__module__}:{FrameWriterProtocol.__qualname__}",
     )
 
 
@@ -50,6 +52,7 @@ def create_app(settings: NotifierSettings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         watch_gc_pauses()
+        log_connections_at_debug()
         async with open_resources(settings, postgres=True, redis=True) as resources:
             repository = NotifierRepository(
                 resources.require_pool(),

@@ -1,18 +1,22 @@
 """One subscribed WebSocket: its latest-state slot, its rate limit and its two loops.
 
-The fan-out never writes to a socket: it hands each client the latest state it should see
-(:meth:`ClientConnection.offer`, synchronous and cheap). The client's own sender task sends
-it when the rate limit allows, so a burst of changes becomes one update with the latest
-state, and a slow socket only ever delays itself. The update path holds at most one pending
-state (a newer one replaces it: intermediates are dropped, latest wins); replies to the
-client's own messages wait in a queue bounded by ``PODIUM_WS_QUEUE_SIZE``.
+The fan-out hands each client the latest state it should see
+(:meth:`ClientConnection.deliver`, synchronous, no awaits). When the client can take it at
+once (its sender is idle, its rate limit allows a frame now and its socket is writable, see
+:mod:`services.notifier.wire`), the update is written right there: the same encoded frame
+bytes for every top-only client, no task woken per client. Otherwise the state is left in
+the client's one pending slot (:meth:`ClientConnection.offer`) and the client's own sender
+task sends it when the rate limit allows, so a burst of changes becomes one update with the
+latest state, and a slow socket only ever delays itself: a newer state replaces the pending
+one (intermediates are dropped, latest wins), and a socket that does not take a frame within
+``PODIUM_WS_SEND_TIMEOUT`` is closed. Replies to the client's own messages wait in a queue
+bounded by ``PODIUM_WS_QUEUE_SIZE``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -20,11 +24,10 @@ from datetime import datetime
 from typing import Final, Protocol
 
 import asyncpg
-from prometheus_client import Counter
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from services.notifier import metrics, protocol
+from services.notifier import metrics, protocol, wire
 from services.notifier.protocol import Me
 from services.notifier.repository import NotifierRepository
 from services.notifier.settings import NotifierSettings
@@ -34,16 +37,28 @@ from shared.schemas.competition import Competition
 logger = logging.getLogger(__name__)
 
 
-class RoomVersion(Protocol):
-    """What a client needs of its room: the change version it last fanned out.
+@dataclass(frozen=True, slots=True)
+class SharedTop:
+    """A window's top as a snapshot shows it, read once for every client of a room version."""
 
-    A protocol rather than the hub's ``Room`` so that the dependency points one way
-    (the hub knows its clients; a client only reads this number).
+    version: int  # the data is at least this new (the version was read before it)
+    top: str  # JSON text of the entries
+
+
+class SubscribedRoom(Protocol):
+    """What a client needs of its room: the version it has seen and the shared top snapshot.
+
+    A protocol rather than the hub's ``Room`` so that the dependency points one way (the hub
+    knows its clients; a client only uses these two).
     """
 
     @property
     def version(self) -> int:
         """The newest change version the room has seen."""
+        ...
+
+    async def top_snapshot(self, window: str, top_count: int) -> SharedTop:
+        """The top ``top_count`` of ``window`` at least as new as :attr:`version`."""
         ...
 
 
@@ -103,7 +118,7 @@ class TokenBucket:
 
 
 class ClientConnection:
-    """A subscriber: receives offers from its room and runs its own send/receive loops."""
+    """A subscriber: receives states from its room and runs its own send/receive loops."""
 
     def __init__(
         self,
@@ -115,35 +130,58 @@ class ClientConnection:
         self.websocket = websocket
         self.subscription = subscription
         self.window = subscription.window
-        self.room: RoomVersion | None = None
+        # plain attributes, not properties: the fan-out reads them for every client
+        self.user_id = subscription.user_id
+        self.top_count = subscription.top_count
+        self.room: SubscribedRoom | None = None
         self._settings = settings
         self._repository = repository
+        self._writer = wire.frame_writer(websocket)
+        self._loop = asyncio.get_running_loop()
         self._interval_s = 1.0 / settings.notify_max_hz
+        self._next_send_at = 0.0  # loop time before which no frame may be sent (rate limit)
         self._controls: collections.deque[str] = collections.deque()
         self._pending: _Pending | None = None
         self._resync = True  # the first frame is a snapshot
         self._wakeup = asyncio.Event()
-        self._sending = False
+        self._busy = False  # the sender took work and has not sent it yet
+        self._sending = False  # the sender waits for the socket to take a frame
         self._closed = False
         self.version = 0
         self._sent_top: str | None = None
         self._sent_me: Me | None = None
 
-    @property
-    def user_id(self) -> str | None:
-        """The user this client follows, if any."""
-        return self.subscription.user_id
-
-    @property
-    def top_count(self) -> int:
-        """How many top entries this client shows."""
-        return self.subscription.top_count
-
     # --- called by the room (synchronous: no awaits in the fan-out) -------------------------
+    def deliver(
+        self, version: int, top: str, me: Me | Unchanged | None, emitted_at: datetime
+    ) -> bool:
+        """The latest state this client should see: written now when the client can take it
+        at once, else left to its sender (:meth:`offer`). True when a frame was written."""
+        if self._closed or version <= self.version:
+            return False
+        writer = self._writer
+        if (
+            writer is None
+            or self._busy
+            or self._pending is not None
+            or self._controls
+            or self._resync
+            or self._loop.time() < self._next_send_at
+            or not writer.can_write()
+        ):
+            self.offer(version, top, me, emitted_at)
+            return False
+        frame = self._take_update(version, top, me)
+        if frame is None:
+            return False
+        writer.write(wire.text_frame(frame))
+        self._next_send_at = self._loop.time() + self._interval_s
+        return True
+
     def offer(
         self, version: int, top: str, me: Me | Unchanged | None, emitted_at: datetime
     ) -> None:
-        """The latest state this client should see; sent when the client can take it."""
+        """The latest state this client should see; sent by its sender when it can."""
         if self._closed or version <= self.version:
             return
         if self._pending is not None:
@@ -209,45 +247,64 @@ class ClientConnection:
             self._wakeup.set()
 
     async def _send_loop(self) -> Closing | None:
-        loop = asyncio.get_running_loop()
-        next_send_at = 0.0
         while True:
             if not (self._controls or self._resync or self._pending):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            delay = next_send_at - loop.time()
+            delay = self._next_send_at - self._loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            self._busy = True
             try:
-                frame, kind, emitted_at = await self._next_frame()
-            except SnapshotUnavailableError:
-                return Closing(
-                    protocol.CLOSE_TRY_AGAIN,
-                    "leaderboard unavailable; reconnect later",
-                    "unavailable",
-                )
-            if frame is None:
-                continue
-            self._sending = True
-            try:
-                async with asyncio.timeout(self._settings.ws_send_timeout):
-                    await self.websocket.send_text(frame)
-            except TimeoutError:
-                return Closing(
-                    protocol.CLOSE_TRY_AGAIN,
-                    f"client did not take a message within {self._settings.ws_send_timeout:g} s",
-                    "slow",
-                )
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                return None
+                try:
+                    frame, kind, emitted_at = await self._next_frame()
+                except SnapshotUnavailableError:
+                    return Closing(
+                        protocol.CLOSE_TRY_AGAIN,
+                        "leaderboard unavailable; reconnect later",
+                        "unavailable",
+                    )
+                if frame is None:
+                    continue
+                sent = await self._send(frame)
             finally:
-                self._sending = False
-            _sent_counter(kind).inc()
+                self._busy = False
+            if sent is False:
+                return None  # the client is gone
+            if isinstance(sent, Closing):
+                return sent
+            metrics.messages_sent(kind).inc()
             if emitted_at is not None:
-                lag = time.time() - emitted_at.timestamp()
-                metrics.FANOUT_LATENCY.observe(max(lag, 0.0))
-            next_send_at = loop.time() + self._interval_s
+                metrics.CHANGE_AGE.observe(max(time.time() - emitted_at.timestamp(), 0.0))
+            self._next_send_at = self._loop.time() + self._interval_s
+
+    async def _send(self, frame: str) -> Closing | bool:
+        """Send one frame: True when sent, False when the client is gone, or why to close.
+
+        Written directly when the socket takes it at once (the frame bytes are cached, so a
+        snapshot or update shared by many clients is encoded once); otherwise through ASGI,
+        waiting at most ``PODIUM_WS_SEND_TIMEOUT`` for a slow socket to drain.
+        """
+        writer = self._writer
+        if writer is not None and writer.can_write():
+            writer.write(wire.text_frame(frame))
+            return True
+        self._sending = True
+        try:
+            async with asyncio.timeout(self._settings.ws_send_timeout):
+                await self.websocket.send_text(frame)
+        except TimeoutError:
+            return Closing(
+                protocol.CLOSE_TRY_AGAIN,
+                f"client did not take a message within {self._settings.ws_send_timeout:g} s",
+                "slow",
+            )
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return False
+        finally:
+            self._sending = False
+        return True
 
     async def _next_frame(self) -> tuple[str | None, str, datetime | None]:
         if self._controls:
@@ -257,59 +314,61 @@ class ClientConnection:
             self._resync = False
             return await self._snapshot(), "snapshot", None
         pending, self._pending = self._pending, None
-        if pending is None or pending.version <= self.version:
+        if pending is None:
             return None, "update", None
-        top = None if pending.top == self._sent_top else pending.top
-        with_me = self.user_id is not None and not isinstance(pending.me, Unchanged)
-        me = pending.me if isinstance(pending.me, Me) else None
-        if with_me and me == self._sent_me:
+        update = self._take_update(pending.version, pending.top, pending.me)
+        return update, "update", pending.emitted_at
+
+    def _take_update(self, version: int, top: str, me: Me | Unchanged | None) -> str | None:
+        """The update frame taking this client from what it was sent to ``(top, me)`` at
+        ``version``, recorded as sent; None when it already has all of it (or newer)."""
+        if version <= self.version:
+            return None
+        new_top = None if top == self._sent_top else top
+        with_me = self.user_id is not None and not isinstance(me, Unchanged)
+        me_state = me if isinstance(me, Me) else None
+        if with_me and me_state == self._sent_me:
             with_me = False
-        self.version = pending.version
-        if top is None and not with_me:
-            return None, "update", None
-        if top is not None:
-            self._sent_top = top
+        self.version = version
+        if new_top is None and not with_me:
+            return None
+        if new_top is not None:
+            self._sent_top = new_top
         if with_me:
-            self._sent_me = me
-        if with_me or top is None:
-            frame = protocol.update_frame(pending.version, top, me, with_me)
-        else:
-            frame = protocol.top_update_frame(pending.version, top)
-        return frame, "update", pending.emitted_at
+            self._sent_me = me_state
+        if with_me or new_top is None:
+            return protocol.update_frame(version, new_top, me_state, with_me)
+        return protocol.top_update_frame(version, new_top)
 
     async def _snapshot(self) -> str:
         subscription = self.subscription
-        known_version = self.room.version if self.room is not None else 0
+        room = self.room
+        if room is None:
+            raise RuntimeError("a client is served only once it joined its room")
         try:
-            standings = await self._repository.standings(
-                subscription.competition,
-                self.window,
-                subscription.top_count,
-                [subscription.user_id] if subscription.user_id else [],
-                known_version=known_version,
+            shared = await room.top_snapshot(self.window, subscription.top_count)
+            users = (
+                await self._repository.ranks(
+                    subscription.competition, self.window, [subscription.user_id]
+                )
+                if subscription.user_id is not None
+                else {}
             )
         except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise SnapshotUnavailableError(str(error)) from error
-        top = protocol.top_json(standings.top)
-        me = protocol.me_of(standings.users.get(subscription.user_id or ""))
-        self.version = max(self.version, standings.version)
+        self.version = max(self.version, shared.version)
         if self._pending is not None and self._pending.version <= self.version:
             self._pending = None
-        self._sent_top, self._sent_me = top, me
+        self._sent_top = shared.top
+        if subscription.user_id is None:
+            return protocol.top_snapshot_frame(
+                subscription.competition.id, self.window, self.version, shared.top
+            )
+        me = protocol.me_of(users.get(subscription.user_id))
+        self._sent_me = me
         return protocol.snapshot_frame(
-            subscription.competition.id,
-            self.window,
-            self.version,
-            top,
-            me,
-            subscription.user_id is not None,
+            subscription.competition.id, self.window, self.version, shared.top, me, True
         )
-
-
-@functools.cache
-def _sent_counter(kind: str) -> Counter:
-    """The labelled child of ``MESSAGES_SENT`` (looked up once per kind, not per send)."""
-    return metrics.MESSAGES_SENT.labels(kind)
 
 
 class SnapshotUnavailableError(Exception):

@@ -5,6 +5,13 @@ newest state per window and wakes the room's worker, so the Kafka tail never wai
 socket. The worker computes what clients see once per window, not per client: the top slice
 as JSON text per distinct ``top`` size, and the rank of every followed user in one Redis call
 (a user outside the top N moves when someone passes them, which the message cannot say).
+Then it hands each client its state in one synchronous pass; a client that can take it at
+once has it written there and then (see :mod:`services.notifier.connection`).
+
+Snapshots are shared the same way: the top a new (or resyncing) client is shown is read from
+Redis once per window, top size and room version (:meth:`Room.top_snapshot`), so 10,000
+clients connecting at once cost one read, not 30,000 Redis round trips.
+
 A ``rebuilt`` message (the ranker rebuilt the competition from PostgreSQL because Redis had
 lost some of it) lists no users whose ranks may all have moved: every client of the
 competition is sent a fresh snapshot instead.
@@ -13,14 +20,14 @@ competition is sent a fresh snapshot instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
 
 from services.notifier import metrics, protocol
-from services.notifier.connection import UNCHANGED, ClientConnection, Unchanged
+from services.notifier.connection import UNCHANGED, ClientConnection, SharedTop, Unchanged
 from services.notifier.protocol import Me
 from services.notifier.repository import NotifierRepository
 from shared.schemas.change_message import ChangeMessage, LeaderboardEntry, WindowChange
@@ -41,6 +48,9 @@ class Room:
         self._pending: dict[str, WindowChange] = {}
         self._pending_emitted_at = datetime.now(UTC)
         self._resync_all = False
+        # (window, top size, room version) → the shared top snapshot, and reads in flight
+        self._tops: dict[tuple[str, int, int], SharedTop] = {}
+        self._top_reads: dict[tuple[str, int, int], asyncio.Task[SharedTop]] = {}
         self._wakeup = asyncio.Event()
         self._worker = asyncio.create_task(self._work(), name=f"room-{competition.id}")
 
@@ -71,6 +81,7 @@ class Room:
         # Redis already holds this version (the ranker writes before it publishes), so a
         # snapshot read from now on is at least this new.
         self.version = change_message.version
+        self._tops.clear()  # a snapshot from now on must be read at this version
         if change_message.rebuilt:
             self._resync_all = True
         for window_change in change_message.windows:
@@ -78,11 +89,45 @@ class Room:
         self._pending_emitted_at = change_message.emitted_at
         self._wakeup.set()
 
+    async def top_snapshot(self, window: str, top_count: int) -> SharedTop:
+        """The top ``top_count`` of ``window``, at least as new as this room's version.
+
+        One Redis read per (window, top size, version), shared by every client that asks
+        while it is current. The read runs in a task of its own, so a client leaving
+        (cancelled) mid-read does not cancel it for the others.
+        """
+        key = (window, top_count, self.version)
+        shared = self._tops.get(key)
+        if shared is not None:
+            return shared
+        read = self._top_reads.get(key)
+        if read is None:
+            read = asyncio.create_task(self._read_top(key), name=f"top-{self.competition.id}")
+            self._top_reads[key] = read
+            read.add_done_callback(lambda done: self._read_done(key, done))
+        return await asyncio.shield(read)
+
+    async def _read_top(self, key: tuple[str, int, int]) -> SharedTop:
+        window, top_count, version = key
+        standings = await self._repository.standings(
+            self.competition, window, top_count, [], known_version=version
+        )
+        shared = SharedTop(version=standings.version, top=protocol.top_json(standings.top))
+        if self.version == version:  # else a change arrived meanwhile: read again next time
+            self._tops[key] = shared
+        return shared
+
+    def _read_done(self, key: tuple[str, int, int], read: asyncio.Task[SharedTop]) -> None:
+        self._top_reads.pop(key, None)
+        if not read.cancelled():
+            read.exception()  # retrieved: its waiters (if any are left) got it
+
     async def stop(self) -> None:
-        """Stop the worker."""
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
+        """Stop the worker and any snapshot read still running."""
+        tasks = [self._worker, *self._top_reads.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _work(self) -> None:
         while True:
@@ -132,18 +177,29 @@ class Room:
         top = window_change.top
         followed = await self._followed_users(window_change.window, top, clients)
         top_texts: dict[int, str] = {}
+        emitted_s = emitted_at.timestamp()
+        every = metrics.OBSERVE_EVERY
+        written = 0
         for client in clients:
             count = client.top_count
             text = top_texts.get(count)
             if text is None:
                 text = top_texts[count] = protocol.top_json(top[:count])
             me: Me | Unchanged | None = None
-            if client.user_id is not None:
-                if followed is None or client.user_id not in followed:
+            user_id = client.user_id
+            if user_id is not None:
+                if followed is None or user_id not in followed:
                     me = UNCHANGED
                 else:
-                    me = protocol.me_of(followed[client.user_id])
-            client.offer(version, text, me, emitted_at)
+                    me = protocol.me_of(followed[user_id])
+            if client.deliver(version, text, me, emitted_at):
+                written += 1
+                if written % every == 0:  # one clock read and observation per chunk
+                    metrics.CHANGE_AGE.observe(max(time.time() - emitted_s, 0.0), every)
+        if written:
+            if written % every:
+                metrics.CHANGE_AGE.observe(max(time.time() - emitted_s, 0.0), written % every)
+            metrics.messages_sent("update").inc(written)
 
     async def _followed_users(
         self, window: str, top: list[LeaderboardEntry], clients: list[ClientConnection]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -77,6 +78,17 @@ def parse_params(query: dict[str, str], max_top: int) -> SubscribeParams:
             ],
         )
     return params
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_query_string(query_string: bytes, max_top: int) -> SubscribeParams:
+    """:func:`parse_params` of a raw query string, as starlette decodes it (last value of a
+    repeated name wins), remembered per distinct string: the clients of a reconnect storm
+    send the same few, and each would otherwise be split and validated again. Refusals are
+    not remembered (the error is raised each time)."""
+    return parse_params(
+        dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)), max_top
+    )
 
 
 def parse_client_message(text: str) -> ClientMessage:
@@ -150,6 +162,16 @@ def top_update_frame(version: int, top: str) -> str:
     subscribers share one string instead of building 10,000 copies of it.
     """
     return update_frame(version, top, None, False)
+
+
+@functools.lru_cache(maxsize=64)
+def top_snapshot_frame(competition_id: str, window: str, version: int, top: str) -> str:
+    """``snapshot_frame(...)`` of a client without ``?user=``, built once per (version, top).
+
+    Every top-only client connecting at one room version gets the same text (and so the
+    same encoded frame bytes): a reconnect storm of 10,000 clients builds it once.
+    """
+    return snapshot_frame(competition_id, window, version, top, None, False)
 
 
 def error_frame(error: PodiumError) -> str:

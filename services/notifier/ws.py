@@ -68,7 +68,7 @@ async def admit(
     websocket: WebSocket, settings: NotifierSettings, repository: NotifierRepository
 ) -> Subscription:
     """Check the request; raise a :class:`PodiumError` saying why it is refused."""
-    params = protocol.parse_params(dict(websocket.query_params), settings.ranker_top_n)
+    params = protocol.parse_query_string(websocket.scope["query_string"], settings.ranker_top_n)
     token, _ = offered_token(websocket, params.token)
     principal: Principal | None = verify_token(settings, token) if token else None
     competition_id = websocket.path_params["competition_id"]
@@ -189,7 +189,7 @@ async def _refuse(
     if frame is not None:
         with contextlib.suppress(Exception):
             await websocket.send_text(frame)
-            metrics.MESSAGES_SENT.labels("error").inc()
+            metrics.messages_sent("error").inc()
     await _close(websocket, closing, grace_s=1.0)
 
 

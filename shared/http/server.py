@@ -24,10 +24,14 @@ class WebSocketLimits:
 
     max_message_bytes: int
     ping_interval_s: float
+    # uvicorn's WebSocket protocol class as an import path ("auto": uvicorn's choice); the
+    # notifier names its own, which lets the app write prebuilt frames
+    protocol: str = "auto"
 
     def uvicorn_options(self) -> dict[str, object]:
         """The limits as ``uvicorn.Config`` keywords (a missed ping closes the socket)."""
         return {
+            "ws": self.protocol,
             "ws_max_size": self.max_message_bytes,
             "ws_ping_interval": self.ping_interval_s,
             "ws_ping_timeout": self.ping_interval_s,

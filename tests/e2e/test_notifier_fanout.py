@@ -14,12 +14,14 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 from prometheus_client import REGISTRY
+from uvicorn.importer import import_from_string
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from devstack.processes import free_port
 from podium.settings import PlatformSettings
-from services.notifier.app import create_app
+from services.notifier.app import create_app, websocket_limits
+from services.notifier.wire import FrameWriterProtocol
 from tests.support.notifier_clients import closed_with, connect, leaders, receive, ws_url
 from tests.support.notifier_driver import RankerStandIn, ranker_stand_in
 from tests.support.servers import (
@@ -156,3 +158,32 @@ async def test_1000_clients_on_one_process_all_receive_the_update(
         assert leaders(update) == [("bob", 20.0), ("ann", 10.0)]
         if number % 2:
             assert update["me"] == {"rank": 1, "score": 20.0}
+
+
+def _sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_idle_clients_get_the_update_written_directly_each_one_observed(
+    settings: PlatformSettings, ranker: RankerStandIn
+) -> None:
+    """uvicorn runs the notifier's frame-writer protocol: the room writes the update to every
+    idle client itself (one encoding), and each write is one change-age observation."""
+    protocol_path = str(websocket_limits(settings).uvicorn_options()["ws"])
+    assert import_from_string(protocol_path) is FrameWriterProtocol
+    competition = await ranker.competition("direct")
+    await ranker.set_scores(competition, {"ann": 1.0})
+    async with running_app(create_app(settings), settings) as base_url:
+        sockets = [await connect(ws_url(base_url, "direct", "top=1")) for _ in range(40)]
+        try:
+            for ws in sockets:
+                assert (await receive(ws))["type"] == "snapshot"
+            ages = _sample("podium_notifier_change_age_seconds_count")
+            change = await ranker.set_scores(competition, {"bob": 2.0})
+            frames = [await asyncio.wait_for(ws.recv(), 5) for ws in sockets]
+            assert len(set(frames)) == 1
+            assert orjson.loads(frames[0])["version"] == change.version
+            assert _sample("podium_notifier_change_age_seconds_count") == ages + 40
+        finally:
+            for ws in sockets:
+                await ws.close()
