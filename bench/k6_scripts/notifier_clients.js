@@ -76,6 +76,9 @@ export default function () {
         dial();
         return;
       }
+      if (state !== 'subscribed') {
+        return; // failed first (an error before its snapshot): not one of the measured clients
+      }
       for (let index = 0; index < needles.length; index++) {
         if (!seen[index] && data.indexOf(needles[index]) >= 0) {
           seen[index] = true;

@@ -6,7 +6,9 @@ its snapshot: ``connect_s`` is from the first dial to the last snapshot. Then pr
 with a new best score are posted one by one; the bench notes the wall-clock time of each 202
 and k6 the wall-clock time each client first receives a frame holding the probe's user
 (same machine, same clock), so a sample is the whole path 202 → ranker → change feed →
-frame on that client. The frames are the notifier's own: nothing is added for the bench.
+frame on that client. The frames are the notifier's own: nothing is added for the bench. A
+client that has not shown a probe when the window ends (3 s after the last probe) is
+``missed`` and counts in the percentiles as that late (at least), never left out.
 
 Also per level: notifier RSS growth per connection, the notifier's CPU per connection
 while connecting and per frame delivered while probing (process CPU seconds from /proc, not
@@ -37,8 +39,9 @@ from bench.stages import scrape, stage_deltas
 
 CLIENT_SCRIPT = SCRIPTS / "notifier_clients.js"
 SETTLE_S = 1.0
-DRAIN_S = 2.0
+DRAIN_S = 3.0  # after the last probe, before the clients are closed
 _POLL_S = 0.05
+_STALL_S = 5.0  # no client subscribed or failed for this long: stop waiting
 _CLOSED_TIMEOUT_S = 60.0
 
 
@@ -95,17 +98,32 @@ async def _wait_closed(http: httpx.AsyncClient, notifier_url: str) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _wait_subscribed(run: LiveK6Run, clients: int, timeout_s: float) -> tuple[int, int]:
-    """Poll k6 until every client is subscribed or failed (or time runs out)."""
+async def _wait_subscribed(run: LiveK6Run, clients: int, timeout_s: float) -> None:
+    """Poll k6's live counters until every client is subscribed or failed, the count stops
+    moving for ``_STALL_S`` or time runs out. The live counters only gate the probes (they
+    can trail the samples); the figures are counted from the samples afterwards."""
     deadline = time.monotonic() + timeout_s
-    subscribed = failed = 0
+    progress, moved_at = -1, time.monotonic()
     while time.monotonic() < deadline:
-        subscribed = await run.count("bench_ws_subscribed")
-        failed = await run.count("bench_ws_failed")
-        if subscribed + failed >= clients:
-            break
+        done = await run.count("bench_ws_subscribed") + await run.count("bench_ws_failed")
+        if done >= clients:
+            return
+        if done != progress:
+            progress, moved_at = done, time.monotonic()
+        elif time.monotonic() - moved_at > _STALL_S:
+            return
         await asyncio.sleep(_POLL_S)
-    return subscribed, failed
+
+
+def _connections_made(run: LiveK6Run) -> tuple[int, int, float]:
+    """Subscribed and failed clients, and seconds from the first dial to the last snapshot,
+    from every sample the run wrote."""
+    subscribed = int(sum(sample.value for sample in run.samples("bench_ws_subscribed")))
+    failed = int(sum(sample.value for sample in run.samples("bench_ws_failed")))
+    dialled = [sample.value for sample in run.samples("bench_ws_dial_at_ms")]
+    opened = [sample.value for sample in run.samples("bench_ws_subscribed_at_ms")]
+    connect_s = (max(opened) - min(dialled)) / 1000 if opened and dialled else 0.0
+    return subscribed, failed, connect_s
 
 
 def _per_probe(samples_by_probe: dict[int, list[float]]) -> list[dict[str, float]]:
@@ -144,12 +162,10 @@ async def _level(
     accepted_ms: list[float] = []
     try:
         await run.wait_for_api()
-        connect_cpu_start = _cpu_s(notifier)
-        subscribed, failed = await _wait_subscribed(run, clients, config.notifier_connect_timeout_s)
+        connect_cpu_start, k6_connect_start = _cpu_s(notifier), run.cpu_s()
+        await _wait_subscribed(run, clients, config.notifier_connect_timeout_s)
         connect_cpu_s = _cpu_s(notifier) - connect_cpu_start
-        dialled = await run.metric("bench_ws_dial_at_ms")
-        opened = await run.metric("bench_ws_subscribed_at_ms")
-        connect_s = (opened.get("max", 0.0) - dialled.get("min", 0.0)) / 1000 if opened else 0.0
+        k6_connect_cpu_s = run.cpu_s() - k6_connect_start
         idle_started = time.monotonic()
         idle_cpu_start, k6_idle_start = _cpu_s(notifier), run.cpu_s()
         await asyncio.sleep(SETTLE_S)
@@ -164,26 +180,33 @@ async def _level(
             accepted_ms.append(await _probe(http, target, user, value + index))
             await asyncio.sleep(config.notifier_probe_interval_s)
         await asyncio.sleep(DRAIN_S)
+        window_end_ms = time.time() * 1000
         probe_s = time.monotonic() - probes_started
         probe_cpu_s = _cpu_s(notifier) - probe_cpu_start
         k6_cpu_s = run.cpu_s() - k6_cpu_start
         after = await scrape(target.metrics_urls)
     finally:
         await run.stop()
+    subscribed, failed, connect_s = _connections_made(run)
     by_probe: dict[int, list[float]] = {index: [] for index in range(len(users))}
     for sample in run.samples("bench_ws_frame_at_ms"):
         probe = int(sample.tags["probe"])
         by_probe[probe].append(sample.value - accepted_ms[probe])
     latencies = [latency for times in by_probe.values() for latency in times]
     frames = len(latencies)
+    # a client that never showed a probe counts as late as the window let it be (at least
+    # that late), so that missed frames raise the percentiles instead of leaving them out
+    for probe, times in by_probe.items():
+        latencies += [window_end_ms - accepted_ms[probe]] * max(subscribed - len(times), 0)
     return {
         "clients": subscribed,
         "failed": failed,
         "connect_s": round(connect_s, 2),
         "connect_cpu_us_per_connection": round(connect_cpu_s / max(subscribed, 1) * 1e6, 1),
+        "k6_connect_cpu_us_per_connection": round(k6_connect_cpu_s / max(subscribed, 1) * 1e6, 1),
         "rss_mb": round(rss / 2**20, 1),
         "bytes_per_connection": round((rss - baseline_rss) / max(subscribed, 1)),
-        "missed": subscribed * len(users) - frames,
+        "missed": subscribed * len(users) - frames,  # in the percentiles as the window's end
         **latency_summary(latencies),
         "idle_cpu_percent": round(idle_cpu_per_s * 100, 1),
         "cpu_us_per_frame": round(
