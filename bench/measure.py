@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.server_cpu import cpu_seconds
 from bench.tools import WrkResult, run_wrk, write_wrk_script
 
 
@@ -40,19 +41,26 @@ def wrk_figure(
     repeats: int,
     warmup_s: float,
     events_per_request: int = 1,
+    pid: int | None = None,
 ) -> dict[str, Any]:
     """Median requests/s (2xx only) and p50/p99 over ``repeats`` wrk runs after a warm-up.
 
     ``script_for(repeat)`` builds each run's Lua (repeat -1 is the warm-up) so event ids stay
-    unique across runs.
+    unique across runs. With the server's ``pid``, also its median CPU per request (and per
+    event) over the runs: on shared cores far less noisy than requests/s.
     """
     if warmup_s > 0:
         script = write_wrk_script(work_dir / f"{name}-warmup.lua", script_for(-1))
         run_wrk(url, script, connections=connections, duration_s=warmup_s)
     runs: list[WrkResult] = []
+    cpu_us: list[float] = []
     for repeat in range(repeats):
         script = write_wrk_script(work_dir / f"{name}-{repeat}.lua", script_for(repeat))
+        before = cpu_seconds(pid) if pid is not None else None
         runs.append(run_wrk(url, script, connections=connections, duration_s=duration_s))
+        after = cpu_seconds(pid) if pid is not None else None
+        if before is not None and after is not None and runs[-1].requests:
+            cpu_us.append((after - before) * 1e6 / runs[-1].requests)
     figure: dict[str, Any] = {
         "req_s": round(statistics.median(run.ok_requests_per_s for run in runs), 1),
         "p50_ms": round(statistics.median(run.p50_ms for run in runs), 2),
@@ -67,4 +75,7 @@ def wrk_figure(
     }
     if events_per_request > 1:
         figure["events_s"] = round(figure["req_s"] * events_per_request, 1)
+    if cpu_us:
+        figure["cpu_us_per_request"] = round(statistics.median(cpu_us), 1)
+        figure["cpu_us_per_event"] = round(statistics.median(cpu_us) / events_per_request, 2)
     return figure

@@ -19,6 +19,7 @@ RATIO_KEYS = (
     "query_top10_hot_p99_vs_naive_get_p99",
     "query_top10_cold_vs_naive_get",
     "ingest_single_vs_naive_post",
+    "ingest_single_cpu_vs_naive_post_cpu",
     "ingest_batch_events_vs_naive_post",
     "ranker_vs_redis_zadd",
     "naive_post_vs_redis_zadd",
@@ -76,6 +77,11 @@ def ratios(figures: dict[str, Any]) -> dict[str, float]:
         "ingest_single_vs_naive_post": (
             n(figures, "ingest", "single", "req_s"),
             n(figures, "naive", "post", "req_s"),
+        ),
+        # CPU per request of each server (less noisy than req/s on shared cores)
+        "ingest_single_cpu_vs_naive_post_cpu": (
+            n(figures, "ingest", "single", "cpu_us_per_request"),
+            n(figures, "naive", "post", "cpu_us_per_request"),
         ),
         "ingest_batch_events_vs_naive_post": (
             n(figures, "ingest", "batch", "events_s"),

@@ -136,16 +136,18 @@ async def run_bench(
                     await seed_naive(redis, stack.naive_key, _members_of(7, config))
                 finally:
                     await redis.aclose()
-                figures["naive"] = naive_http(naive.url, work_dir, config)
+                naive_pid = naive.process.process.pid
+                figures["naive"] = naive_http(naive.url, work_dir, config, naive_pid)
                 stack.stop("naive")
         if "ingest" in phases:
             with clock.phase("ingest throughput"):
                 sink = {"topic_score_events": stack.sink_topic}
                 ingest = await stack.serve("ingest-sink", "ingest", **sink)
+                ingest_pid = ingest.process.process.pid
                 with sampled("ingest_single", "ingest-sink"):
-                    single = ingest_single(ingest.url, token, run_id, work_dir, config)
+                    single = ingest_single(ingest.url, token, run_id, work_dir, config, ingest_pid)
                 with sampled("ingest_batch", "ingest-sink"):
-                    batch = ingest_batch(ingest.url, token, run_id, work_dir, config)
+                    batch = ingest_batch(ingest.url, token, run_id, work_dir, config, ingest_pid)
                 figures["ingest"] = {"single": single, "batch": batch}
                 stack.stop("ingest-sink")
         if "ranker" in phases:

@@ -50,8 +50,11 @@ async def seed_naive(redis: Redis, key: str, members: int) -> None:
     await redis.zadd(key, mapping)
 
 
-def naive_http(base_url: str, work_dir: Path, config: BenchConfig) -> dict[str, Any]:
-    """The naive app's POST (bare ZADD) and GET (ZREVRANGE 0 9) at the run's connections."""
+def naive_http(
+    base_url: str, work_dir: Path, config: BenchConfig, pid: int | None = None
+) -> dict[str, Any]:
+    """The naive app's POST (bare ZADD) and GET (ZREVRANGE 0 9) at the run's connections
+    (with its ``pid``: its CPU per request too, to set against ingest's)."""
     common = {
         "connections": config.http_connections,
         "duration_s": config.http_duration_s,
@@ -63,6 +66,7 @@ def naive_http(base_url: str, work_dir: Path, config: BenchConfig) -> dict[str, 
         lambda _repeat: scripts.naive_post(config.users),
         work_dir,
         "naive-post",
+        pid=pid,
         **common,  # type: ignore[arg-type]
     )
     get = wrk_figure(

@@ -11,9 +11,15 @@ from bench.measure import wrk_figure
 
 
 def ingest_single(
-    base_url: str, token: str, run_tag: str, work_dir: Path, config: BenchConfig
+    base_url: str,
+    token: str,
+    run_tag: str,
+    work_dir: Path,
+    config: BenchConfig,
+    pid: int | None = None,
 ) -> dict[str, Any]:
-    """``POST /api/v1/scores`` at the run's connections; ids unique per repeat."""
+    """``POST /api/v1/scores`` at the run's connections; ids unique per repeat (with the
+    ingest process's ``pid``: its CPU per request too)."""
     return wrk_figure(
         f"{base_url}/api/v1/scores",
         lambda repeat: scripts.ingest_single(
@@ -25,13 +31,20 @@ def ingest_single(
         duration_s=config.http_duration_s,
         repeats=config.http_repeats,
         warmup_s=config.warmup_s,
+        pid=pid,
     )
 
 
 def ingest_batch(
-    base_url: str, token: str, run_tag: str, work_dir: Path, config: BenchConfig
+    base_url: str,
+    token: str,
+    run_tag: str,
+    work_dir: Path,
+    config: BenchConfig,
+    pid: int | None = None,
 ) -> dict[str, Any]:
-    """``POST /api/v1/scores/batch`` with ``batch_events`` events per request."""
+    """``POST /api/v1/scores/batch`` with ``batch_events`` events per request (with ``pid``:
+    the ingest process's CPU per event too)."""
     figure = wrk_figure(
         f"{base_url}/api/v1/scores/batch",
         lambda repeat: scripts.ingest_batch(
@@ -48,6 +61,7 @@ def ingest_batch(
         repeats=config.http_repeats,
         warmup_s=config.warmup_s,
         events_per_request=config.batch_events,
+        pid=pid,
     )
     figure["events_per_request"] = config.batch_events
     return figure
