@@ -2,7 +2,9 @@
 
 Modules, in the order a batch flows through them:
 
-- ``agent``: the faust app; takes batches, applies them, then commits their offsets itself;
+- ``agent``: the faust app; applies each fetch as one batch, then commits its offsets itself;
+- ``consumer``: faust's Kafka consumer handing whole fetches over (no per-event stream path);
+- ``records``: decoding records into plain events (the topic model only for unusual ones);
 - ``applier``: one batch end to end (PostgreSQL, Redis, change messages, dead letters);
 - ``repository``: the set-based PostgreSQL statements (locks, state, inserts, upserts);
 - ``planner`` and ``rules``: the pure decisions (dedup, dead letters, operators, controls);

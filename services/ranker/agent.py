@@ -1,12 +1,14 @@
-"""The faust app: one agent taking batches of ``score-events`` and committing what it applied.
+"""The faust app: the ranker's consumer group, applying each fetch as one batch and committing it.
 
 Records are read raw: faust's JSON codec would stall the partition on a bad record, the ranker
-decodes and dead-letters instead. Faust's own acking is not used (``acks=False`` on the
-topic): faust acks a batch when it is taken, and when the agent body failed it committed the
-batch without applying it. Instead the agent applies a batch (retrying inside, so no error
+decodes and dead-letters instead. faust runs the group (membership, rebalances, seeks, flow
+control), but not its per-event stream machinery: the consumer hands every fetch's records
+to :class:`BatchHandler` directly (``services/ranker/consumer.py`` says why and what it
+saved). Faust's own acking is not used (``acks=False`` on the topic): faust acked a batch
+when it was taken, and when the agent body failed it committed the batch without applying it
+(faust-streaming #312/#606). Instead the handler applies a batch (retrying inside, so no error
 reaches faust), then commits ``offset + 1`` of the batch's last record per partition. An
-exception that still escapes crashes the process (``CrashingSupervisor``): a restarted agent
-would skip the failed batch.
+exception that still escapes crashes the process: a restarted fetcher would skip the batch.
 """
 
 from __future__ import annotations
@@ -15,16 +17,21 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import faust
 import faust.auth
-import mode
 import uvloop
+from aiokafka import TopicPartition
 from aiokafka.helpers import create_ssl_context
+from aiokafka.structs import ConsumerRecord
 
-from services.ranker.applier import decode
+from services.ranker import metrics
+from services.ranker.applier import BatchApplier, decode
+from services.ranker.consumer import BatchConsumer, BatchTransport, Fetching
 from services.ranker.lag import LagTracker
 from services.ranker.runtime import ranker_runtime
 from services.ranker.settings import RankerSettings
@@ -56,6 +63,34 @@ def broker_credentials(settings: RankerSettings) -> faust.auth.Credentials | Non
     )
 
 
+class BatchHandler:
+    """Applies one fetch's records as one batch, then commits their offsets."""
+
+    def __init__(self, consumer: BatchConsumer, applier: BatchApplier, lag: LagTracker) -> None:
+        self.consumer = consumer
+        self.applier = applier
+        self.lag = lag
+
+    async def __call__(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Decode, apply (retrying until it succeeds), observe ages, commit."""
+        events = [
+            decode(record.partition, record.offset, record.key, record.value) for record in records
+        ]
+        await self.applier.apply_with_retries(events)
+        received = [event.message.received_at for event in events if event.message is not None]
+        if received:
+            now = datetime.now(UTC)
+            metrics.EVENT_AGE.labels("oldest").observe((now - min(received)).total_seconds())
+            metrics.EVENT_AGE.labels("newest").observe((now - max(received)).total_seconds())
+        offsets: dict[Any, int] = {}
+        for record in records:  # in offset order per partition: the last one wins
+            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        if not await self.consumer._commit(offsets):
+            logger.warning("offsets %s not committed (partitions moved)", offsets)
+            return
+        self.lag.committed(offsets)
+
+
 def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
     """The ranker's faust app for ``settings`` (faust keeps its scratch files in ``datadir``)."""
     brokers = ";".join(
@@ -75,6 +110,7 @@ def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_ms / 1000,
         broker_rebalance_timeout=session_timeout_s,
         broker_request_timeout=30.0,
+        broker_max_poll_records=settings.ranker_batch_size,
         consumer_auto_offset_reset="earliest",
     )
     topic = app.topic(
@@ -87,33 +123,34 @@ def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-
-    async def rank(stream: Any) -> None:
-        async with ranker_runtime(settings) as applier:
-            logger.info("ranker consuming %s", settings.topic_score_events)
-            async for records in stream.take_events(
-                settings.ranker_batch_size, within=settings.ranker_batch_within_s
-            ):
-                events = [
-                    decode(
-                        record.message.partition,
-                        record.message.offset,
-                        record.message.key,
-                        record.message.value,
-                    )
-                    for record in records
-                ]
-                await applier.apply_with_retries(events)
-                offsets: dict[Any, int] = {}
-                for record in records:
-                    tp = record.message.tp
-                    offsets[tp] = max(offsets.get(tp, -1), record.message.offset + 1)
-                if not await cast(Any, app.consumer)._commit(offsets):
-                    logger.warning("offsets %s not committed (partitions moved)", offsets)
-                    continue
-                lag.committed(offsets)
-
+    app.transport = BatchTransport(
+        app.conf.broker_consumer,
+        app,
+        Fetching(
+            max_wait_ms=settings.ranker_fetch_max_wait_ms,
+            batch_size=settings.ranker_batch_size,
+            batch_within_s=settings.ranker_batch_within_s,
+        ),
+        [topic],  # subscribed without an agent: every fetch goes to the BatchHandler
+    )
     lag = LagTracker(lambda tp: app.consumer.highwater(tp))
+
+    async def rank() -> None:
+        """Hold the ranker's resources while the app runs and feed the consumer's fetches to
+        them (faust cancels this task when it stops, after it has stopped the fetcher)."""
+        consumer = cast(BatchConsumer, app.consumer)
+        try:
+            async with ranker_runtime(settings) as applier:
+                logger.info("ranker consuming %s", settings.topic_score_events)
+                consumer.attach(BatchHandler(consumer, applier, lag))
+                try:
+                    await asyncio.get_running_loop().create_future()  # until cancelled
+                finally:
+                    consumer.attach(None)
+        except Exception as error:
+            logger.exception("ranker runtime failed; crashing")
+            await app.crash(error)
+            raise
 
     async def refresh_lag() -> None:
         lag.refresh()
@@ -121,7 +158,7 @@ def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
     async def forget_revoked(sender: Any, *arguments: Any, **_: Any) -> None:
         lag.forget(arguments[0] if arguments else ())
 
-    app.agent(topic, concurrency=1, supervisor_strategy=mode.CrashingSupervisor)(rank)
+    app.task(rank)
     app.timer(LAG_REFRESH_S)(refresh_lag)
     app.on_partitions_revoked.connect(cast(Any, forget_revoked))
     return app

@@ -23,7 +23,6 @@ from typing import cast
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from tenacity import (
     AsyncRetrying,
@@ -45,6 +44,7 @@ from services.ranker.index import (
     write_batch,
 )
 from services.ranker.planner import BatchPlan, IncomingEvent, plan_batch, users_of
+from services.ranker.records import decode as decode  # re-exported: the ranker's decoder
 from services.ranker.repository import (
     bump_standings_versions,
     load_state,
@@ -53,20 +53,10 @@ from services.ranker.repository import (
 )
 from services.ranker.settings import RankerSettings
 from shared.leaderboard_store import LeaderboardStore, Staleness
-from shared.schemas.score_event import ControlEvent, ScoreEvent, parse_topic_message
 
 logger = logging.getLogger(__name__)
 
 REASON_HEADER = "reason"
-
-
-def decode(partition: int, offset: int, key: bytes | None, value: bytes) -> IncomingEvent:
-    """Decode one record; an undecodable one keeps its error for the dead-letter header."""
-    try:
-        message = parse_topic_message(value)
-    except (ValidationError, ValueError) as error:
-        return IncomingEvent(partition, offset, key, value, None, str(error)[:500])
-    return IncomingEvent(partition, offset, key, value, message)
 
 
 class BatchApplier:
@@ -135,8 +125,8 @@ class BatchApplier:
                 connection,
                 competition_ids,
                 users_of(batch),
-                [m.event_id for m in decoded if isinstance(m, ScoreEvent)],
-                [m.event_id for m in decoded if isinstance(m, ControlEvent)],
+                [m.event_id for m in decoded if m.kind == "score"],
+                [m.event_id for m in decoded if m.kind == "control"],
             )
             plan = plan_batch(batch, state, self.settings.ranker_period_grace_s)
             planned = await planned_writes(

@@ -30,6 +30,17 @@ APPLY_LATENCY = Histogram(
     "Time to apply one batch (PostgreSQL, Redis, change messages), retries included.",
     buckets=LATENCY_BUCKETS_S,
 )
+EVENT_AGE_BUCKETS_S = (
+    0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300
+)  # fmt: skip
+EVENT_AGE = Histogram(
+    "podium_ranker_event_age_seconds",
+    "Age of a batch's events once applied (PostgreSQL committed, Redis written, changes"
+    " published): now minus the received_at ingest stamped, for the batch's oldest and newest"
+    " event (edge); the clocks of the ingest and ranker hosts must agree.",
+    ["edge"],
+    buckets=EVENT_AGE_BUCKETS_S,
+)
 BATCH_RETRIES = Counter(
     "podium_ranker_batch_retries_total",
     "Failed batch attempts that were retried (PostgreSQL, Redis or Kafka unavailable).",

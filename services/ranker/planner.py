@@ -10,35 +10,29 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from services.ranker.rules import (
-    DeadLetterReason,
-    Standing,
-    combine,
-    event_windows,
-    rejection_reason,
-)
+from services.ranker.records import ControlMessage, IncomingEvent, ScoreMessage
+from services.ranker.rules import CompetitionRules, DeadLetterReason, Standing
 from shared.schemas.competition import Competition
-from shared.schemas.score_event import ControlAction, ControlEvent, ScoreEvent
+from shared.schemas.score_event import ControlAction
+
+__all__ = [
+    "BatchPlan",
+    "DeadLetter",
+    "IncomingEvent",
+    "StandingKey",
+    "StoredState",
+    "UserKey",
+    "plan_batch",
+    "users_of",
+]
 
 UserKey = tuple[str, str]  # (competition_id, user_id)
 StandingKey = tuple[str, str, str]  # (competition_id, window, user_id)
 
 
-@dataclass(frozen=True, slots=True)
-class IncomingEvent:
-    """One record of the batch: where it came from, its raw bytes and what they decoded to."""
-
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    message: ScoreEvent | ControlEvent | None
-    decode_error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetter(NamedTuple):
     """An event that can never apply, with the reason."""
 
     event: IncomingEvent
@@ -60,8 +54,8 @@ class StoredState:
 class BatchPlan:
     """The outcome of a batch: what to insert, upsert and delete, and what to report."""
 
-    new_scores: list[ScoreEvent] = field(default_factory=list)
-    new_controls: list[ControlEvent] = field(default_factory=list)
+    new_scores: list[ScoreMessage] = field(default_factory=list)
+    new_controls: list[ControlMessage] = field(default_factory=list)
     new_bans: list[UserKey] = field(default_factory=list)
     upserts: dict[StandingKey, Standing] = field(default_factory=dict)
     deletes: set[StandingKey] = field(default_factory=set)
@@ -84,74 +78,122 @@ def users_of(events: list[IncomingEvent]) -> set[UserKey]:
 
 
 def plan_batch(events: list[IncomingEvent], state: StoredState, grace_s: int) -> BatchPlan:
-    """Apply ``events`` in order to ``state`` and return the plan (``state`` is not changed)."""
+    """Apply ``events`` in order to ``state`` and return the plan (``state`` is not changed).
+
+    Events are taken in batch order (a competition's events come from one partition, in
+    order); each competition's rules are prepared once (:class:`CompetitionRules`), and each
+    (competition, window, user) standing is folded in memory, so PostgreSQL and Redis get one
+    write per standing however many events the batch had for it.
+
+    Every touched user is written to Redis in every window they hold a standing in: the
+    windows of this batch's events (duplicates included, so a replay rewrites Redis) plus
+    the windows PostgreSQL holds for them.
+    """
     plan = BatchPlan()
     current = dict(state.standings)
-    windows_by_user: dict[UserKey, set[str]] = defaultdict(set)
+    stored_windows: dict[UserKey, set[str]] = defaultdict(set)
     for cid, window, user in current:
-        windows_by_user[(cid, user)].add(window)
+        stored_windows[(cid, user)].add(window)
     seen_scores = set(state.known_score_ids)
     seen_controls = set(state.known_control_ids)
     banned = set(state.banned)
+    rules: dict[str, CompetitionRules | None] = {}
+    touched, dead_letters, new_scores = plan.touched, plan.dead_letters, plan.new_scores
+    new_standing = tuple.__new__  # Standing(...) without the NamedTuple's Python __new__
 
     for event in events:
         message = event.message
         if message is None:
-            plan.dead_letters.append(DeadLetter(event, DeadLetterReason.UNDECODABLE))
+            dead_letters.append(DeadLetter(event, DeadLetterReason.UNDECODABLE))
             continue
-        competition = state.competitions.get(message.competition_id)
-        reason = rejection_reason(message, competition, grace_s)
-        if reason is not None:
-            plan.dead_letters.append(DeadLetter(event, reason))
+        cid = message.competition_id
+        if cid in rules:
+            competition_rules = rules[cid]
+        else:
+            competition = state.competitions.get(cid)
+            competition_rules = rules[cid] = (
+                CompetitionRules(competition, grace_s) if competition is not None else None
+            )
+        if competition_rules is None:
+            dead_letters.append(DeadLetter(event, DeadLetterReason.UNKNOWN_COMPETITION))
             continue
-        assert competition is not None
-        user_key = (message.competition_id, message.user_id)
-        touched_windows = plan.touched[message.competition_id].setdefault(message.user_id, set())
-        if isinstance(message, ControlEvent):
-            plan.controlled[message.competition_id].add(message.user_id)
-            if message.event_id in seen_controls:
-                plan.duplicates += 1
-                continue
-            seen_controls.add(message.event_id)
-            plan.new_controls.append(message)
-            for window in windows_by_user.pop(user_key, set()):
-                del current[(message.competition_id, window, message.user_id)]
-                touched_windows.add(window)
-            if message.action is ControlAction.BAN_USER and user_key not in banned:
-                banned.add(user_key)
-                plan.new_bans.append(user_key)
+        user = message.user_id
+        if message.kind == "control":
+            windows_of_user = touched[cid].setdefault(user, set())
+            _plan_control(
+                plan, message, current, stored_windows, windows_of_user, seen_controls, banned
+            )
             continue
-        windows = event_windows(message, competition)
-        touched_windows.update(windows)
-        if message.event_id in seen_scores:
+        windows = competition_rules.judge(message)
+        if isinstance(windows, DeadLetterReason):
+            dead_letters.append(DeadLetter(event, windows))
+            continue
+        users = touched[cid]
+        touched_windows = users.get(user)
+        if touched_windows is None:
+            users[user] = set(windows)
+        else:
+            touched_windows.update(windows)
+        event_id = message.event_id
+        if event_id in seen_scores:
             plan.duplicates += 1
             continue
-        if user_key in banned:
-            plan.dead_letters.append(DeadLetter(event, DeadLetterReason.BANNED))
+        if banned and (cid, user) in banned:
+            dead_letters.append(DeadLetter(event, DeadLetterReason.BANNED))
             continue
-        seen_scores.add(message.event_id)
-        plan.new_scores.append(message)
+        seen_scores.add(event_id)
+        new_scores.append(message)
+        value, ts = message.value, message.ts
         for window in windows:
-            key = (message.competition_id, window, message.user_id)
-            current[key] = combine(
-                competition.operator,
-                competition.sort_order,
-                current.get(key),
-                message.value,
-                message.ts,
+            key = (cid, window, user)
+            before = current.get(key)
+            current[key] = (
+                competition_rules.combine(before, value, ts)
+                if before is not None
+                else new_standing(Standing, (value, ts, ts))
             )
-            windows_by_user[user_key].add(window)
 
-    for cid, users in plan.touched.items():
-        for user, user_windows in users.items():
-            user_windows.update(windows_by_user.get((cid, user), set()))
-            for window in user_windows:
+    stored = state.standings
+    final, upserts, deletes = plan.final, plan.upserts, plan.deletes
+    for cid, users in touched.items():
+        for user, windows_of_user in users.items():
+            held = stored_windows.get((cid, user))
+            if held:
+                windows_of_user.update(held)  # in place: the Redis write reads ``touched``
+            for window in windows_of_user:
                 key = (cid, window, user)
                 after = current.get(key)
                 if after is not None:
-                    plan.final[key] = after
-                    if after != state.standings.get(key):
-                        plan.upserts[key] = after
-                elif key in state.standings:
-                    plan.deletes.add(key)
+                    final[key] = after
+                    if after != stored.get(key):
+                        upserts[key] = after
+                elif key in stored:
+                    deletes.add(key)
     return plan
+
+
+def _plan_control(
+    plan: BatchPlan,
+    message: ControlMessage,
+    current: dict[StandingKey, Standing],
+    stored_windows: dict[UserKey, set[str]],
+    windows_of_user: set[str],
+    seen_controls: set[str],
+    banned: set[UserKey],
+) -> None:
+    """A control event in batch order: the user leaves every window they are in so far
+    (stored or from this batch's scores, all of which are in ``windows_of_user``); a
+    replayed one only marks the user for a Redis rewrite."""
+    cid, user = message.competition_id, message.user_id
+    plan.controlled[cid].add(user)
+    if message.event_id in seen_controls:
+        plan.duplicates += 1
+        return
+    seen_controls.add(message.event_id)
+    plan.new_controls.append(message)
+    for window in stored_windows.pop((cid, user), set()) | windows_of_user:
+        if current.pop((cid, window, user), None) is not None:
+            windows_of_user.add(window)
+    if message.action is ControlAction.BAN_USER and (cid, user) not in banned:
+        banned.add((cid, user))
+        plan.new_bans.append((cid, user))

@@ -8,14 +8,21 @@ ranker's clock, for the same reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import operator
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple, cast
 
-from shared.leaderboard import reached_us
-from shared.schemas.competition import Competition, Operator, SortOrder
-from shared.schemas.score_event import ControlEvent, ScoreEvent
-from shared.windows import period_end, windows_for
+from services.ranker.records import ControlMessage, ScoreMessage
+from shared.leaderboard import MAX_REACHED_US
+from shared.schemas.competition import Competition, Operator, ResetSchedule, SortOrder
+from shared.windows import ALLTIME, period_end, period_label
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = _EARLIEST + timedelta(microseconds=MAX_REACHED_US)
+"""The reached times the member encoding holds (``shared.leaderboard.reached_us``)."""
+PERIOD_CACHE_ENTRIES = 65_536
 
 
 class DeadLetterReason(StrEnum):
@@ -30,40 +37,147 @@ class DeadLetterReason(StrEnum):
     BANNED = "banned"
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """A user's standing in one window: score, when it was reached, newest event time seen."""
+class Standing(NamedTuple):
+    """A user's standing in one window: score, when it was reached, newest event time seen.
+
+    A tuple, not a dataclass: a batch creates one per applied event and window.
+    """
 
     score: float
     reached_at: datetime
     last_event_ts: datetime
 
 
+_periods: dict[tuple[ResetSchedule, str, int], tuple[list[str], datetime]] = {}
+
+
+def period_of(reset: ResetSchedule, moment: datetime, timezone: str) -> tuple[list[str], datetime]:
+    """The windows of ``moment`` (``alltime`` and its period) and when the period ends
+    (``reset`` is not ``none``). The list is shared: callers must not change it.
+
+    Memoized per UTC second: both are functions of the instant that change only at local
+    period boundaries, which fall on whole seconds (time-zone offsets are whole seconds), so
+    every moment of one second shares them. Most events of a batch share a few seconds.
+    """
+    since = moment - _EARLIEST  # exact integer seconds (a float timestamp rounds near 2286)
+    key = (reset, timezone, since.days * 86_400 + since.seconds)
+    found = _periods.get(key)
+    if found is None:
+        label, ends = period_label(reset, moment, timezone), period_end(reset, moment, timezone)
+        assert label is not None
+        assert ends is not None
+        if len(_periods) >= PERIOD_CACHE_ENTRIES:
+            _periods.clear()
+        found = _periods[key] = ([ALLTIME, label], ends)
+    return found
+
+
+Combiner = Callable[[Standing, float, datetime], Standing]
+"""How a score of ``value`` at ``ts`` changes an existing standing (see :func:`combine`)."""
+_new = tuple.__new__  # a Standing without the NamedTuple's Python-level __new__
+
+
+def _best(better: Callable[[float, float], bool]) -> Combiner:
+    def best(current: Standing, value: float, ts: datetime) -> Standing:
+        last = current.last_event_ts
+        newest = last if last >= ts else ts  # max(), keeping the first of equal times
+        score = current.score
+        if better(value, score):
+            return _new(Standing, (value, ts, newest))
+        if value == score:
+            reached = current.reached_at
+            return _new(Standing, (score, reached if reached <= ts else ts, newest))  # min()
+        return _new(Standing, (score, current.reached_at, newest))
+
+    return best
+
+
+def _latest(current: Standing, value: float, ts: datetime) -> Standing:
+    if ts >= current.last_event_ts:
+        return _new(Standing, (value, ts, ts))
+    return current
+
+
+def _sum(current: Standing, value: float, ts: datetime) -> Standing:
+    last, reached = current.last_event_ts, current.reached_at
+    return _new(
+        Standing,
+        (current.score + value, reached if reached >= ts else ts, last if last >= ts else ts),
+    )
+
+
+_COMBINERS: dict[tuple[Operator, SortOrder], Combiner] = {
+    (Operator.BEST, SortOrder.DESC): _best(operator.gt),
+    (Operator.BEST, SortOrder.ASC): _best(operator.lt),
+    (Operator.LATEST, SortOrder.DESC): _latest,
+    (Operator.LATEST, SortOrder.ASC): _latest,
+    (Operator.SUM, SortOrder.DESC): _sum,
+    (Operator.SUM, SortOrder.ASC): _sum,
+}
+_ALLTIME_ONLY = [ALLTIME]
+
+
+class CompetitionRules:
+    """One competition's rules, read once per batch: which scores apply, to which windows,
+    and how they combine.
+
+    :meth:`judge` and :attr:`combine` are the hot path of planning (once per score); they
+    decide exactly as :func:`rejection_reason`, :func:`event_windows` and :func:`combine`
+    document.
+    """
+
+    __slots__ = ("_ends", "_grace", "_max_value", "_reset", "_starts", "_timezone", "combine")
+
+    def __init__(self, competition: Competition, grace_s: int) -> None:
+        self.combine: Combiner = _COMBINERS[(competition.operator, competition.sort_order)]
+        self._grace = timedelta(seconds=grace_s)
+        self._max_value = competition.max_value
+        self._reset = competition.reset
+        self._timezone = competition.timezone
+        self._starts = competition.starts_at
+        self._ends = competition.ends_at
+
+    def judge(self, message: ScoreMessage) -> list[str] | DeadLetterReason:
+        """The windows ``message`` counts toward (a shared list: do not change it), or why
+        it can never apply.
+
+        Checked in order: the value bound, the encodable reached time, the competition's
+        start and end, then lateness (``received_at`` after the period's end plus grace).
+        """
+        if self._max_value is not None and message.value > self._max_value:
+            return DeadLetterReason.BAD_VALUE
+        ts = message.ts
+        if not _EARLIEST <= ts <= _LATEST:
+            return DeadLetterReason.BAD_TIME
+        if (self._starts is not None and ts < self._starts) or (
+            self._ends is not None and ts >= self._ends
+        ):  # Competition.is_open_at
+            return DeadLetterReason.OUTSIDE_COMPETITION
+        if self._reset is ResetSchedule.NONE:
+            return _ALLTIME_ONLY
+        windows, ends = period_of(self._reset, ts, self._timezone)
+        if message.received_at > ends + self._grace:
+            return DeadLetterReason.LATE
+        return windows
+
+
 def rejection_reason(
-    message: ScoreEvent | ControlEvent, competition: Competition | None, grace_s: int
+    message: ScoreMessage | ControlMessage, competition: Competition | None, grace_s: int
 ) -> DeadLetterReason | None:
     """Why ``message`` can never apply regardless of stored state, or None if it may apply."""
     if competition is None:
         return DeadLetterReason.UNKNOWN_COMPETITION
-    if isinstance(message, ControlEvent):
+    if message.kind == "control":
         return None
-    if competition.max_value is not None and message.value > competition.max_value:
-        return DeadLetterReason.BAD_VALUE
-    try:
-        reached_us(message.ts)
-    except ValueError:
-        return DeadLetterReason.BAD_TIME
-    if not competition.is_open_at(message.ts):
-        return DeadLetterReason.OUTSIDE_COMPETITION
-    ends = period_end(competition.reset, message.ts, competition.timezone)
-    if ends is not None and message.received_at > ends + timedelta(seconds=grace_s):
-        return DeadLetterReason.LATE
-    return None
+    verdict = CompetitionRules(competition, grace_s).judge(message)
+    return None if type(verdict) is list else cast(DeadLetterReason, verdict)
 
 
-def event_windows(message: ScoreEvent, competition: Competition) -> list[str]:
+def event_windows(message: ScoreMessage, competition: Competition) -> list[str]:
     """The windows a score counts toward: ``alltime`` and its period, if any."""
-    return windows_for(competition.reset, message.ts, competition.timezone)
+    if competition.reset is ResetSchedule.NONE:
+        return [ALLTIME]
+    return list(period_of(competition.reset, message.ts, competition.timezone)[0])
 
 
 def is_better(value: float, than: float, sort_order: SortOrder) -> bool:
@@ -87,15 +201,4 @@ def combine(
     """
     if current is None:
         return Standing(value, ts, ts)
-    newest = max(current.last_event_ts, ts)
-    if operator is Operator.BEST:
-        if is_better(value, current.score, sort_order):
-            return Standing(value, ts, newest)
-        if value == current.score:
-            return Standing(current.score, min(current.reached_at, ts), newest)
-        return Standing(current.score, current.reached_at, newest)
-    if operator is Operator.LATEST:
-        if ts >= current.last_event_ts:
-            return Standing(value, ts, ts)
-        return current
-    return Standing(current.score + value, max(current.reached_at, ts), newest)
+    return _COMBINERS[(operator, sort_order)](current, value, ts)

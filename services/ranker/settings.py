@@ -23,7 +23,18 @@ class RankerSettings(CommonSettings):
         description="Most events taken per ranker batch (bigger: more events/s, slower batches).",
     )
     ranker_batch_within_s: float = Field(
-        0.05, gt=0, description="Longest wait to fill a ranker batch."
+        0.0,
+        ge=0,
+        description="Longest wait for more records to fill a ranker batch (0: apply what one"
+        " fetch returned; under load batches grow by themselves while the last one applies).",
+    )
+    ranker_fetch_max_wait_ms: int = Field(
+        10,
+        ge=0,
+        le=30_000,
+        description="Longest time the broker may hold the ranker's fetch when no data is ready."
+        " Kafka answers as soon as data arrives, so this only sets the idle fetch rate (about"
+        " 1000 / this per broker per ranker); the dev broker (tansu) always waits it out.",
     )
     ranker_group_id: str = Field("podium-ranker", description="Ranker consumer group / app id.")
     ranker_period_grace_s: int = Field(

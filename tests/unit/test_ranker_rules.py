@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.ranker.planner import IncomingEvent, StoredState, plan_batch
-from services.ranker.rules import DeadLetterReason, Standing, combine, rejection_reason
+from services.ranker.rules import (
+    DeadLetterReason,
+    Standing,
+    combine,
+    period_of,
+    rejection_reason,
+)
 from shared.schemas.competition import (
     Competition,
     Operator,
@@ -16,6 +24,7 @@ from shared.schemas.competition import (
     Visibility,
 )
 from shared.schemas.score_event import ControlAction, ControlEvent, ScoreEvent
+from shared.windows import ALLTIME, period_end, period_label
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -155,3 +164,29 @@ def test_a_replayed_removal_does_not_erase_later_scores() -> None:
     assert plan.upserts == {}
     assert plan.deletes == set()
     assert plan.final == stored  # Redis still gets the absolute standing (idempotent replay)
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Paris", "America/Santiago", "Asia/Tehran", "Pacific/Chatham"]
+)
+@pytest.mark.parametrize(
+    "reset", [ResetSchedule.DAILY, ResetSchedule.WEEKLY, ResetSchedule.MONTHLY]
+)
+def test_memoized_periods_equal_the_windows_module(reset: ResetSchedule, zone: str) -> None:
+    # moments around each local midnight and DST change of a year, in random order (the memo
+    # is per UTC second, so a boundary second must never borrow its neighbour's period)
+    rng = random.Random(f"{reset}{zone}")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    moments = []
+    for hours in range(0, 366 * 24, 7):
+        moment = start + timedelta(hours=hours)
+        local_midnight = moment.astimezone(ZoneInfo(zone)).replace(hour=0, minute=0, second=0)
+        for edge_s in (-1, 0, 1):
+            for micros in (0, 999_999):
+                moments.append(local_midnight + timedelta(seconds=edge_s, microseconds=micros))
+        moments.append(moment + timedelta(microseconds=rng.randrange(10**6)))
+    rng.shuffle(moments)
+    for moment in moments:
+        windows, ends = period_of(reset, moment, zone)
+        assert windows == [ALLTIME, period_label(reset, moment, zone)]
+        assert ends == period_end(reset, moment, zone)

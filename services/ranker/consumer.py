@@ -1,0 +1,200 @@
+"""faust's Kafka consumer, handing whole fetches to the ranker instead of one event at a time.
+
+faust stays the framework: it runs the consumer group (joins, heartbeats, rebalances, the
+consumer thread, pausing and seeking partitions, flow control). Only its per-message path is
+replaced: faust turns every record into a ``ConsumerMessage``, runs it through the conductor
+into a channel queue and an ``Event`` for the stream, where ``take_events`` collects it again
+into a batch. For the ranker, which only ever wants batches, that path was the largest single
+cost (about 18% of the process in the profile of a backlog drain). Here the fetcher task
+takes each fetch's records (aiokafka's own ``ConsumerRecord`` objects) and awaits the ranker's
+handler with them, with the same checks faust's ``getmany``/``_drain_messages`` make: only
+partitions still active, nothing from an older group generation, nothing behind the read
+offset.
+
+The consumer also sets aiokafka's ``fetch_max_wait_ms``, which faust hard-codes to 1,500 ms
+(``AIOKafkaConsumerThread._create_worker_consumer``): Kafka answers a fetch as soon as data
+exists, but the dev broker (tansu) holds a fetch over several partitions for the whole wait,
+which was the ranker's idle latency (a constant ~550 ms, 202 to applied).
+
+Offsets are not faust's business here either: the handler commits what it applied (see
+``agent.py``). A rebalance waits for the batch in flight (:meth:`wait_empty`), so the old
+owner commits it before the partition moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import aiokafka
+from aiokafka.structs import ConsumerRecord
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TopicT
+
+logger = logging.getLogger(__name__)
+
+FetchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
+"""Applies one batch of records (in partition order per partition) and commits it."""
+
+FETCH_TIMEOUT_S = 1.0
+"""How long one wait for records may last before the loop checks whether to stop."""
+
+
+class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer thread with the ranker's fetch wait instead of faust's 1,500 ms."""
+
+    def _create_worker_consumer(
+        self, transport: faust_aiokafka.Transport
+    ) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # read by AIOKafkaConsumer.start() when it builds its Fetcher (not started yet here)
+        if not hasattr(consumer, "_fetch_max_wait_ms"):
+            raise RuntimeError("aiokafka changed: AIOKafkaConsumer._fetch_max_wait_ms is gone")
+        consumer._fetch_max_wait_ms = cast(BatchTransport, transport).fetching.max_wait_ms
+        return consumer
+
+
+@dataclass(frozen=True, slots=True)
+class Fetching:
+    """How the ranker fetches: the broker's longest hold of an idle fetch, and batching."""
+
+    max_wait_ms: int
+    batch_size: int
+    batch_within_s: float = 0.0
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """A faust consumer whose fetcher task hands each fetch to one :data:`FetchHandler`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._handler: FetchHandler | None = None
+        self._handler_ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        super().__init__(*args, **kwargs)
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_start(self) -> None:
+        """Register the transport's topics with the conductor, which subscribes to them once
+        agents and tables are up (here, on the worker's event loop: the conductor binds a
+        future to the running loop, so this cannot happen while the app is being built)."""
+        await super().on_start()
+        for topic in cast(BatchTransport, self.transport).topics:
+            self.app.topics.add(topic)
+
+    @property
+    def fetching(self) -> Fetching:
+        """The transport's fetch settings."""
+        return cast(BatchTransport, self.transport).fetching
+
+    def attach(self, handler: FetchHandler | None) -> None:
+        """Start handing fetches to ``handler`` (None: stop; fetches wait for the next one)."""
+        self._handler = handler
+        if handler is None:
+            self._handler_ready.clear()
+        else:
+            self._handler_ready.set()
+
+    async def wait_empty(self) -> None:
+        """Wait for the batch in flight too (faust calls this when partitions are revoked):
+        its offsets are committed before another member may take the partitions."""
+        await self._idle.wait()
+        await super().wait_empty()
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """The fetcher task: fetch, hand over, repeat (replaces faust's per-message loop)."""
+        try:
+            while not (self.should_stop or fetcher.should_stop):
+                await self._handler_ready.wait()
+                batch = await self._next_batch()
+                handler = self._handler
+                if not batch or handler is None or self.should_stop:
+                    continue
+                self._idle.clear()
+                try:
+                    await handler(batch)
+                finally:
+                    self._idle.set()
+        except self.consumer_stopped_errors:
+            if not self.transport.app.should_stop:
+                raise
+            logger.info("broker stopped the consumer while the ranker stops")
+        except asyncio.CancelledError:
+            if not self.transport.app.should_stop:
+                raise
+        except Exception as error:
+            # as faust's CrashingSupervisor did for the agent: a restarted fetcher would skip
+            # the records of the failed fetch, so the process stops instead
+            logger.exception("ranker batch failed outside its retries; crashing")
+            await self.app.crash(error)
+            raise
+
+    async def _next_batch(self) -> list[ConsumerRecord[bytes, bytes]]:
+        """One fetch's records (waiting up to ``batch_within_s`` for more), checked as faust's
+        ``getmany`` checks them; empty when nothing arrived or the group moved on."""
+        fetching = self.fetching
+        generation = self.app.consumer_generation_id
+        batch = self._accept(*(await self._wait_next_records(FETCH_TIMEOUT_S)), generation)
+        if batch and fetching.batch_within_s > 0:
+            deadline = time.monotonic() + fetching.batch_within_s
+            while (
+                len(batch) < fetching.batch_size and (remaining := deadline - time.monotonic()) > 0
+            ):
+                more = self._accept(*(await self._wait_next_records(remaining)), generation)
+                if not more:
+                    break
+                batch += more
+        return batch
+
+    def _accept(
+        self, records: Any, active: set[Any] | None, generation: int
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """The records of one fetch that may still be applied (see :func:`accepted`);
+        none when the group generation changed during the fetch (the partitions are seeked
+        to their committed offsets on assignment) or the consumer is stopping."""
+        if not records or self.should_stop or self.app.consumer_generation_id != generation:
+            return []
+        return accepted(records, active, self._buffered_partitions, self._read_offset)
+
+
+def accepted(
+    records: Mapping[Any, Sequence[ConsumerRecord[bytes, bytes]]],
+    active: set[Any] | None,
+    buffered: set[Any],
+    read_offset: MutableMapping[Any, int | None],
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """One fetch's records in partition order per partition, dropped as faust's ``getmany``
+    and ``_drain_messages`` drop them: partitions neither active (paused or revoked) nor
+    buffered, and records behind the partition's read offset, which is then moved to the
+    last record taken (``None``: nothing read yet; a seek sets it to the committed offset)."""
+    batch: list[ConsumerRecord[bytes, bytes]] = []
+    for tp, partition_records in records.items():
+        if active is not None and tp not in active and tp not in buffered:
+            continue
+        position = read_offset.get(tp)
+        taken = (
+            [record for record in partition_records if record.offset >= position]
+            if position is not None
+            else list(partition_records)
+        )
+        if taken:
+            batch += taken
+            read_offset[tp] = taken[-1].offset
+    return batch
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    """faust's aiokafka transport with :class:`BatchConsumer` as its consumer."""
+
+    Consumer = BatchConsumer
+
+    def __init__(self, url: Any, app: Any, fetching: Fetching, topics: Sequence[TopicT]) -> None:
+        super().__init__(url, app)
+        self.fetching = fetching
+        self.topics = tuple(topics)
