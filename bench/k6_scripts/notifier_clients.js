@@ -55,10 +55,11 @@ export default function () {
     const seen = needles.map(() => false);
     let state = 'dialling'; // then 'subscribed' or 'failed'
 
-    const fail = () => {
+    const fail = (event) => {
       if (state === 'dialling') {
         state = 'failed';
         failed.add(1);
+        console.warn(`client failed before its snapshot: ${(event && event.error) || event}`);
         dial();
       }
     };
@@ -67,7 +68,7 @@ export default function () {
       const data = event.data;
       if (state === 'dialling') {
         if (!data.startsWith('{"type":"snapshot"')) {
-          fail();
+          fail(data.slice(0, 200));
           return;
         }
         state = 'subscribed';

@@ -88,6 +88,16 @@ class FrameWriterProtocol(WebSocketsSansIOProtocol):
         if scope is not None:  # only a 101 builds a scope (a refusal never reaches the app)
             scope["extensions"][EXTENSION] = {"writer": self}
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Also take the writer out of the scope: the scope refers to this protocol and the
+        protocol to the scope, a cycle that reference counting cannot free, and the
+        notifier's GC freezing keeps cycles for minutes (every closed connection would
+        linger until the next sweep)."""
+        scope: dict[str, Any] | None = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(EXTENSION, None)
+        super().connection_lost(exc)
+
     def can_write(self) -> bool:
         """Open, handshake sent, no close either way, no extension, transport not paused."""
         return (

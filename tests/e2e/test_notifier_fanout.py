@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -187,3 +189,36 @@ async def test_idle_clients_get_the_update_written_directly_each_one_observed(
         finally:
             for ws in sockets:
                 await ws.close()
+
+
+async def test_closed_connections_are_freed_without_the_cycle_collector(
+    settings: PlatformSettings, ranker: RankerStandIn
+) -> None:
+    """The notifier freezes long-lived objects (survivors of a second), so cyclic garbage
+    among them waits minutes for a sweep: a closed connection's protocol must be freed by
+    reference counting alone."""
+    await ranker.competition("freed")
+    async with running_app(create_app(settings), settings) as base_url:
+        gc.collect()
+        gc.disable()
+        try:
+            sockets = [await connect(ws_url(base_url, "freed")) for _ in range(20)]
+            for ws in sockets:
+                assert (await receive(ws))["type"] == "snapshot"
+            # weak references now: frozen objects are invisible to gc.get_objects()
+            protocols = [
+                weakref.ref(thing)
+                for thing in gc.get_objects()
+                if type(thing) is FrameWriterProtocol
+            ]
+            assert len(protocols) == 20
+            await asyncio.sleep(2.5)  # frozen by now (the freezer runs every second)
+            assert gc.get_freeze_count() > 0
+            for ws in sockets:
+                await ws.close()
+            deadline = time.monotonic() + 10
+            while any(ref() is not None for ref in protocols) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert all(ref() is None for ref in protocols)
+        finally:
+            gc.enable()
