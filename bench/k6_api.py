@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 import time
@@ -26,9 +27,11 @@ import psutil
 from bench.k6 import k6_binary
 from devstack.processes import ManagedProcess, free_port, spawn
 
+logger = logging.getLogger(__name__)
+
 # k6 exits with 103 when the test was stopped through the REST API: that is how we end it
 EXIT_STOPPED_FROM_API = 103
-_STOP_TIMEOUT_S = 30.0
+_STOP_TIMEOUT_S = 60.0
 _API_READY_TIMEOUT_S = 30.0
 _POLL_INTERVAL_S = 0.1
 
@@ -125,10 +128,15 @@ class LiveK6Run:
                 )
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(self.process.process.wait, _STOP_TIMEOUT_S)
+        killed = self.process.process.poll() is None
         self.process.stop()
         await self._http.aclose()
         code = self.process.process.returncode
-        if code not in (0, EXIT_STOPPED_FROM_API):
+        if killed:
+            # on a loaded machine closing 10,000 sockets and flushing can outlast the wait:
+            # the samples written so far are still read (a cut last line is skipped)
+            logger.warning("k6 (%s) did not exit after its stop; killed (exit %s)", self.name, code)
+        elif code not in (0, EXIT_STOPPED_FROM_API):
             raise RuntimeError(f"k6 ({self.name}) exited with {code}; see {self.process.log_path}")
 
     def samples(self, metric: str) -> Iterator[Sample]:
@@ -137,5 +145,8 @@ class LiveK6Run:
         with self._samples_path.open("rb") as lines:
             for line in lines:
                 if needle in line:
-                    point: dict[str, Any] = orjson.loads(line)["data"]
+                    try:
+                        point: dict[str, Any] = orjson.loads(line)["data"]
+                    except orjson.JSONDecodeError:
+                        continue  # the line a killed k6 left unfinished
                     yield Sample(float(point["value"]), point.get("tags") or {})
