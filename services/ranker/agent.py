@@ -39,7 +39,7 @@ from services.ranker.settings import RankerSettings
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_S = 1.0
-GC_GEN0_THRESHOLD = 50_000
+GC_GEN0_THRESHOLD = 500_000
 
 
 def broker_credentials(settings: RankerSettings) -> faust.auth.Credentials | None:
@@ -82,9 +82,13 @@ class BatchHandler:
             now = datetime.now(UTC)
             metrics.EVENT_AGE.labels("oldest").observe((now - min(received)).total_seconds())
             metrics.EVENT_AGE.labels("newest").observe((now - max(received)).total_seconds())
-        offsets: dict[Any, int] = {}
+        last: dict[tuple[str, int], int] = {}
         for record in records:  # in offset order per partition: the last one wins
-            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            last[record.topic, record.partition] = record.offset
+        offsets: dict[Any, int] = {
+            TopicPartition(topic, partition): offset + 1
+            for (topic, partition), offset in last.items()
+        }
         if not await self.consumer._commit(offsets):
             logger.warning("offsets %s not committed (partitions moved)", offsets)
             return
@@ -171,9 +175,11 @@ def run_worker(app: faust.App, log_level: str) -> int:
     batch's CPU on the default loop.
     """
     started = time.monotonic()
-    # a batch allocates ~100k short-lived objects: a bigger generation-0 threshold promotes
-    # fewer of them to the old generations, and frozen start-up objects are never rescanned
-    # (together about a tenth of a batch's CPU was garbage collection)
+    # a batch of 5,000 events keeps ~150k container objects alive until it is applied, and
+    # refcounting frees them (no cycles): above that many live young objects, a collection
+    # rarely runs mid-batch, so they are neither scanned nor promoted to the old generations
+    # (decode + plan: 4.5% fewer instructions than at 50k); frozen start-up objects are never
+    # rescanned
     gc.freeze()
     gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
     loop = uvloop.new_event_loop()
