@@ -137,30 +137,45 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def _next_batch(self) -> list[ConsumerRecord[bytes, bytes]]:
         """One fetch's records (waiting up to ``batch_within_s`` for more), checked as faust's
-        ``getmany`` checks them; empty when nothing arrived or the group moved on."""
+        ``getmany`` checks them; empty when nothing arrived or the group moved on.
+
+        The generation is read *after* the first wait, as faust does: a rebalance during the
+        wait has already seeked the partitions to their committed offsets, so what that fetch
+        returns is from the new generation and must be applied, not dropped (dropping it
+        would leave the fetch position past records nobody applied, and the next batch's
+        commit would skip them). When the group moves on while more is being collected, or
+        flow stopped for a rebalance, everything collected is dropped and every partition is
+        seeked back to its committed offset, so each dropped record is fetched again.
+        """
         fetching = self.fetching
+        records, active = await self._wait_next_records(FETCH_TIMEOUT_S)
         generation = self.app.consumer_generation_id
-        batch = self._accept(*(await self._wait_next_records(FETCH_TIMEOUT_S)), generation)
-        if batch and fetching.batch_within_s > 0:
-            deadline = time.monotonic() + fetching.batch_within_s
-            while (
-                len(batch) < fetching.batch_size and (remaining := deadline - time.monotonic()) > 0
-            ):
-                more = self._accept(*(await self._wait_next_records(remaining)), generation)
-                if not more:
-                    break
-                batch += more
+        if not records or self.should_stop:
+            return []
+        if not self.flow_active:
+            await self._rewind()
+            return []
+        batch = accepted(records, active, self._buffered_partitions, self._read_offset)
+        if not batch or fetching.batch_within_s <= 0:
+            return batch
+        deadline = time.monotonic() + fetching.batch_within_s
+        while len(batch) < fetching.batch_size and (remaining := deadline - time.monotonic()) > 0:
+            records, active = await self._wait_next_records(remaining)
+            if self.should_stop:
+                return []
+            if not self.flow_active or self.app.consumer_generation_id != generation:
+                await self._rewind()
+                return []
+            if not records:
+                break
+            batch += accepted(records, active, self._buffered_partitions, self._read_offset)
         return batch
 
-    def _accept(
-        self, records: Any, active: set[Any] | None, generation: int
-    ) -> list[ConsumerRecord[bytes, bytes]]:
-        """The records of one fetch that may still be applied (see :func:`accepted`);
-        none when the group generation changed during the fetch (the partitions are seeked
-        to their committed offsets on assignment) or the consumer is stopping."""
-        if not records or self.should_stop or self.app.consumer_generation_id != generation:
-            return []
-        return accepted(records, active, self._buffered_partitions, self._read_offset)
+    async def _rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset (faust's
+        ``perform_seek``): records fetched but dropped are then fetched again."""
+        logger.info("group rebalanced while a batch was collected; back to committed offsets")
+        await self.perform_seek()
 
 
 def accepted(

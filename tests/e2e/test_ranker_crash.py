@@ -67,3 +67,37 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
         await wait_committed(settings, end_offsets(positions), 90, [process])
     assert progress[0] != progress[-1]
     await assert_matches_oracle(settings, expected)
+
+
+async def test_rebalance_while_streaming_loses_nothing(
+    settings: PlatformSettings, artifacts_dir: Path
+) -> None:
+    """Two rankers share the stream; one is SIGKILLed and later restarted, so the survivor
+    goes through two rebalances (the dead member expiring, the new one joining) while records
+    keep arriving. A fetch that spans a rebalance must neither be skipped nor committed past."""
+    workload = build_workload(seed=11, events=4000)
+    expected = workload.expected(settings.ranker_period_grace_s)
+    await create_competitions(settings, workload)
+    positions: list[Position] = []
+    producing = asyncio.create_task(
+        produce(settings, workload.messages, chunk=40, pause_s=0.1, positions=positions)
+    )
+    log = artifacts_dir / f"ranker-rebalance-{settings.db_schema}.log"
+    options = {
+        "ranker_batch_size": 50,
+        "kafka_session_timeout_ms": 3000,
+        "kafka_heartbeat_interval_ms": 300,
+    }
+    with ranker(settings, log, **options) as survivor:
+        with ranker(settings, log, **options) as victim:
+            first = {partition: 1 for partition in range(settings.kafka_partitions)}
+            await wait_committed(settings, first, 60, [survivor, victim], any_partition=True)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+        await asyncio.sleep(4)  # the survivor takes every partition once the victim expires
+        with ranker(settings, log, **options) as rejoined:
+            await producing
+            await wait_committed(settings, end_offsets(positions), 90, [survivor, rejoined])
+            missing = await unapplied_below_commit(settings, workload.messages, positions, expected)
+    assert missing == [], f"committed past unapplied events: {missing[:5]}"
+    await assert_matches_oracle(settings, expected)
