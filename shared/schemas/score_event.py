@@ -23,12 +23,28 @@ MAX_METADATA_BYTES = 1024
 MetadataValue = str | int | float | bool | None
 
 
+SMALLEST_METADATA_INT = -(2**63)
+LARGEST_METADATA_INT = 2**64 - 1
+"""Integers in metadata stay within what orjson encodes (signed or unsigned 64 bits): the
+ranker writes metadata to PostgreSQL through orjson, so a larger one would fail every retry of
+its batch. Ingest never publishes one (its JSON parser, orjson, reads a larger integer as a
+float); a record from another producer that carries one is dead-lettered as undecodable."""
+
+
+def _check_integers(metadata: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
+    for value in metadata.values():
+        if type(value) is int and not SMALLEST_METADATA_INT <= value <= LARGEST_METADATA_INT:
+            raise ValueError("integers must fit in 64 bits")
+    return metadata
+
+
 def _check_metadata(metadata: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
     if len(metadata) > MAX_METADATA_KEYS:
         raise ValueError(f"at most {MAX_METADATA_KEYS} keys")
     for value in metadata.values():
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("values must be finite")
+    _check_integers(metadata)
     if len(orjson.dumps(metadata)) > MAX_METADATA_BYTES:
         raise ValueError(f"at most {MAX_METADATA_BYTES} bytes as JSON")
     return metadata
@@ -70,6 +86,10 @@ class ScoreEvent(BaseModel):
     ts: AwareDatetime
     received_at: AwareDatetime
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+
+    # only the bound that keeps a record writable: other producers' records are otherwise
+    # taken as they are (the ranker's fast decode path accepts exactly what this model does)
+    _metadata = field_validator("metadata")(_check_integers)
 
 
 class ControlAction(StrEnum):

@@ -43,6 +43,9 @@ VARIANTS: list[tuple[dict[str, Any], bool]] = [
     ({"ts": "2026-03-29T24:00:00Z"}, False),
     ({"ts": "2026-W13-7T00:59:59Z"}, False),
     ({"metadata": {"big": 2**70}}, False),  # orjson would read it as a float
+    ({"metadata": {"big": 2**64 - 1, "small": -(2**63)}}, True),  # orjson's own range
+    ({"metadata": {"big": 2**64}}, False),
+    ({"metadata": {"small": -(2**63) - 1}}, False),
     ({"metadata": {"nested": {"a": 1}}}, False),
     ({"metadata": None}, False),
     ({"user_id": "u 1"}, False),
@@ -96,6 +99,15 @@ def test_decode_matches_the_topic_model(overrides: dict[str, Any], fast: bool) -
         ]
     else:
         assert event.message == model
+
+
+def test_an_integer_beyond_64_bits_is_refused_not_applied() -> None:
+    """The ranker writes metadata through orjson: a record it could not write would fail its
+    batch on every retry, so it is undecodable (dead-lettered) instead."""
+    for big in (2**64, -(2**63) - 1, 10**30):
+        event = decode(0, 1, b"c1", _encoded({"metadata": {"n": big}}))
+        assert event.message is None
+        assert "integers must fit in 64 bits" in event.decode_error
 
 
 def test_undecodable_and_empty_records_keep_the_error() -> None:
