@@ -158,6 +158,11 @@ class CommonSettings(BaseSettings):
     )
     redis_pool_max: int = Field(64, ge=1, description="Maximum pooled Redis connections.")
     redis_timeout_s: float = Field(0.5, gt=0, description="Redis socket and connect timeout.")
+    redis_cluster: bool = Field(
+        False,
+        description="Use a Redis Cluster: PODIUM_REDIS_URL names its seed node(s), comma-separated"
+        " (redis://host:port[,redis://host:port...]); the pool limit is per node.",
+    )
 
     # --- read by several services -------------------------------------------------------
     competition_cache_ttl_s: float = Field(
