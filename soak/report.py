@@ -41,6 +41,7 @@ def build_report(
     lost: int,
     subscribers: int,
     max_in_flight: int = 0,
+    interrupted: bool = False,
 ) -> dict[str, Any]:
     """Every figure of one soak run; ``passed`` is the verdict."""
     windows = [fault.window() for fault in faults]
@@ -80,7 +81,8 @@ def build_report(
         and check.redis_equal
         and check.query_equal
         and check.websocket_equal is not False
-        and all(fault.recovered_s is not None for fault in faults)
+        and all(fault.recovered_s is not None and not fault.broken for fault in faults)
+        and not interrupted
     )
     return {
         "command": command,
@@ -115,11 +117,13 @@ def build_report(
                 "at_s": round(f.at_s, 2),
                 "recovery_s": None if f.recovered_s is None else round(f.recovered_s, 2),
                 "detail": f.detail,
+                "guarantee_broken": f.broken,
             }
             for f in faults
         ],
         "mismatches": check.mismatches[:50],
         "rejected_examples": list(stats.rejected.items())[:5],
+        "interrupted": interrupted,
         "passed": passed,
     }
 
@@ -128,6 +132,8 @@ def format_report(report: dict[str, Any]) -> str:
     """A human-readable summary of :func:`build_report`'s dict."""
     events = report["events"]
     verdict = "PASSED" if report["passed"] else "FAILED"
+    if report.get("interrupted"):
+        verdict = "INTERRUPTED (a partial report: the final check did not run)"
     lines = [
         f"soak {verdict}: {report['duration_s']:.0f} s at {report['offered_rate_eps']:.0f}"
         " events/s offered",
@@ -152,6 +158,11 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"  fault {fault['name']} at {fault['at_s']} s: recovered in"
             f" {fault['recovery_s']} s ({fault['detail']})"
+            + (
+                f"; GUARANTEE BROKEN: {fault['guarantee_broken']}"
+                if fault["guarantee_broken"]
+                else ""
+            )
         )
     lines += [f"  mismatch: {mismatch}" for mismatch in report["mismatches"][:10]]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,9 @@ import httpx
 
 from services.settings import AllServicesSettings
 from shared.auth import issue_token
-from soak.check import compare, wait_for_drain
-from soak.faults import PROBE_COMPETITION, EndToEndProbe, run_schedule
-from soak.load import COMPETITIONS, CompetitionPlan, WriteLoad
+from soak.check import CheckResult, compare, wait_for_drain
+from soak.faults import PROBE_COMPETITION, EndToEndProbe, FaultRecord, run_schedule
+from soak.load import COMPETITIONS, CompetitionPlan, LoadStats, WriteLoad
 from soak.oracle import OracleCompetition, OracleResult, replay
 from soak.platform import Platform
 from soak.readers import ReadLoad, Subscriber
@@ -50,15 +51,58 @@ async def run_soak(
         work_dir / run_id,
         run_id,
     )
+    progress = RunProgress()
     try:
         await platform.start()
-        report = await _drive(platform, duration_s, rate_eps, users, seed, command, batch_share)
+        report = await _drive(
+            platform, progress, duration_s, rate_eps, users, seed, command, batch_share
+        )
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        # Ctrl-C (asyncio.run cancels this task): report what ran so far, then stop as asked
+        report = _partial_report(progress, command, duration_s, rate_eps)
     finally:
         await platform.stop()
     text = format_report(report)
     print(text, flush=True)
     if report_path is not None:
         _write_json(report_path, report)
+    return report
+
+
+@dataclass
+class RunProgress:
+    """What a run has done so far: enough for a partial report when it is interrupted."""
+
+    load: WriteLoad | None = None
+    run_started: float = 0.0
+    faults: list[FaultRecord] = field(default_factory=list)
+    subscribers: int = 0
+
+
+def _partial_report(
+    progress: RunProgress, command: str, duration_s: float, rate_eps: float
+) -> dict[str, Any]:
+    """The report of an interrupted run: its load figures and faults so far, no verdict on
+    loss (the final check did not run)."""
+    load = progress.load
+    report = build_report(
+        command=command,
+        duration_s=duration_s,
+        rate_eps=rate_eps,
+        run_started=progress.run_started or time.monotonic(),
+        stats=load.stats if load is not None else LoadStats(),
+        faults=progress.faults,
+        check=CheckResult(),
+        lost=0,
+        subscribers=progress.subscribers,
+        max_in_flight=load.max_in_flight if load is not None else 0,
+        interrupted=True,
+    )
+    report["events"]["lost"] = report["events"]["double_counted"] = None
+    report["stores_equal_oracle"] = dict.fromkeys(report["stores_equal_oracle"])
+    report["elapsed_s"] = (
+        round(time.monotonic() - progress.run_started, 1) if progress.run_started else 0.0
+    )
     return report
 
 
@@ -82,6 +126,7 @@ async def _create_competitions(
 
 async def _drive(
     platform: Platform,
+    progress: RunProgress,
     duration_s: float,
     rate_eps: float,
     users: int,
@@ -103,8 +148,9 @@ async def _drive(
             seed,
             batch_share=batch_share,
         )
+        progress.load = load
         reads = ReadLoad(
-            platform.url("query"),
+            [platform.url("query"), platform.url("query-b")],
             rate_rps=max(5.0, rate_eps / 10),
             users=users,
             stats=load.stats,
@@ -116,19 +162,27 @@ async def _drive(
             for plan in COMPETITIONS
             for _ in range(SUBSCRIBERS_PER_COMPETITION)
         ]
+        progress.subscribers = len(subscribers)
         probe = EndToEndProbe(platform, writer)
         await probe.wait_healthy(client)
         stop_reading = asyncio.Event()
         background = [asyncio.create_task(s.run(stop_reading)) for s in subscribers]
         background.append(asyncio.create_task(reads.run(client, stop_reading)))
-        run_started = time.monotonic()
+        run_started = progress.run_started = time.monotonic()
         faults_task = asyncio.create_task(
-            run_schedule(platform, probe, client, duration_s, run_started)
+            run_schedule(platform, probe, client, duration_s, run_started, progress.faults)
         )
-        progress = asyncio.create_task(_print_progress(load, run_started, duration_s))
-        await load.run(client, duration_s)
-        faults = await faults_task
-        progress.cancel()
+        printer = asyncio.create_task(_print_progress(load, run_started, duration_s))
+        try:
+            await load.run(client, duration_s)
+            faults = await faults_task
+        except asyncio.CancelledError:
+            # interrupted: stop the readers and the schedule (a stalled broker is resumed)
+            for task in (*background, faults_task):
+                task.cancel()
+            raise
+        finally:
+            printer.cancel()
         missing = await wait_for_drain(settings, set(load.stats.accepted))
         await asyncio.sleep(max(1.0, settings.query_cache_ttl_ms / 1000 * 2))
         expected = replay(

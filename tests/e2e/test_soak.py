@@ -1,21 +1,30 @@
 """The short fault soak (issue 7): the platform under load while processes and stores fail.
 
-Two ingest replicas, two rankers, query and notifier run as separate processes; a ranker and an
-ingest replica are SIGKILLed, Redis restarts empty, Redis restarts from a snapshot saved when
-the faults began (every board older, built markers included), PostgreSQL connections are
-terminated and the notifier is killed, while clients keep posting (retrying with the same event_id),
-reading and listening. Every accepted event must be in PostgreSQL, Redis, the query API and
-the WebSocket clients' final state exactly once.
+Two ingest replicas, two rankers, two query replicas and the notifier run as separate
+processes over private stores; a ranker and an ingest replica are SIGKILLed, the broker is
+stalled for 10 s (SIGSTOP), Redis restarts empty, Redis restarts from a snapshot saved when the
+faults began (every board older, built markers included), PostgreSQL connections are
+terminated, PostgreSQL is SIGKILLed and recovers, a query replica and the notifier are killed,
+while clients keep posting (retrying with the same event_id), reading and listening. Every
+accepted event must be in PostgreSQL, Redis, the query API and the WebSocket clients' final
+state exactly once.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 from pathlib import Path
+
+import psutil
 
 from soak.runner import run_soak
 from tests.conftest import SettingsFactory
+from tests.support.servers import podium_command, process_environment
 
-SHORT_DURATION_S = 60.0
+SHORT_DURATION_S = 90.0
 SHORT_RATE_EPS = 150.0
 
 
@@ -44,10 +53,65 @@ async def test_short_soak_loses_nothing_and_counts_nothing_twice(
     assert {fault["name"] for fault in report["faults"]} == {
         "ranker_kill",
         "ingest_kill",
+        "broker_stall",
         "redis_restart",
         "redis_snapshot_restore",
         "postgres_terminate",
+        "postgres_crash",
+        "query_kill",
         "notifier_kill",
     }
     assert all(fault["recovery_s"] is not None for fault in report["faults"])
+    assert [fault["guarantee_broken"] for fault in report["faults"]] == [""] * 9
     assert report["passed"]
+
+
+async def test_ctrl_c_writes_a_partial_report_and_stops_the_platform(
+    settings_factory: SettingsFactory, tmp_path: Path
+) -> None:
+    """SIGINT mid-run (what Ctrl-C sends): exit 130, the report so far is printed and written
+    (marked interrupted, no verdict on loss), and every process and store is gone."""
+    report_path = tmp_path / "partial.json"
+    work_dir = tmp_path / "soak"
+    command = podium_command(
+        "soak", "--duration", "120", "--rate", "50", "--report", str(report_path),
+        "--work-dir", str(work_dir),
+    )  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        env=process_environment(settings_factory()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    try:
+        for line in iter(process.stdout.readline, b""):  # the first progress line: under load
+            output.append(line.decode())
+            if line.startswith(b"soak |"):
+                break
+        assert process.poll() is None, "".join(output)
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    text = "".join(output) + rest.decode()
+    assert process.returncode == 130, text
+    assert "soak INTERRUPTED" in text
+    report = json.loads(report_path.read_text())
+    assert report["interrupted"] is True
+    assert report["passed"] is False
+    assert report["events"]["offered"] > 0
+    assert report["events"]["lost"] is None
+    assert report["elapsed_s"] >= 10
+    (run_dir,) = work_dir.iterdir()
+    assert not (run_dir / "postgres").exists()  # the stores' data went with the run
+    assert (run_dir / "ranker-a.log").exists()  # the logs stay
+    leftovers = [
+        child
+        for child in psutil.process_iter(["cmdline"])
+        if any(str(run_dir) in part for part in child.info["cmdline"] or [])
+    ]
+    assert leftovers == []
