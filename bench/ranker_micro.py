@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import orjson
-from redis.asyncio import Redis
 
 from devstack.broker import start_broker
 from devstack.processes import free_port
@@ -29,7 +28,7 @@ from services.ranker.settings import RankerSettings
 from shared.db import create_pool
 from shared.kafka import create_producer, ensure_topics
 from shared.migrations import migrate
-from shared.redis_client import create_redis
+from shared.redis_client import RedisClient, create_redis
 from shared.redis_keys import prefix_pattern
 from shared.schemas.competition import SortOrder
 
@@ -111,7 +110,7 @@ async def run_once(
     await migrate(settings)
     await ensure_topics(settings)
     pool = await create_pool(settings)
-    redis: Redis = create_redis(settings)
+    redis: RedisClient = create_redis(settings)
     producer = create_producer(settings)
     await producer.start()
     try:

@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
 
 from bench.phases.reconcile import time_passes
 from bench.ranker_micro import create_competitions, make_settings
@@ -34,7 +33,7 @@ from services.ranker.settings import RankerSettings
 from shared.db import create_pool
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
-from shared.redis_client import create_redis
+from shared.redis_client import RedisClient, create_redis
 from shared.redis_keys import built_key
 
 _CHUNK = 5000
@@ -43,7 +42,7 @@ _CHUNK = 5000
 async def _seed(
     settings: RankerSettings,
     pool: asyncpg.Pool,
-    redis: Redis,
+    redis: RedisClient,
     competitions: int,
     stale: int,
     standings: int,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncpg
-from redis.asyncio import Redis
 
-from shared.redis_client import create_redis
+from shared.redis_client import RedisClient, create_redis
 from shared.redis_keys import prefix_pattern
 from shared.settings import CommonSettings
 
@@ -20,7 +19,7 @@ async def drop_schema(database_url: str, schema: str) -> None:
         await connection.close()
 
 
-async def delete_prefix(redis: Redis, prefix: str) -> int:
+async def delete_prefix(redis: RedisClient, prefix: str) -> int:
     """UNLINK every key under ``prefix`` (SCAN, never FLUSH: the Redis may be shared)."""
     deleted = 0
     batch: list[bytes] = []

@@ -33,8 +33,6 @@ from string import Template
 from typing import TYPE_CHECKING
 
 import asyncpg
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import WatchError
 
@@ -45,6 +43,7 @@ from shared.leaderboard import (
     redis_score,
     standing_value,
 )
+from shared.redis_client import RedisClient, RedisPipeline, queue_script
 from shared.redis_keys import (
     built_key,
     competition_keys,
@@ -164,12 +163,26 @@ return result
 """
 
 
-def queue_script(
-    pipe: Pipeline, script: AsyncScript, keys: list[str], arguments: list[str | float | int]
-) -> None:
-    """Queue ``script`` on ``pipe`` by its SHA (the pipeline loads it first if needed)."""
-    pipe.scripts.add(script)  # type: ignore[arg-type]  # redis-py types it as the sync Script
-    pipe.evalsha(script.sha, len(keys), *keys, *arguments)
+# The rebuild's swap, a compare-and-set on the built marker (every write of a competition's
+# keys also writes its marker, always to a new value): KEYS: built marker, then per rebuilt
+# window (live, temporary) pairs, then the live keys to delete. ARGV: 1 if the marker existed
+# when the rebuild began (else 0), its value then, the version to set, the number of pairs.
+# Returns 0 (nothing done) when the marker changed since, else 1. One script rather than
+# WATCH/MULTI/EXEC: the same atomic step on one Redis and on a Redis Cluster node (all keys
+# share the competition's hash tag), whose client runs transactions through threads.
+_SWAP_SCRIPT = """
+local marker = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if marker then return 0 end
+elseif marker ~= ARGV[2] then
+  return 0
+end
+local pairs_end = 1 + 2 * tonumber(ARGV[4])
+for i = 2, pairs_end, 2 do redis.call('RENAME', KEYS[i + 1], KEYS[i]) end
+for i = pairs_end + 1, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
+"""
 
 
 class Staleness(StrEnum):
@@ -269,11 +282,17 @@ class CompetitionNotBuiltError(Exception):
 class LeaderboardStore:
     """Reads and writes one Redis (or Cluster) for every competition under a key prefix."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
         self._write = redis.register_script(_WRITE_SCRIPT)
         self._ranks = redis.register_script(_RANKS_SCRIPT)
+        self._swap = redis.register_script(_SWAP_SCRIPT)
+
+    @property
+    def write_scripts(self) -> tuple[AsyncScript, ...]:
+        """The scripts :meth:`queue_write` sends by SHA (for :func:`ensure_scripts`)."""
+        return (self._write,)
 
     # --- writes ---------------------------------------------------------------------------
     async def write(
@@ -298,7 +317,7 @@ class LeaderboardStore:
 
     def queue_write(
         self,
-        pipe: Pipeline,
+        pipe: RedisPipeline,
         competition_id: str,
         sort_order: SortOrder,
         writes: Mapping[str, Sequence[StandingWrite]],
@@ -396,11 +415,11 @@ class LeaderboardStore:
         The standings and the standings version are read in one consistent view: from a pool,
         in a read-only REPEATABLE READ transaction (a replica works); from a connection, as
         it is, because the caller holds the competition's advisory lock, under which no
-        batch can commit. Windows are built into temporary keys and renamed in one
-        MULTI/EXEC that also sets the marker to that version, guarded by WATCH on the marker
-        (every write of the competition's keys also writes the marker): if a ranker writes
-        meanwhile, the rebuild starts over, so a newer standing is never replaced by an older
-        snapshot. Returns the standings loaded.
+        batch can commit. Windows are built into temporary keys and renamed by one script
+        that also sets the marker to that version, unless the marker changed since the
+        rebuild began (every write of the competition's keys also writes the marker, as
+        WATCH would see): if a ranker writes meanwhile, the rebuild starts over, so a newer
+        standing is never replaced by an older snapshot. Returns the standings loaded.
         """
         for _attempt in range(_REBUILD_ATTEMPTS):
             try:
@@ -417,36 +436,39 @@ class LeaderboardStore:
     ) -> int:
         marker = built_key(self.prefix, competition_id)
         token = uuid.uuid4().hex
-        async with self.redis.pipeline(transaction=True) as pipe:
-            # watched before anything is read: a write from here on aborts the EXEC
-            await pipe.watch(marker)
-            existing_windows = await competition_windows(self.redis, self.prefix, competition_id)
-            version, rows = await _read_standings(source, competition_id)
-            by_window: dict[str, list[asyncpg.Record]] = defaultdict(list)
-            for row in rows:
-                by_window[row["window_label"]].append(row)
-            temp_keys: list[str] = []
-            for window, window_rows in by_window.items():
-                zkey = rebuild_key(ranking_key(self.prefix, competition_id, window), token)
-                mkey = rebuild_key(members_key(self.prefix, competition_id, window), token)
-                temp_keys += [zkey, mkey]
-                await self._load(zkey, mkey, window_rows, sort_order)
-            pipe.multi()  # type: ignore[no-untyped-call]
-            for window in sorted(existing_windows | set(by_window)):
-                zkey = ranking_key(self.prefix, competition_id, window)
-                mkey = members_key(self.prefix, competition_id, window)
-                if window in by_window:
-                    pipe.rename(rebuild_key(zkey, token), zkey)
-                    pipe.rename(rebuild_key(mkey, token), mkey)
-                else:
-                    pipe.delete(zkey, mkey)
-            pipe.set(marker, str(version))
-            try:
-                await pipe.execute()
-            except WatchError:
-                if temp_keys:
-                    await self.redis.delete(*temp_keys)
-                raise
+        # read before anything else: a write from here on changes it and the swap refuses
+        marker_before = await self.redis.get(marker)
+        existing_windows = await competition_windows(self.redis, self.prefix, competition_id)
+        version, rows = await _read_standings(source, competition_id)
+        by_window: dict[str, list[asyncpg.Record]] = defaultdict(list)
+        for row in rows:
+            by_window[row["window_label"]].append(row)
+        temp_keys: list[str] = []
+        renames: list[str] = []
+        deletions: list[str] = []
+        for window in sorted(existing_windows | set(by_window)):
+            zkey = ranking_key(self.prefix, competition_id, window)
+            mkey = members_key(self.prefix, competition_id, window)
+            if window in by_window:
+                temp_z, temp_m = rebuild_key(zkey, token), rebuild_key(mkey, token)
+                temp_keys += [temp_z, temp_m]
+                renames += [zkey, temp_z, mkey, temp_m]
+                await self._load(temp_z, temp_m, by_window[window], sort_order)
+            else:
+                deletions += [zkey, mkey]
+        swapped = await self._swap(
+            keys=[marker, *renames, *deletions],
+            args=[
+                0 if marker_before is None else 1,
+                marker_before or "",
+                str(version),
+                len(renames) // 2,
+            ],
+        )
+        if not swapped:
+            if temp_keys:
+                await self.redis.delete(*temp_keys)
+            raise WatchError(f"the built marker of {competition_id} changed during its rebuild")
         return len(rows)
 
     async def _load(

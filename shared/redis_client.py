@@ -1,16 +1,45 @@
-"""Redis access: a bounded asyncio client with short timeouts."""
+"""Redis access: a bounded asyncio client with short timeouts, on one Redis or a Redis Cluster.
+
+Every service gets its client from :func:`create_redis`, typed :data:`RedisClient` (either a
+plain :class:`~redis.asyncio.Redis` or, with ``PODIUM_REDIS_CLUSTER=true``, a
+:class:`~redis.asyncio.cluster.RedisCluster`). Both speak the same commands; the few places
+where they differ (which server answered, where scripts are loaded, idle connections after a
+failure) go through the helpers here, so callers never branch on the client's kind and the
+single-Redis path keeps exactly its round trips.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.settings import CommonSettings
 
+RedisClient = Redis | RedisCluster
+"""The client every service holds: one Redis, or a Redis Cluster (``PODIUM_REDIS_CLUSTER``)."""
 
-def create_redis(settings: CommonSettings, *, max_connections: int | None = None) -> Redis:
+RedisPipeline = Pipeline | ClusterPipeline
+"""A pipeline of either client (``client.pipeline(...)``)."""
+
+# A cluster command that fails on a node that went away is retried after the client re-reads
+# the topology: a few quick tries (about 1 s in all), so a failover costs the callers one
+# retry of their own rather than a request stuck for the client's default ~10 tries.
+_CLUSTER_RETRIES = 3
+_CLUSTER_RETRY_BASE_S = 0.05
+_CLUSTER_RETRY_CAP_S = 0.5
+
+
+def create_redis(settings: CommonSettings, *, max_connections: int | None = None) -> RedisClient:
     """A client whose pool blocks (briefly) instead of opening unbounded connections.
 
     A command whose pooled connection turns out closed (Redis restarted or failed over since
@@ -20,7 +49,12 @@ def create_redis(settings: CommonSettings, *, max_connections: int | None = None
     twice the timeout); a retried command can have run on a server that died before
     answering, which Podium's scripts tolerate (absolute writes, a refused stale write is
     rebuilt, versions only need to increase).
+
+    With ``PODIUM_REDIS_CLUSTER=true`` the URL's comma-separated nodes are the cluster's seed
+    nodes (see :func:`create_cluster`).
     """
+    if settings.redis_cluster:
+        return create_cluster(settings, max_connections=max_connections)
     pool = BlockingConnectionPool.from_url(
         settings.redis_url.get_secret_value(),
         max_connections=max_connections or settings.redis_pool_max,
@@ -34,6 +68,118 @@ def create_redis(settings: CommonSettings, *, max_connections: int | None = None
     return Redis.from_pool(pool)
 
 
-async def ping(client: Redis) -> None:
-    """Raise unless Redis answers PING."""
+def create_cluster(settings: CommonSettings, *, max_connections: int | None = None) -> RedisCluster:
+    """A Redis Cluster client seeded with every node ``PODIUM_REDIS_URL`` lists.
+
+    The nodes are ``redis://[user:password@]host:port`` (or ``rediss://`` for TLS) separated
+    by commas; credentials and TLS come from the first. The client learns the slot map from
+    any seed that answers and follows MOVED/ASK redirections and failovers itself; the pool
+    limit applies per node. Every Podium key of a competition carries the ``{cid}`` hash tag
+    (:mod:`shared.redis_keys`), so its scripts and transactions stay on one node.
+    """
+    seeds = [urlsplit(part.strip()) for part in settings.redis_url.get_secret_value().split(",")]
+    seeds = [seed for seed in seeds if seed.hostname]
+    if not seeds:
+        raise ValueError("PODIUM_REDIS_URL names no cluster node (redis://host:port[,...])")
+    first = seeds[0]
+    options: dict[str, Any] = {}
+    if first.scheme == "rediss":
+        options["ssl"] = True
+    return RedisCluster(
+        startup_nodes=[ClusterNode(seed.hostname or "", seed.port or 6379) for seed in seeds],
+        username=unquote(first.username) if first.username else None,
+        password=unquote(first.password) if first.password else None,
+        max_connections=max_connections or settings.redis_pool_max,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=30,
+        retry=Retry(
+            ExponentialWithJitterBackoff(base=_CLUSTER_RETRY_BASE_S, cap=_CLUSTER_RETRY_CAP_S),
+            _CLUSTER_RETRIES,
+        ),
+        **options,
+    )
+
+
+def is_cluster(client: RedisClient) -> bool:
+    """Whether ``client`` talks to a Redis Cluster."""
+    return isinstance(client, RedisCluster)
+
+
+async def ping(client: RedisClient) -> None:
+    """Raise unless Redis answers PING (on a cluster: every node the client knows)."""
     await client.ping()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerIdentity:
+    """Which Redis server processes hold the data, and for how long they have been up.
+
+    ``run_id`` is new for every server process, so a restart (from an older snapshot or
+    empty) or a promoted replica shows as a new identity. On a cluster it joins every
+    primary's ``run_id`` (sorted), so a failover of any shard changes it; ``uptime_s`` is
+    then the youngest primary's.
+    """
+
+    run_id: str
+    uptime_s: float
+
+
+async def server_identity(client: RedisClient) -> ServerIdentity:
+    """The identity of the server(s) that hold the data: one ``INFO server`` per primary."""
+    if isinstance(client, RedisCluster):
+        replies: dict[str, dict[str, Any]] = await client.info(
+            "server", target_nodes=RedisCluster.PRIMARIES
+        )
+        servers = list(replies.values())
+        return ServerIdentity(
+            ",".join(sorted(str(server["run_id"]) for server in servers)),
+            min(float(server["uptime_in_seconds"]) for server in servers),
+        )
+    server = await client.info("server")
+    return ServerIdentity(str(server["run_id"]), float(server["uptime_in_seconds"]))
+
+
+async def ensure_scripts(client: RedisClient, scripts: Sequence[AsyncScript]) -> None:
+    """Make sure every primary has ``scripts`` before a pipeline sends them by SHA.
+
+    A plain pipeline does this itself (``pipe.scripts``, checked with SCRIPT EXISTS when it
+    executes), so this returns at once for one Redis. A cluster pipeline does not: a primary
+    promoted or restarted since the scripts were loaded would answer NOSCRIPT, so the SHAs
+    are checked on every primary (one SCRIPT EXISTS each, in parallel) and loaded where
+    missing; a failover between the check and the pipeline fails that attempt, and the
+    caller's retry checks again.
+    """
+    if not isinstance(client, RedisCluster) or not scripts:
+        return
+    present = await client.script_exists(*(script.sha for script in scripts))
+    for script, exists in zip(scripts, present, strict=True):
+        if not exists:
+            script.sha = await client.script_load(script.script)
+
+
+def queue_script(
+    pipe: RedisPipeline, script: AsyncScript, keys: list[str], arguments: list[str | float | int]
+) -> None:
+    """Queue ``script`` on ``pipe`` by its SHA.
+
+    A plain pipeline loads it first if needed; a cluster pipeline needs
+    :func:`ensure_scripts` before it executes. redis-py (8.1) blocks ``evalsha`` on a cluster
+    pipeline only because it cannot know the script is loaded (redis/redis-py#2914, lifted
+    upstream by #4206); it routes EVALSHA by its keys, so the raw command is queued instead.
+    """
+    if isinstance(pipe, Pipeline):
+        pipe.scripts.add(script)  # type: ignore[arg-type]  # redis-py types it as the sync Script
+        pipe.evalsha(script.sha, len(keys), *keys, *arguments)
+    else:
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *arguments)
+
+
+async def drop_idle_connections(client: RedisClient) -> None:
+    """Close the pooled idle connections after a connection failure (a restarted server).
+
+    Each would fail once more before the pool noticed. A cluster client already drops a
+    failed node's idle connections and re-reads the topology on its own.
+    """
+    if isinstance(client, Redis):
+        await client.connection_pool.disconnect(inuse_connections=False)

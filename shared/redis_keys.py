@@ -19,7 +19,7 @@ so one competition's SCAN never matches another's keys, whatever the ids contain
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from shared.redis_client import RedisClient
 
 _RANKING_SUFFIX = ":z"
 _REBUILD_MARK = ":rebuild:"
@@ -78,7 +78,7 @@ def competition_key_pattern(prefix: str, competition_id: str) -> str:
     return f"{glob_escaped(_competition_head(prefix, competition_id))}*"
 
 
-async def competition_windows(redis: Redis, prefix: str, competition_id: str) -> set[str]:
+async def competition_windows(redis: RedisClient, prefix: str, competition_id: str) -> set[str]:
     """The windows of a competition that have a ranking in Redis (one SCAN; the only one).
 
     Temporary rebuild keys are not windows. SCAN may return a key twice; a set absorbs that.
@@ -93,7 +93,9 @@ async def competition_windows(redis: Redis, prefix: str, competition_id: str) ->
     return windows
 
 
-async def competition_keys(redis: Redis, prefix: str, competition_id: str) -> list[bytes | str]:
+async def competition_keys(
+    redis: RedisClient, prefix: str, competition_id: str
+) -> list[bytes | str]:
     """Every key of a competition: its windows, marker, version and rebuild leftovers."""
     pattern = competition_key_pattern(prefix, competition_id)
     return [key async for key in redis.scan_iter(match=pattern, count=_SCAN_COUNT)]

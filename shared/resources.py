@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
-from redis.asyncio import Redis
 
 from shared import db, kafka, redis_client
 from shared.http.health import ReadinessCheck
@@ -29,7 +28,7 @@ class Resources:
 
     settings: CommonSettings
     pool: asyncpg.Pool | None = None
-    redis: Redis | None = None
+    redis: redis_client.RedisClient | None = None
     producer: AIOKafkaProducer | None = None
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
 
@@ -38,7 +37,7 @@ class Resources:
         assert self.pool is not None, "open_resources(postgres=True) was not requested"
         return self.pool
 
-    def require_redis(self) -> Redis:
+    def require_redis(self) -> redis_client.RedisClient:
         """The Redis client (the service asked for it)."""
         assert self.redis is not None, "open_resources(redis=True) was not requested"
         return self.redis

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from redis.asyncio import Redis
-
 from bench import scripts
 from bench.config import BenchConfig
 from bench.measure import wrk_figure
 from bench.stack import BenchStack
 from bench.tools import run_redis_benchmark
+from shared.redis_client import RedisClient
 
 
 def redis_ceiling(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
@@ -44,7 +43,7 @@ def redis_ceiling(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
     }
 
 
-async def seed_naive(redis: Redis, key: str, members: int) -> None:
+async def seed_naive(redis: RedisClient, key: str, members: int) -> None:
     """Give the naive sorted set as many members as a benchmarked leaderboard."""
     mapping = {f"u{index}": float(index) for index in range(members)}
     await redis.zadd(key, mapping)

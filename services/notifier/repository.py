@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from redis.asyncio import Redis
 
 from shared.competition_cache import CompetitionCache
 from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore
+from shared.redis_client import RedisClient
 from shared.redis_keys import version_key
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import Competition
@@ -37,7 +37,7 @@ class NotifierRepository:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        redis: Redis,
+        redis: RedisClient,
         key_prefix: str,
         *,
         competition_ttl_s: float,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import asyncpg
-from redis.asyncio import Redis
 
 from services.query.circuit_breaker import CircuitBreaker
 from services.query.settings import QuerySettings
 from shared.http.representation import Representation
 from shared.leaderboard_store import LeaderboardStore
+from shared.redis_client import RedisClient
 from shared.single_flight import SingleFlight
 
 from .catalog import CompetitionCatalog
@@ -29,7 +29,7 @@ class QueryContext:
     page_flights: SingleFlight[Representation] = field(default_factory=SingleFlight)
 
     @classmethod
-    def build(cls, settings: QuerySettings, pool: asyncpg.Pool, redis: Redis) -> QueryContext:
+    def build(cls, settings: QuerySettings, pool: asyncpg.Pool, redis: RedisClient) -> QueryContext:
         """Wire the parts from open clients."""
         breaker = CircuitBreaker(
             "redis",

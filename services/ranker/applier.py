@@ -23,7 +23,6 @@ from typing import cast
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from redis.asyncio import Redis
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -53,6 +52,7 @@ from services.ranker.repository import (
 )
 from services.ranker.settings import RankerSettings
 from shared.leaderboard_store import LeaderboardStore, Staleness
+from shared.redis_client import RedisClient
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class BatchApplier:
         self,
         settings: RankerSettings,
         pool: asyncpg.Pool,
-        redis: Redis,
+        redis: RedisClient,
         producer: AIOKafkaProducer,
     ) -> None:
         self.settings = settings

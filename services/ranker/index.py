@@ -23,8 +23,8 @@ from shared.leaderboard_store import (
     StandingWrite,
     VersionStep,
     WindowResult,
-    queue_script,
 )
+from shared.redis_client import ensure_scripts, queue_script
 from shared.redis_keys import competition_windows, ranking_key, version_key
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import Competition
@@ -153,6 +153,8 @@ async def write_batch(
     whether it changed; then it takes the next change-message version.
     """
     prefix = store.prefix
+    if planned:  # a no-op on one Redis (its pipeline checks the SHAs itself)
+        await ensure_scripts(store.redis, (*store.write_scripts, next_version))
     async with store.redis.pipeline(transaction=False) as pipe:
         for item in planned:
             cid = item.competition.id

@@ -21,8 +21,12 @@ reconciles at a time (a session advisory lock per schema, tried, never waited fo
 others skip and try again at their next probe. ``podium reconcile`` runs one pass (a cron
 job where rankers do not run the loop, or by hand).
 
-Redis Cluster (later): the identity becomes every primary's ``run_id``; nothing else
-changes.
+On a Redis Cluster (``PODIUM_REDIS_CLUSTER``) the identity joins every primary's ``run_id``
+(:func:`shared.redis_client.server_identity`): a replica promoted after its master failed is
+a new process among the primaries, so a failover triggers a pass at the next probe, like a
+restart; the markers are read per competition from whichever node now owns its slot, so a
+promoted replica that missed the last writes shows its boards as behind (docs/operations.md,
+"Redis Cluster").
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ from typing import TYPE_CHECKING, cast
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.ranker import metrics
@@ -55,6 +58,7 @@ from services.ranker.settings import RankerSettings
 from shared.competitions import get_competitions
 from shared.db import POSTGRES_FAILURES
 from shared.leaderboard_store import LeaderboardStore, Staleness, staleness
+from shared.redis_client import RedisClient, ServerIdentity, drop_idle_connections, server_identity
 from shared.redis_keys import version_key
 from shared.resources import open_resources
 from shared.schemas.competition import Competition
@@ -88,14 +92,6 @@ class PassReport:
     duration_s: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class RedisIdentity:
-    """Which Redis server process answers, and for how long it has been up."""
-
-    run_id: str
-    uptime_s: float
-
-
 def reconcile_lock_name(schema: str) -> str:
     """The reconcile lock's name: one per schema, as advisory locks are database-wide."""
     return f"podium-reconcile/{schema}"
@@ -108,7 +104,7 @@ class Reconciler:
         self,
         settings: RankerSettings,
         pool: asyncpg.Pool,
-        redis: Redis,
+        redis: RedisClient,
         producer: AIOKafkaProducer,
     ) -> None:
         self.settings = settings
@@ -119,10 +115,10 @@ class Reconciler:
         # healed but not yet announced (Kafka failed): announced at the next pass
         self._unannounced: dict[str, Staleness] = {}
 
-    async def redis_identity(self) -> RedisIdentity:
-        """The Redis server's ``run_id`` and uptime (one INFO call: the cheap probe)."""
-        server = await self.store.redis.info("server")
-        return RedisIdentity(str(server["run_id"]), float(server["uptime_in_seconds"]))
+    async def redis_identity(self) -> ServerIdentity:
+        """The Redis server's ``run_id`` and uptime (one INFO call per primary: the cheap
+        probe)."""
+        return await server_identity(self.store.redis)
 
     async def reconcile_once(
         self, trigger: Trigger, stale_before_pass_s: float | None = None
@@ -274,14 +270,14 @@ class Reconciler:
                 failures += 1
                 logger.warning("reconcile probe or pass failed (%d): %r", failures, error)
                 if isinstance(error, RedisConnectionError):
-                    await self.store.redis.connection_pool.disconnect(inuse_connections=False)
+                    await drop_idle_connections(self.store.redis)
             probe_interval_s = self.settings.reconcile_probe_interval_s
             await asyncio.sleep(
                 min(_RETRY_SOON_S, probe_interval_s) if failures == 1 else probe_interval_s
             )
 
     def _due(
-        self, identity: RedisIdentity, seen: str | None, last_pass_at: float | None
+        self, identity: ServerIdentity, seen: str | None, last_pass_at: float | None
     ) -> tuple[Trigger, float] | None:
         """Whether a pass is due, why, and how long a stale board may have been stale.
 
@@ -298,7 +294,7 @@ class Reconciler:
 
 @contextlib.asynccontextmanager
 async def reconciling(
-    settings: RankerSettings, pool: asyncpg.Pool, redis: Redis, producer: AIOKafkaProducer
+    settings: RankerSettings, pool: asyncpg.Pool, redis: RedisClient, producer: AIOKafkaProducer
 ) -> AsyncIterator[Reconciler]:
     """Run the reconciler's loop in the background for the duration of the block."""
     reconciler = Reconciler(settings, pool, redis, producer)

@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 
 from prometheus_client import Counter
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.redis_client import RedisClient
 from shared.redis_keys import rate_limit_key
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class RateLimiter:
     """
 
     def __init__(
-        self, redis: Redis, key_prefix: str, *, service: str, failure_backoff_s: float = 1.0
+        self, redis: RedisClient, key_prefix: str, *, service: str, failure_backoff_s: float = 1.0
     ) -> None:
         self._redis = redis
         self._key_prefix = key_prefix

@@ -26,9 +26,8 @@ import math
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from services.ingest.rate_limit.buckets import BucketReply, RateDecision, RateLimiter, RatePolicy
+from shared.redis_client import RedisClient
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class LeasingRateLimiter(RateLimiter):
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         key_prefix: str,
         *,
         service: str,
