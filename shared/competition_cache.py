@@ -30,6 +30,7 @@ import asyncpg
 from shared.competitions import get_competitions
 from shared.db import POSTGRES_FAILURES
 from shared.errors import DependencyUnavailableError
+from shared.read_replicas import ReadPool
 from shared.schemas.competition import Competition
 from shared.single_flight import SingleFlight
 from shared.ttl_cache import TTLCache
@@ -84,8 +85,8 @@ class CompetitionCache:
         self._changes = 0  # put/invalidate count: a load that saw one land stores nothing
 
     @classmethod
-    def from_pool(cls, pool: asyncpg.Pool, *, ttl_s: float) -> CompetitionCache:
-        """A cache reading the competitions table through ``pool``."""
+    def from_pool(cls, pool: asyncpg.Pool | ReadPool, *, ttl_s: float) -> CompetitionCache:
+        """A cache reading the competitions table through ``pool`` (replicas: a ReadPool)."""
 
         async def fetch(competition_ids: list[str]) -> Mapping[str, Competition]:
             return await get_competitions(pool, competition_ids)

@@ -34,18 +34,23 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    settings: CommonSettings, *, dsn: SecretStr | None = None, max_size: int | None = None
+    settings: CommonSettings,
+    *,
+    dsn: SecretStr | None = None,
+    max_size: int | None = None,
+    min_size: int | None = None,
 ) -> asyncpg.Pool:
     """Open a pool with connect and statement timeouts and ``search_path`` set to the schema.
 
-    ``dsn`` replaces ``PODIUM_DATABASE_URL``: the query service passes its read replica
-    (``PODIUM_DATABASE_READ_URL``, a setting of its own class, not of the common settings).
+    ``dsn`` replaces ``PODIUM_DATABASE_URL``: a read replica's pool
+    (:mod:`shared.read_replicas`) passes one of ``PODIUM_DATABASE_READ_URL``'s, with
+    ``min_size=0`` so that a replica down at start-up is skipped, not fatal.
     """
     dsn = dsn or settings.database_url
     size = max_size or settings.db_pool_max
     pool = await asyncpg.create_pool(
         dsn.get_secret_value(),
-        min_size=min(settings.db_pool_min, size),
+        min_size=min(settings.db_pool_min if min_size is None else min_size, size),
         max_size=size,
         timeout=settings.db_connect_timeout_s,
         command_timeout=settings.db_command_timeout_s,

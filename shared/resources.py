@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from shared import db, kafka, redis_client
 from shared.http.health import ReadinessCheck
+from shared.read_replicas import ReadPool, open_read_pool
 from shared.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Resources:
 
     settings: CommonSettings
     pool: asyncpg.Pool | None = None
+    read_pool: ReadPool | None = None
     redis: redis_client.RedisClient | None = None
     producer: AIOKafkaProducer | None = None
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
@@ -36,6 +38,11 @@ class Resources:
         """The PostgreSQL pool (the service asked for it)."""
         assert self.pool is not None, "open_resources(postgres=True) was not requested"
         return self.pool
+
+    def require_read_pool(self) -> ReadPool:
+        """The read pool over the primary and its read replicas (the service asked for it)."""
+        assert self.read_pool is not None, "open_resources(read_replicas=True) was not requested"
+        return self.read_pool
 
     def require_redis(self) -> redis_client.RedisClient:
         """The Redis client (the service asked for it)."""
@@ -54,6 +61,7 @@ async def open_resources(
     *,
     postgres: bool = False,
     postgres_dsn: SecretStr | None = None,
+    read_replicas: bool = False,
     redis: bool = False,
     producer: bool = False,
 ) -> AsyncIterator[Resources]:
@@ -61,7 +69,9 @@ async def open_resources(
 
     Start-up fails fast when a dependency is unreachable; after start-up, the clients
     reconnect on their own and readiness reports what does not answer. ``postgres_dsn``
-    replaces ``PODIUM_DATABASE_URL`` for the pool (the query service's read replica).
+    replaces ``PODIUM_DATABASE_URL`` for the pool. ``read_replicas`` (with ``postgres``) also
+    opens a :class:`~shared.read_replicas.ReadPool` over the pool and the replicas of
+    ``PODIUM_DATABASE_READ_URL``; readiness stays the primary's (reads fall back to it).
     """
     resources = Resources(settings=settings)
     async with contextlib.AsyncExitStack() as stack:
@@ -70,6 +80,10 @@ async def open_resources(
             stack.push_async_callback(pool.close)
             resources.pool = pool
             resources.readiness_checks["postgres"] = lambda: db.ping(pool)
+            if read_replicas:
+                resources.read_pool = await stack.enter_async_context(
+                    open_read_pool(settings, pool)
+                )
         if redis:
             client = redis_client.create_redis(settings)
             stack.push_async_callback(client.aclose)

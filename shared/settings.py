@@ -148,6 +148,26 @@ class CommonSettings(BaseSettings):
     db_pool_max: int = Field(10, ge=1, description="Maximum pooled PostgreSQL connections.")
     db_connect_timeout_s: float = Field(3.0, gt=0, description="PostgreSQL connect timeout.")
     db_command_timeout_s: float = Field(10.0, gt=0, description="PostgreSQL statement timeout.")
+    database_read_url: Annotated[list[SecretStr], NoDecode, BeforeValidator(_split_csv)] = Field(
+        default_factory=list,
+        description="Comma-separated DSNs of streaming read replicas of PODIUM_DATABASE_URL,"
+        " used in turn by the read paths (query reads, notifier lookups, the reconciler's"
+        " version scan); a replica down or lagging is skipped for the primary. Rebuilds of"
+        " Redis always read the primary. Empty: every read goes to the primary.",
+    )
+    database_max_replica_lag_s: float = Field(
+        5.0,
+        gt=0,
+        description="A read replica further behind the primary than this (seconds) is skipped"
+        " until it catches up.",
+    )
+    database_replica_check_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often each read replica's health and lag are checked (in the"
+        " background, off the request path).",
+    )
 
     # --- Redis ---------------------------------------------------------------------------
     redis_url: SecretStr = Field(

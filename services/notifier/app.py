@@ -53,9 +53,11 @@ def create_app(settings: NotifierSettings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         watch_gc_pauses()
         log_connections_at_debug()
-        async with open_resources(settings, postgres=True, redis=True) as resources:
+        async with open_resources(
+            settings, postgres=True, read_replicas=True, redis=True
+        ) as resources:
             repository = NotifierRepository(
-                resources.require_pool(),
+                resources.require_read_pool(),
                 resources.require_redis(),
                 settings.redis_key_prefix,
                 competition_ttl_s=settings.competition_cache_ttl_s,

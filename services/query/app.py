@@ -40,17 +40,17 @@ def openapi_document() -> dict[str, Any]:
 
 
 def create_app(settings: QuerySettings) -> Starlette:
-    """Build the query app; its lifespan opens PostgreSQL (read side) and Redis."""
+    """Build the query app; its lifespan opens PostgreSQL (primary and replicas) and Redis."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_resources(
-            settings, postgres=True, postgres_dsn=settings.database_read_url, redis=True
+            settings, postgres=True, read_replicas=True, redis=True
         ) as resources:
             app.state.resources = resources
             app.state.readiness_checks = resources.readiness_checks
             context = QueryContext.build(
-                settings, resources.require_pool(), resources.require_redis()
+                settings, resources.require_read_pool(), resources.require_redis()
             )
             app.state.query = context
             async with follow_changes(settings, context.pages) as feed:

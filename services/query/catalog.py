@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
 from starlette.requests import HTTPConnection
 
 from services.query.settings import QuerySettings
@@ -20,6 +19,7 @@ from shared.competitions import list_competitions
 from shared.db import POSTGRES_FAILURES
 from shared.errors import AuthenticationError, DependencyUnavailableError, NotFoundError
 from shared.http.auth import optional_principal
+from shared.read_replicas import ReadPool
 from shared.schemas.competition import Competition, Visibility
 from shared.single_flight import SingleFlight
 from shared.ttl_cache import TTLCache
@@ -49,7 +49,7 @@ def may_read_private(connection: HTTPConnection, settings: QuerySettings) -> boo
 class CompetitionCatalog:
     """Looks competitions up (cached) and decides who may read them."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: QuerySettings) -> None:
+    def __init__(self, pool: ReadPool, settings: QuerySettings) -> None:
         self.pool = pool
         self.settings = settings
         ttl_s = settings.competition_cache_ttl_s

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import asyncpg
-
 from services.query.circuit_breaker import CircuitBreaker
 from services.query.settings import QuerySettings
 from shared.http.representation import Representation
 from shared.leaderboard_store import LeaderboardStore
+from shared.read_replicas import ReadPool
 from shared.redis_client import RedisClient
 from shared.single_flight import SingleFlight
 
@@ -29,8 +28,12 @@ class QueryContext:
     page_flights: SingleFlight[Representation] = field(default_factory=SingleFlight)
 
     @classmethod
-    def build(cls, settings: QuerySettings, pool: asyncpg.Pool, redis: RedisClient) -> QueryContext:
-        """Wire the parts from open clients."""
+    def build(cls, settings: QuerySettings, pool: ReadPool, redis: RedisClient) -> QueryContext:
+        """Wire the parts from open clients.
+
+        Lookups read the replicas (``pool``); a rebuild of a lost board reads the primary,
+        so it stamps the version of the standings it wrote (docs/operations.md).
+        """
         breaker = CircuitBreaker(
             "redis",
             failure_threshold=settings.query_breaker_failures,
@@ -39,7 +42,7 @@ class QueryContext:
         )
         reader = LeaderboardReader(
             LeaderboardStore(redis, settings.redis_key_prefix),
-            pool,
+            pool.primary,
             breaker,
             timeout_s=settings.redis_timeout_s,
         )

@@ -21,6 +21,15 @@ reconciles at a time (a session advisory lock per schema, tried, never waited fo
 others skip and try again at their next probe. ``podium reconcile`` runs one pass (a cron
 job where rankers do not run the loop, or by hand).
 
+Read replicas (``PODIUM_DATABASE_READ_URL``): the pass's scan of ``standings_versions`` (the
+one read that grows with the number of competitions) goes to a replica, fenced at the
+primary's WAL position taken first: the replica serves it only once it has replayed that far,
+so every version it returns is at least the primary's when the pass began, and a board stale
+then cannot equal it because of the replica's lag (if the replica does not get there within
+a second, the primary serves the scan). Everything after the scan (the re-check under the
+advisory lock, the rebuild, the announcement) reads the primary: a rebuild must stamp the
+version of the standings it wrote, and batches compare the marker with the primary's version.
+
 On a Redis Cluster (``PODIUM_REDIS_CLUSTER``) the identity joins every primary's ``run_id``
 (:func:`shared.redis_client.server_identity`): a replica promoted after its master failed is
 a new process among the primaries, so a failover triggers a pass at the next probe, like a
@@ -58,6 +67,7 @@ from services.ranker.settings import RankerSettings
 from shared.competitions import get_competitions
 from shared.db import POSTGRES_FAILURES
 from shared.leaderboard_store import LeaderboardStore, Staleness, staleness
+from shared.read_replicas import ReadPool
 from shared.redis_client import RedisClient, ServerIdentity, drop_idle_connections, server_identity
 from shared.redis_keys import version_key
 from shared.resources import open_resources
@@ -106,9 +116,12 @@ class Reconciler:
         pool: asyncpg.Pool,
         redis: RedisClient,
         producer: AIOKafkaProducer,
+        *,
+        read_pool: ReadPool | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
+        self.read_pool = read_pool or ReadPool(pool)
         self.store = LeaderboardStore(redis, settings.redis_key_prefix)
         self.producer = producer
         self._next_version = redis.register_script(NEXT_VERSION_SCRIPT)
@@ -160,8 +173,14 @@ class Reconciler:
         started: float,
         stale_before_pass_s: float | None,
     ) -> None:
-        rows = await connection.fetch(
-            "SELECT competition_id, version FROM standings_versions ORDER BY competition_id"
+        fence_lsn = None
+        if self.read_pool.replicas:
+            fence_lsn = await connection.fetchval("SELECT pg_current_wal_insert_lsn()::text")
+        rows = await self.read_pool.read(
+            lambda replica: replica.fetch(
+                "SELECT competition_id, version FROM standings_versions ORDER BY competition_id"
+            ),
+            fence_lsn=fence_lsn,
         )
         ids = [row["competition_id"] for row in rows]
         markers = await self.store.built_markers(ids)
@@ -294,10 +313,15 @@ class Reconciler:
 
 @contextlib.asynccontextmanager
 async def reconciling(
-    settings: RankerSettings, pool: asyncpg.Pool, redis: RedisClient, producer: AIOKafkaProducer
+    settings: RankerSettings,
+    pool: asyncpg.Pool,
+    redis: RedisClient,
+    producer: AIOKafkaProducer,
+    *,
+    read_pool: ReadPool | None = None,
 ) -> AsyncIterator[Reconciler]:
     """Run the reconciler's loop in the background for the duration of the block."""
-    reconciler = Reconciler(settings, pool, redis, producer)
+    reconciler = Reconciler(settings, pool, redis, producer, read_pool=read_pool)
     task = asyncio.create_task(reconciler.run(), name="ranker-reconciler")
     try:
         yield reconciler
@@ -309,11 +333,14 @@ async def reconciling(
 
 async def reconcile_command(settings: RankerSettings) -> PassReport:
     """``podium reconcile``: one pass with the service's own clients."""
-    async with open_resources(settings, postgres=True, redis=True, producer=True) as resources:
+    async with open_resources(
+        settings, postgres=True, read_replicas=True, redis=True, producer=True
+    ) as resources:
         reconciler = Reconciler(
             settings,
             resources.require_pool(),
             resources.require_redis(),
             resources.require_producer(),
+            read_pool=resources.require_read_pool(),
         )
         return await reconciler.reconcile_once(Trigger.COMMAND)

@@ -51,7 +51,9 @@ async def serve_health(
 @contextlib.asynccontextmanager
 async def ranker_runtime(settings: RankerSettings) -> AsyncIterator[BatchApplier]:
     """Open PostgreSQL, Redis and the producer and serve health; yields the batch applier."""
-    async with open_resources(settings, postgres=True, redis=True, producer=True) as resources:
+    async with open_resources(
+        settings, postgres=True, read_replicas=True, redis=True, producer=True
+    ) as resources:
         applier = BatchApplier(
             settings,
             resources.require_pool(),
@@ -65,6 +67,7 @@ async def ranker_runtime(settings: RankerSettings) -> AsyncIterator[BatchApplier
                 resources.require_pool(),
                 resources.require_redis(),
                 resources.require_producer(),
+                read_pool=resources.require_read_pool(),
             ),
         ):
             yield applier

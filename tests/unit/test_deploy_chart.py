@@ -18,7 +18,6 @@ import yaml
 from pydantic import ValidationError
 
 from podium.settings import SERVICE_SETTINGS, PlatformSettings, load_settings
-from services.query.settings import QuerySettings
 from shared.settings import CommonSettings, UnknownSettingError
 from tests.support.helm import HelmUnavailableError, ensure_helm
 
@@ -35,7 +34,8 @@ SECRET_VARIABLES = {
 SECRET_EXAMPLES = {
     "PODIUM_JWT_SECRETS": "a" * 40 + "," + "b" * 40,
     "PODIUM_DATABASE_URL": "postgresql://podium:pw@db:5432/podium",
-    "PODIUM_DATABASE_READ_URL": "postgresql://podium:pw@db-replica:5432/podium",
+    "PODIUM_DATABASE_READ_URL": "postgresql://podium:pw@db-replica-1:5432/podium,"
+    "postgresql://podium:pw@db-replica-2:5432/podium",
     "PODIUM_REDIS_URL": "redis://:pw@redis:6379/0",
     "PODIUM_KAFKA_SASL_PASSWORD": "pw",
 }
@@ -258,9 +258,10 @@ def test_every_pod_environment_is_valid_podium_configuration(
             assert settings.kafka_enable_idempotence is True
             assert settings.kafka_replication_factor == 3
             has_read_url = "PODIUM_DATABASE_READ_URL" in environment
-            assert has_read_url == (read_replica and container["name"] == "query")
-            if isinstance(settings, QuerySettings):
-                assert (settings.database_read_url is not None) == has_read_url
+            readers = {"query", "notifier", "ranker"}
+            assert has_read_url == (read_replica and container["name"] in readers)
+            assert bool(settings.database_read_url) == has_read_url
+            assert settings.database_max_replica_lag_s == 5.0
             # the shared configuration holds other services' variables (their ports at
             # least): accepted by this pod's command, not validated by it
             own = {f"PODIUM_{name.upper()}" for name in settings_class.model_fields}

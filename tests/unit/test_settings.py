@@ -146,7 +146,7 @@ def test_the_reference_table_names_who_reads_each_variable() -> None:
     assert used_by["PODIUM_JWT_SECRETS"] == "all services"
     assert used_by["PODIUM_RATE_PLAYER_PER_S"] == "ingest"
     assert used_by["PODIUM_RANKER_BATCH_SIZE"] == "ranker"
-    assert used_by["PODIUM_DATABASE_READ_URL"] == "query"
+    assert used_by["PODIUM_DATABASE_READ_URL"] == "all services"
     assert used_by["PODIUM_WS_MAX_MESSAGE_BYTES"] == "notifier"
     assert used_by["PODIUM_DEV_DATA_DIR"] == "`podium dev`"
     assert [settings_class for settings_class, _ in SECTIONS][1:5] == list(

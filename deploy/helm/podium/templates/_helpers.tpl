@@ -63,6 +63,7 @@ Job (a pre-install hook runs before the ConfigMap exists).
   "PODIUM_DB_SCHEMA" $v.postgres.schema
   "PODIUM_DB_POOL_MIN" (toString $v.postgres.poolMin)
   "PODIUM_DB_POOL_MAX" (toString $v.postgres.poolMax)
+  "PODIUM_DATABASE_MAX_REPLICA_LAG_S" (toString $v.postgres.readReplica.maxLagS)
   "PODIUM_REDIS_KEY_PREFIX" $v.redis.keyPrefix
   "PODIUM_REDIS_POOL_MAX" (toString $v.redis.poolMax)
 -}}
@@ -98,7 +99,7 @@ Job (a pre-install hook runs before the ConfigMap exists).
 - name: PODIUM_REDIS_URL
   valueFrom: {secretKeyRef: {name: {{ $secret }}, key: {{ $v.secrets.keys.redisUrl }}}}
 {{- end }}
-{{- if and $v.postgres.readReplica.enabled (eq .service "query") }}
+{{- if and $v.postgres.readReplica.enabled (has .service (list "query" "notifier" "ranker")) }}
 - name: PODIUM_DATABASE_READ_URL
   valueFrom: {secretKeyRef: {name: {{ $secret }}, key: {{ $v.secrets.keys.databaseReadUrl }}}}
 {{- end }}
