@@ -7,8 +7,10 @@ the composition root's way (:func:`podium.settings.load_settings_or_exit`: unkno
 service's ``create_app``, which takes its settings as an argument and never reads the
 environment itself.
 
-Each factory also configures logging: with ``PODIUM_HTTP_WORKERS`` > 1 every worker is a fresh
-process that never ran the CLI's set-up, and would otherwise log with Python's defaults.
+Each factory also configures logging and tracing (:func:`shared.tracing.configure_tracing`:
+on only when an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set): with ``PODIUM_HTTP_WORKERS`` > 1
+every worker is a fresh process that never ran the CLI's set-up, and would otherwise log with
+Python's defaults (and export through a span processor whose thread did not survive the fork).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from services.notifier.settings import NotifierSettings
 from services.query.app import create_app as create_query
 from services.query.settings import QuerySettings
 from shared.logging import configure_logging
+from shared.tracing import configure_tracing
 
 
 def _with_logging(settings: SettingsT, service: str) -> SettingsT:
     configure_logging(service, level=settings.log_level, json_lines=settings.log_json)
+    configure_tracing(service)
     return settings
 
 

@@ -100,7 +100,9 @@ def ranker() -> None:
     """Run the ranker (the stream processor) in the foreground."""
     settings = _settings_with_logging(RankerSettings, "ranker")
     from services.ranker.main import run
+    from shared.tracing import configure_tracing
 
+    configure_tracing("ranker")  # on only when an OTEL_EXPORTER_OTLP_*ENDPOINT is set
     sys.exit(run(settings))
 
 
@@ -234,6 +236,8 @@ def soak(
             )
         )
     except KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C outside the run itself
+    if report.get("interrupted"):
         sys.exit(130)  # Ctrl-C: the partial report is printed and written already
     sys.exit(0 if report["passed"] else 1)
 

@@ -43,9 +43,12 @@ from typing import Self
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from shared import tracing
 from shared.kafka import create_consumer, ensure_topics
 from shared.schemas.change_message import ChangeMessage
 from shared.settings import CommonSettings
@@ -183,7 +186,31 @@ class _Tail:
                 continue
             for records in batches.values():
                 for record in records:
-                    await self._deliver(record.timestamp, record.value)
+                    if tracing.ENABLED:
+                        await self._deliver_traced(record)
+                    else:
+                        await self._deliver(record.timestamp, record.value)
+
+    async def _deliver_traced(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Deliver inside a ``receive`` span continuing the context the ranker wrote on the
+        change message (its batch span), so a handler's work (the notifier's fan-out) joins
+        that trace."""
+        if record.timestamp < self.threshold_ms:
+            await self._deliver(record.timestamp, record.value)
+            return
+        with tracing.tracer().start_as_current_span(
+            f"{record.topic} receive",
+            context=tracing.extract(record.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "receive",
+                "messaging.destination.name": record.topic,
+                "messaging.kafka.destination.partition": record.partition,
+                "messaging.kafka.offset": record.offset,
+            },
+        ):
+            await self._deliver(record.timestamp, record.value)
 
     async def _deliver(self, timestamp_ms: int, value: bytes | None) -> None:
         if timestamp_ms < self.threshold_ms:

@@ -7,12 +7,11 @@ from typing import Any
 import asyncpg
 
 from shared.errors import ConflictError
-from shared.read_replicas import ReadPool
 from shared.schemas.competition import Competition, CompetitionCreate, CompetitionUpdate
 
 _COLUMNS = (
     "id, name, sort_order, operator, reset, timezone, starts_at, ends_at, max_value,"
-    " visibility, metadata, created_at, updated_at"
+    " visibility, rank_style, metadata, created_at, updated_at"
 )
 
 
@@ -21,7 +20,7 @@ def _from_row(row: asyncpg.Record) -> Competition:
 
 
 async def get_competition(
-    connection: asyncpg.Pool | asyncpg.Connection | ReadPool, competition_id: str
+    connection: asyncpg.Pool | asyncpg.Connection, competition_id: str
 ) -> Competition | None:
     """The competition with ``competition_id``, or None."""
     row = await connection.fetchrow(
@@ -32,7 +31,7 @@ async def get_competition(
 
 
 async def get_competitions(
-    connection: asyncpg.Pool | asyncpg.Connection | ReadPool, competition_ids: list[str]
+    connection: asyncpg.Pool | asyncpg.Connection, competition_ids: list[str]
 ) -> dict[str, Competition]:
     """The competitions among ``competition_ids`` that exist, by id."""
     rows = await connection.fetch(
@@ -43,7 +42,7 @@ async def get_competitions(
 
 
 async def list_competitions(
-    connection: asyncpg.Pool | asyncpg.Connection | ReadPool,
+    connection: asyncpg.Pool | asyncpg.Connection,
     *,
     after_id: str | None,
     limit: int,
@@ -68,8 +67,8 @@ async def create_competition(
     try:
         row = await connection.fetchrow(
             "INSERT INTO competitions (id, name, sort_order, operator, reset, timezone,"  # noqa: S608
-            " starts_at, ends_at, max_value, visibility, metadata)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_COLUMNS}",
+            " starts_at, ends_at, max_value, visibility, metadata, rank_style)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {_COLUMNS}",
             competition.id,
             competition.name,
             competition.sort_order.value,
@@ -81,6 +80,7 @@ async def create_competition(
             competition.max_value,
             competition.visibility.value,
             competition.metadata,
+            competition.rank_style.value,
         )
     except asyncpg.UniqueViolationError as error:
         raise ConflictError(

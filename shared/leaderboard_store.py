@@ -43,17 +43,19 @@ from shared.leaderboard import (
     redis_score,
     standing_value,
 )
+from shared.rank_styles import percentile, rank_of, restyled
 from shared.redis_client import RedisClient, RedisPipeline, queue_script
 from shared.redis_keys import (
     built_key,
     competition_keys,
     competition_windows,
+    distinct_key,
     members_key,
     ranking_key,
     rebuild_key,
 )
 from shared.schemas.change_message import LeaderboardEntry
-from shared.schemas.competition import SortOrder
+from shared.schemas.competition import RankStyle, SortOrder
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -70,7 +72,7 @@ _OTHER_VERSION = -2
 
 STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competition_id = $1"
 
-# KEYS: built marker, then per window its sorted set and members hash.
+# KEYS: built marker, then per window its sorted set, members hash and distinct-scores set.
 # ARGV: the standings version Redis must hold (PostgreSQL's before this batch), the version to
 # set (PostgreSQL's after it), top N (0: no tops), then per window one string of operations,
 # each ending in "\n":
@@ -83,12 +85,25 @@ STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competitio
 # score per rank) changed else 0, the number of top entries after, the entries as member,
 # score, then for each operation the user's 0-based rank (-1 if absent); the marker then
 # holds the new version. A first element of -2 cannot be a reply's size.
+# The distinct-scores set (issue #15) holds one member per score at least one user holds (its
+# sorted-set score is that score; the member text is only a label, so a score's formatting
+# never matters): a score leaves it when ZCOUNT finds no user holding it any more. Dense
+# ranks count it. A window with users but no distinct-scores set was built before the set
+# existed: the script answers {-2, 'layout'} (a marker that is no version: "behind"), writes
+# nothing, and the caller rebuilds, which builds the set.
 # $user_offset is where the user id starts in a member, derived from the member encoding when
 # the text is built (Lua strings are 1-based).
 _WRITE_SCRIPT_TEMPLATE = Template("""
 local marker = redis.call('GET', KEYS[1])
 if not marker then return -1 end
 if marker ~= ARGV[1] then return {-2, marker} end
+local windows = (#KEYS - 1) / 3
+for window = 1, windows do
+  if redis.call('EXISTS', KEYS[window * 3 + 1]) == 0
+      and redis.call('EXISTS', KEYS[window * 3 - 1]) == 1 then
+    return {-2, 'layout'}
+  end
+end
 redis.call('SET', KEYS[1], ARGV[2])
 local user_offset = $user_offset
 local top_n = tonumber(ARGV[3])
@@ -106,24 +121,39 @@ local function same(a, b)
   return true
 end
 local result = {}
-for window = 1, (#KEYS - 1) / 2 do
-  local zkey, mkey = KEYS[window * 2], KEYS[window * 2 + 1]
+for window = 1, windows do
+  local zkey, mkey, dkey = KEYS[window * 3 - 1], KEYS[window * 3], KEYS[window * 3 + 1]
   local before = top_of(zkey)
   local set = {}
+  local function forget(score)
+    if redis.call('ZCOUNT', zkey, score, score) == 0 then
+      redis.call('ZREMRANGEBYSCORE', dkey, score, score)
+    end
+  end
   for line in string.gmatch(ARGV[window + 3], '[^\\n]+') do
     local user, member
     if string.sub(line, 1, 1) == 's' then
       local space = string.find(line, ' ', 3, true)
       member = string.sub(line, 3, space - 1)
+      local score = string.sub(line, space + 1)
       user = string.sub(member, user_offset)
       local old = redis.call('HGET', mkey, user)
+      local old_score = old and redis.call('ZSCORE', zkey, old)
       if old and old ~= member then redis.call('ZREM', zkey, old) end
-      redis.call('ZADD', zkey, string.sub(line, space + 1), member)
+      redis.call('ZADD', zkey, score, member)
       redis.call('HSET', mkey, user, member)
+      if old_score then forget(old_score) end
+      if redis.call('ZCOUNT', dkey, score, score) == 0 then
+        redis.call('ZADD', dkey, score, score)
+      end
     else
       user = string.sub(line, 3)
       local old = redis.call('HGET', mkey, user)
-      if old then redis.call('ZREM', zkey, old) end
+      if old then
+        local old_score = redis.call('ZSCORE', zkey, old)
+        redis.call('ZREM', zkey, old)
+        if old_score then forget(old_score) end
+      end
       redis.call('HDEL', mkey, user)
     end
     set[#set + 1] = member or false
@@ -143,24 +173,44 @@ return result
 """)
 _WRITE_SCRIPT = _WRITE_SCRIPT_TEMPLATE.substitute(user_offset=USER_ID_START + 1)
 
-# KEYS: built marker, sorted set, members hash. ARGV: user ids.
-# Returns -1 when the marker is missing, else {size, rank1, score1, rank2, score2, ...}
-# with rank -1 and score "" for absent users.
+# Ranks in each style from one user's 0-based position and score (shared.rank_styles):
+# unique = position + 1; standard = 1 + the users with a strictly better score (ZCOUNT of
+# the ranking up to the score, exclusive: O(log N)); dense = 1 + the distinct scores strictly
+# better (ZCOUNT of the distinct-scores set: O(log D)). Both count the tie-free part of the
+# order (the sorted-set score), so the tie-break (the member) never enters them.
+# KEYS: built marker, sorted set, members hash, distinct-scores set. ARGV: 1 to count dense
+# ranks (else 0), then user ids.
+# Returns -1 when the marker is missing, -3 when a dense read finds users but no distinct
+# scores (built before they existed: rebuild), else {size, pos1, score1, better1, dense1,
+# pos2, ...} with pos -1 and score "" for absent users; better counts the users with a
+# strictly better score, dense the distinct scores strictly better (-1 when not asked).
 _RANKS_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local result = {redis.call('ZCARD', KEYS[2])}
-for i = 1, #ARGV do
+local size = redis.call('ZCARD', KEYS[2])
+local dense = ARGV[1] == '1'
+if dense and size > 0 and redis.call('EXISTS', KEYS[4]) == 0 then return -3 end
+local result = {size}
+for i = 2, #ARGV do
   local member = redis.call('HGET', KEYS[3], ARGV[i])
-  if member then
-    result[#result + 1] = redis.call('ZRANK', KEYS[2], member)
-    result[#result + 1] = redis.call('ZSCORE', KEYS[2], member)
+  local rank = member and redis.call('ZRANK', KEYS[2], member)
+  if rank then
+    local score = redis.call('ZSCORE', KEYS[2], member)
+    result[#result + 1] = rank
+    result[#result + 1] = score
+    result[#result + 1] = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. score)
+    result[#result + 1] = dense and redis.call('ZCOUNT', KEYS[4], '-inf', '(' .. score) or -1
   else
     result[#result + 1] = -1
     result[#result + 1] = ''
+    result[#result + 1] = -1
+    result[#result + 1] = -1
   end
 end
 return result
 """
+
+LAYOUT_STALE = -3
+"""The ranks script's answer when a dense read finds a window without its distinct scores."""
 
 
 # The rebuild's swap, a compare-and-set on the built marker (every write of a competition's
@@ -261,10 +311,17 @@ class WindowResult:
 
 @dataclass(frozen=True, slots=True)
 class UserRanks:
-    """Ranks and scores of some users in a window (absent users map to None)."""
+    """Ranks (in the competition's rank style) and scores of some users in a window.
+
+    ``positions`` holds each found user's 0-based place in the tie-broken order (sort by it
+    to list users best first, ties in first-reached order) and ``percentiles`` each found
+    user's :func:`shared.rank_styles.percentile`.
+    """
 
     total: int
     found: dict[str, LeaderboardEntry]
+    positions: dict[str, int] = field(default_factory=dict)
+    percentiles: dict[str, float] = field(default_factory=dict)
 
 
 class CompetitionNotBuiltError(Exception):
@@ -351,6 +408,7 @@ class LeaderboardStore:
             keys += [
                 ranking_key(self.prefix, competition_id, window),
                 members_key(self.prefix, competition_id, window),
+                distinct_key(self.prefix, competition_id, window),
             ]
             arguments.append(
                 "".join(
@@ -449,13 +507,15 @@ class LeaderboardStore:
         for window in sorted(existing_windows | set(by_window)):
             zkey = ranking_key(self.prefix, competition_id, window)
             mkey = members_key(self.prefix, competition_id, window)
+            dkey = distinct_key(self.prefix, competition_id, window)
             if window in by_window:
                 temp_z, temp_m = rebuild_key(zkey, token), rebuild_key(mkey, token)
-                temp_keys += [temp_z, temp_m]
-                renames += [zkey, temp_z, mkey, temp_m]
-                await self._load(temp_z, temp_m, by_window[window], sort_order)
+                temp_d = rebuild_key(dkey, token)
+                temp_keys += [temp_z, temp_m, temp_d]
+                renames += [zkey, temp_z, mkey, temp_m, dkey, temp_d]
+                await self._load(temp_z, temp_m, temp_d, by_window[window], sort_order)
             else:
-                deletions += [zkey, mkey]
+                deletions += [zkey, mkey, dkey]
         swapped = await self._swap(
             keys=[marker, *renames, *deletions],
             args=[
@@ -472,7 +532,12 @@ class LeaderboardStore:
         return len(rows)
 
     async def _load(
-        self, zkey: str, mkey: str, rows: Iterable[asyncpg.Record], sort_order: SortOrder
+        self,
+        zkey: str,
+        mkey: str,
+        dkey: str,
+        rows: Iterable[asyncpg.Record],
+        sort_order: SortOrder,
     ) -> None:
         batch = list(rows)
         for start in range(0, len(batch), REBUILD_CHUNK):
@@ -484,9 +549,13 @@ class LeaderboardStore:
                 for row in chunk
             }
             users = {member_user_id(member): member for member in members}
+            # one member per distinct score; a score in several chunks is added again (same
+            # member and score: a no-op)
+            distinct = {repr(score): score for score in members.values()}
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zadd(zkey, members)
                 pipe.hset(mkey, mapping=users)  # type: ignore[arg-type]
+                pipe.zadd(dkey, distinct)
                 await pipe.execute()
 
     async def is_built(self, competition_id: str) -> bool:
@@ -522,8 +591,10 @@ class LeaderboardStore:
         sort_order: SortOrder,
         start: int,
         count: int,
+        rank_style: RankStyle = RankStyle.UNIQUE,
     ) -> list[LeaderboardEntry]:
-        """Entries ranked ``start + 1`` to ``start + count`` (0-based ``start``)."""
+        """Entries ranked ``start + 1`` to ``start + count`` (0-based positions), ranked in
+        ``rank_style`` (from the top: every style agrees on the first entry, so no count)."""
         if count <= 0:
             return []
         rows: list[tuple[bytes, float]] = await self.redis.zrange(  # type: ignore[assignment]
@@ -532,7 +603,7 @@ class LeaderboardStore:
             start + count - 1,
             withscores=True,
         )
-        return [
+        entries = [
             LeaderboardEntry(
                 rank=start + offset + 1,
                 user_id=member_user_id(member),
@@ -540,6 +611,15 @@ class LeaderboardStore:
             )
             for offset, (member, score) in enumerate(rows)
         ]
+        if start == 0 or rank_style is RankStyle.UNIQUE or not entries:
+            return restyled(rank_style, entries)
+        first = await self.ranks(
+            competition_id, window, sort_order, [entries[0].user_id], rank_style
+        )
+        first_entry = first.found.get(entries[0].user_id)
+        return restyled(
+            rank_style, entries, first_entry.rank if first_entry is not None else start + 1
+        )
 
     async def ranks(
         self,
@@ -547,28 +627,42 @@ class LeaderboardStore:
         window: str,
         sort_order: SortOrder,
         user_ids: Sequence[str],
+        rank_style: RankStyle = RankStyle.UNIQUE,
     ) -> UserRanks:
-        """Rank and score of each of ``user_ids``; raises if the competition is not built."""
+        """Rank (in ``rank_style``), score and percentile of each of ``user_ids``.
+
+        Raises :class:`CompetitionNotBuiltError` if the competition is not built (``BEHIND``
+        when a dense read finds a window built before its distinct scores were kept).
+        """
         reply = await self._ranks(
             keys=[
                 built_key(self.prefix, competition_id),
                 ranking_key(self.prefix, competition_id, window),
                 members_key(self.prefix, competition_id, window),
+                distinct_key(self.prefix, competition_id, window),
             ],
-            args=list(user_ids),
+            args=[1 if rank_style is RankStyle.DENSE else 0, *user_ids],
         )
         if reply == -1:
             raise CompetitionNotBuiltError(competition_id)
+        if reply == LAYOUT_STALE:
+            raise CompetitionNotBuiltError(competition_id, Staleness.BEHIND)
+        total = int(reply[0])
         found: dict[str, LeaderboardEntry] = {}
+        positions: dict[str, int] = {}
+        percentiles: dict[str, float] = {}
         for index, user_id in enumerate(user_ids):
-            rank = int(reply[1 + index * 2])
-            if rank >= 0:
+            position, score, better, dense_better = reply[1 + index * 4 : 5 + index * 4]
+            position = int(position)
+            if position >= 0:
                 found[user_id] = LeaderboardEntry(
-                    rank=rank + 1,
+                    rank=rank_of(rank_style, position, int(better), int(dense_better)),
                     user_id=user_id,
-                    score=standing_value(float(reply[2 + index * 2]), sort_order),
+                    score=standing_value(float(score), sort_order),
                 )
-        return UserRanks(total=int(reply[0]), found=found)
+                positions[user_id] = position
+                percentiles[user_id] = percentile(int(better), total)
+        return UserRanks(total=total, found=found, positions=positions, percentiles=percentiles)
 
     async def size(self, competition_id: str, window: str) -> int:
         """How many users a window ranks."""

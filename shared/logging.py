@@ -1,4 +1,5 @@
-"""Structured logging: one JSON object per line, carrying the current request id."""
+"""Structured logging: one JSON object per line, carrying the current request id (and, inside a
+traced operation, its ``trace_id`` and ``span_id``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 
 from pythonjsonlogger.json import JsonFormatter
 
+from shared import tracing
 from shared.log_redaction import RedactSecrets
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -23,11 +25,21 @@ def new_request_id() -> str:
 
 
 class _ContextFilter(logging.Filter):
-    """Adds ``service`` and ``request_id`` to every record."""
+    """Adds ``service`` and ``request_id`` to every record, and ``trace_id``/``span_id`` while
+    a span is active (tracing on only).
+
+    A line about another request's work (the ranker's line about one event of a batch) names
+    that request with ``extra={"request_id": ..., "trace_id": ...}``: given values are kept.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = _service_name
-        record.request_id = request_id_var.get()
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id_var.get()
+        if tracing.ENABLED and not hasattr(record, "trace_id"):
+            ids = tracing.current_ids()
+            if ids is not None:
+                record.trace_id, record.span_id = ids
         return True
 
 

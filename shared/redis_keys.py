@@ -6,6 +6,9 @@ test runs. Under it:
 - ``lb:{<cid>}:<window>:z`` — a window's ranking, a sorted set (member encoding:
   :mod:`shared.leaderboard`);
 - ``lb:{<cid>}:<window>:m`` — a hash ``user_id -> member``, to find a user's member;
+- ``lb:{<cid>}:<window>:d`` — the window's *distinct scores*, a sorted set with one member
+  per score held by at least one user (dense ranks count it; see
+  :mod:`shared.leaderboard_store`);
 - ``lb:{<cid>}:built`` — the built marker: the PostgreSQL standings version the competition's
   keys reflect (see :mod:`shared.leaderboard_store`);
 - ``lb:{<cid>}:version`` — the counter of change messages published for the competition;
@@ -46,6 +49,11 @@ def ranking_key(prefix: str, competition_id: str, window: str) -> str:
 def members_key(prefix: str, competition_id: str, window: str) -> str:
     """The hash mapping user id to sorted-set member in a window."""
     return f"{_competition_head(prefix, competition_id)}{window}:m"
+
+
+def distinct_key(prefix: str, competition_id: str, window: str) -> str:
+    """The sorted set of a window's distinct scores (one member per score in use)."""
+    return f"{_competition_head(prefix, competition_id)}{window}:d"
 
 
 def built_key(prefix: str, competition_id: str) -> str:

@@ -109,7 +109,7 @@ OPERATIONS: list[Operation] = [
     Operation(
         "PATCH",
         "/api/v1/competitions/{competition_id}",
-        "Change a competition's name, end, max value or visibility",
+        "Change a competition's name, end, max value, visibility or rank style",
         competitions.update_competition,
         request_model=CompetitionUpdate,
         parameters=(_COMPETITION_ID,),

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from services.ingest.api import OPERATIONS, openapi_document
 from services.ingest.client_ip import parse_networks
 from services.ingest.context import IngestContext
-from services.ingest.publisher import EventPublisher
+from services.ingest.publisher import publisher_class
 from services.ingest.rate_limit.lease import LeasingRateLimiter
 from services.ingest.rate_limit.policy import RatePolicies
 from services.ingest.settings import IngestSettings
@@ -62,7 +62,7 @@ def create_app(settings: IngestSettings) -> Starlette:
             app.state.ingest = IngestContext(
                 settings=settings,
                 pool=resources.require_pool(),
-                publisher=EventPublisher(
+                publisher=publisher_class()(
                     producer,
                     settings.topic_score_events,
                     timeout_s=settings.kafka_request_timeout_s,

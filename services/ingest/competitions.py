@@ -26,7 +26,7 @@ from shared.schemas.competition import Competition, CompetitionCreate, Competiti
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
-_NOT_NULL_ON_UPDATE = ("name", "visibility")
+_NOT_NULL_ON_UPDATE = ("name", "visibility", "rank_style")
 
 
 def _competition_json(competition: Competition) -> dict[str, Any]:
@@ -56,7 +56,9 @@ async def create_competition(request: Request) -> Response:
 
 
 async def update_competition(request: Request) -> Response:
-    """Change name, end, max value or visibility; ``null`` clears ``ends_at``/``max_value``."""
+    """Change name, end, max value, visibility or rank style; ``null`` clears ``ends_at`` and
+    ``max_value``. A new rank style applies to every read and push from then on (within the
+    services' competition cache TTL): ranks are styled when read, nothing is rewritten."""
     context = ingest_context(request)
     _, decision = await authenticate_admin(request, context)
     competition_id = path_identifier(request, "competition_id")

@@ -15,13 +15,13 @@ from starlette.responses import Response
 
 from services.ingest.access import authenticate_admin
 from services.ingest.context import ingest_context
-from services.ingest.kafka_headers import origin_headers
 from services.ingest.metrics import CONTROL_EVENTS
 from services.ingest.parameters import path_identifier
 from services.ingest.publisher import OutgoingRecord
 from services.ingest.schemas import ControlAccepted
 from shared.errors import NotFoundError
 from shared.http.responses import JSONResponse
+from shared.kafka_headers import origin_headers
 from shared.logging import request_id_var
 from shared.schemas.score_event import ControlAction, ControlEvent, encode_topic_message
 

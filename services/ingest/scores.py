@@ -13,7 +13,6 @@ from services.ingest.access import authenticate, limit_score_writer, require_sco
 from services.ingest.admission import Admission, Rejection
 from services.ingest.body import read_json_body
 from services.ingest.context import ingest_context
-from services.ingest.kafka_headers import origin_headers
 from services.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from services.ingest.publisher import OutgoingRecord
 from services.ingest.records import encode_score, rfc3339
@@ -22,6 +21,7 @@ from shared.auth import Principal
 from shared.errors import EventRejectedError, PermissionDeniedError, ValidationFailedError
 from shared.http.errors import validation_details
 from shared.http.responses import JSONResponse
+from shared.kafka_headers import origin_headers
 from shared.logging import request_id_var
 from shared.schemas.score_event import ScoreEventIn
 

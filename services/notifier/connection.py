@@ -86,6 +86,7 @@ class _Pending:
     top: str
     me: Me | Unchanged | None
     emitted_at: datetime
+    plain: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +154,22 @@ class ClientConnection:
 
     # --- called by the room (synchronous: no awaits in the fan-out) -------------------------
     def deliver(
-        self, version: int, top: str, me: Me | Unchanged | None, emitted_at: datetime
+        self,
+        version: int,
+        top: str,
+        me: Me | Unchanged | None,
+        emitted_at: datetime,
+        plain: str | None = None,
     ) -> bool:
         """The latest state this client should see: written now when the client can take it
-        at once, else left to its sender (:meth:`offer`). True when a frame was written."""
+        at once, else left to its sender (:meth:`offer`). True when a frame was written.
+
+        ``top`` is the text to send (with the entries' ``previous_rank``), ``plain`` the same
+        entries without movement (the snapshot's form; None: ``top`` itself): what the client
+        was sent is compared by it, so a top that only has new previous ranks is not news.
+        """
+        if plain is None:
+            plain = top
         if self._closed or version <= self.version:
             return False
         writer = self._writer
@@ -169,9 +182,9 @@ class ClientConnection:
             or self._loop.time() < self._next_send_at
             or not writer.can_write()
         ):
-            self.offer(version, top, me, emitted_at)
+            self.offer(version, top, me, emitted_at, plain)
             return False
-        frame = self._take_update(version, top, me)
+        frame = self._take_update(version, top, me, plain)
         if frame is None:
             return False
         writer.write(wire.text_frame(frame))
@@ -179,16 +192,23 @@ class ClientConnection:
         return True
 
     def offer(
-        self, version: int, top: str, me: Me | Unchanged | None, emitted_at: datetime
+        self,
+        version: int,
+        top: str,
+        me: Me | Unchanged | None,
+        emitted_at: datetime,
+        plain: str | None = None,
     ) -> None:
         """The latest state this client should see; sent by its sender when it can."""
         if self._closed or version <= self.version:
             return
+        if plain is None:
+            plain = top
         if self._pending is not None:
             metrics.UPDATES_DROPPED.labels("slow" if self._sending else "rate").inc()
-        elif top == self._sent_top and (isinstance(me, Unchanged) or me == self._sent_me):
+        elif plain == self._sent_top and (isinstance(me, Unchanged) or me == self._sent_me):
             return
-        self._pending = _Pending(version, top, me, emitted_at)
+        self._pending = _Pending(version, top, me, emitted_at, plain)
         self._wakeup.set()
 
     def request_resync(self) -> None:
@@ -316,15 +336,20 @@ class ClientConnection:
         pending, self._pending = self._pending, None
         if pending is None:
             return None, "update", None
-        update = self._take_update(pending.version, pending.top, pending.me)
+        update = self._take_update(pending.version, pending.top, pending.me, pending.plain)
         return update, "update", pending.emitted_at
 
-    def _take_update(self, version: int, top: str, me: Me | Unchanged | None) -> str | None:
+    def _take_update(
+        self, version: int, top: str, me: Me | Unchanged | None, plain: str | None = None
+    ) -> str | None:
         """The update frame taking this client from what it was sent to ``(top, me)`` at
-        ``version``, recorded as sent; None when it already has all of it (or newer)."""
+        ``version``, recorded as sent; None when it already has all of it (or newer).
+        ``plain`` is ``top`` without movement (see :meth:`deliver`)."""
         if version <= self.version:
             return None
-        new_top = None if top == self._sent_top else top
+        if plain is None:
+            plain = top
+        new_top = None if plain == self._sent_top else top
         with_me = self.user_id is not None and not isinstance(me, Unchanged)
         me_state = me if isinstance(me, Me) else None
         if with_me and me_state == self._sent_me:
@@ -333,11 +358,12 @@ class ClientConnection:
         if new_top is None and not with_me:
             return None
         if new_top is not None:
-            self._sent_top = new_top
+            self._sent_top = plain
+        previous_me = self._sent_me
         if with_me:
             self._sent_me = me_state
         if with_me or new_top is None:
-            return protocol.update_frame(version, new_top, me_state, with_me)
+            return protocol.update_frame(version, new_top, me_state, with_me, previous_me)
         return protocol.top_update_frame(version, new_top)
 
     async def _snapshot(self) -> str:

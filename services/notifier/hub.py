@@ -24,12 +24,14 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from opentelemetry.context import Context, get_current
 from redis.exceptions import RedisError
 
 from services.notifier import metrics, protocol
 from services.notifier.connection import UNCHANGED, ClientConnection, SharedTop, Unchanged
 from services.notifier.protocol import Me
 from services.notifier.repository import NotifierRepository
+from shared import tracing
 from shared.schemas.change_message import ChangeMessage, LeaderboardEntry, WindowChange
 from shared.schemas.competition import Competition, ResetSchedule
 from shared.windows import CURRENT, resolve_window
@@ -47,6 +49,9 @@ class Room:
         self._windows: dict[str, set[ClientConnection]] = {}
         self._pending: dict[str, WindowChange] = {}
         self._pending_emitted_at = datetime.now(UTC)
+        # with tracing on: the context a change message arrived in (the change feed's
+        # receive span, in the ranker batch's trace), which the fan-out continues
+        self._pending_context: Context | None = None
         self._resync_all = False
         # (window, top size, room version) → the shared top snapshot, and reads in flight
         self._tops: dict[tuple[str, int, int], SharedTop] = {}
@@ -87,6 +92,8 @@ class Room:
         for window_change in change_message.windows:
             self._pending[window_change.window] = window_change
         self._pending_emitted_at = change_message.emitted_at
+        if tracing.ENABLED:
+            self._pending_context = get_current()
         self._wakeup.set()
 
     async def top_snapshot(self, window: str, top_count: int) -> SharedTop:
@@ -148,9 +155,40 @@ class Room:
                 clients = self._windows.get(window)
                 if clients:
                     try:
-                        await self._fan_out(window_change, version, emitted_at, list(clients))
+                        if tracing.ENABLED:
+                            await self._fan_out_traced(
+                                window_change, version, emitted_at, list(clients)
+                            )
+                        else:
+                            await self._fan_out(window_change, version, emitted_at, list(clients))
                     except Exception:  # one bad message must not stop the room
                         logger.exception("fan-out failed for %s/%s", self.competition.id, window)
+
+    async def _fan_out_traced(
+        self,
+        window_change: WindowChange,
+        version: int,
+        emitted_at: datetime,
+        clients: list[ClientConnection],
+    ) -> None:
+        """:meth:`_fan_out` inside a ``notifier fan-out`` span continuing the change's trace,
+        with the size of the fan-out, the frames written at once and the change's age
+        (emitted by the ranker -> fan-out start): the slow stage shows in the span's
+        attributes."""
+        with tracing.tracer().start_as_current_span(
+            "notifier fan-out",
+            context=self._pending_context,
+            attributes={
+                "podium.competition_id": self.competition.id,
+                "podium.window": window_change.window,
+                "podium.version": version,
+                "podium.fanout_clients": len(clients),
+                "podium.change_age_s": max(time.time() - emitted_at.timestamp(), 0.0),
+            },
+        ) as span:
+            written = await self._fan_out(window_change, version, emitted_at, clients)
+            # the rest were handed to their clients' senders (busy or rate-limited)
+            span.set_attribute("podium.frames_written_at_once", written)
 
     def _roll_current_windows(self) -> None:
         """Move ``window=current`` clients to the new period after a reset, with a snapshot."""
@@ -173,7 +211,8 @@ class Room:
         version: int,
         emitted_at: datetime,
         clients: list[ClientConnection],
-    ) -> None:
+    ) -> int:
+        """Hand every client its new state; the number of frames written at once."""
         top = window_change.top
         followed = await self._followed_users(window_change.window, top, clients)
         top_texts: dict[int, str] = {}
@@ -200,6 +239,7 @@ class Room:
             if written % every:
                 metrics.CHANGE_AGE.observe(max(time.time() - emitted_s, 0.0), written % every)
             metrics.messages_sent("update").inc(written)
+        return written
 
     async def _followed_users(
         self, window: str, top: list[LeaderboardEntry], clients: list[ClientConnection]

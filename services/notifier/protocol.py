@@ -3,11 +3,19 @@
 Server → client (JSON text frames):
 
 - ``{"type": "snapshot", "competition_id", "window", "version", "top": [entry...], "me"?}``
-- ``{"type": "update", "version", "top"?, "me"?}`` — only the parts that changed;
+- ``{"type": "update", "version", "top"?, "me"?}`` — only the parts that changed; here an
+  entry also carries ``previous_rank`` and ``me`` (when not null) ``previous_rank`` too (see
+  below);
 - ``{"type": "error", "error": {"code", "message", "details"?}}`` — a refused request.
 
 An entry is ``{"rank", "user_id", "score"}``; ``me`` (only with ``?user=``) is
-``{"rank", "score"}`` or ``null`` while the user is not ranked.
+``{"rank", "score"}`` or ``null`` while the user is not ranked. Ranks follow the
+competition's ``rank_style`` (unique 1234, standard 1224, dense 1223).
+
+Movement (update frames only): an entry's ``previous_rank`` is its rank in the previous
+version of the board's top this notifier pushed (null when it was not in that top: it just
+entered); ``me.previous_rank`` is the rank in the last ``me`` sent to this socket (null when
+that ``me`` was null: the user just got ranked). Equal to ``rank``: it did not move.
 
 Client → server: ``{"type": "resync"}`` (answered by a fresh snapshot) and ``{"type": "ping"}``
 (answered by ``{"type": "pong"}``). Anything else is answered by an error frame; a client
@@ -21,8 +29,9 @@ Authentication: ``Sec-WebSocket-Protocol: bearer, <token>`` (the server then acc
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import orjson
@@ -106,6 +115,13 @@ def parse_client_message(text: str) -> ClientMessage:
         ) from error
 
 
+class Unset:
+    """Marker: no previous ``me`` to report (snapshot frames carry no movement)."""
+
+
+UNSET: Final = Unset()
+
+
 @dataclass(frozen=True, slots=True)
 class Me:
     """What a user-scoped client sees of its user: rank and score, or nothing (not ranked)."""
@@ -119,17 +135,38 @@ def me_of(entry: LeaderboardEntry | None) -> Me | None:
     return None if entry is None else Me(rank=entry.rank, score=entry.score)
 
 
-def top_json(entries: list[LeaderboardEntry]) -> str:
-    """A top list as JSON text (computed once per fan-out and shared by every client)."""
+def top_json(entries: list[LeaderboardEntry], previous: Mapping[str, int] | None = None) -> str:
+    """A top list as JSON text (computed once per fan-out and shared by every client).
+
+    With ``previous`` (user id -> rank in the previous version of the top; update frames),
+    each entry carries its ``previous_rank`` (null: not in that top).
+    """
+    if previous is None:
+        return orjson.dumps(
+            [{"rank": e.rank, "user_id": e.user_id, "score": e.score} for e in entries]
+        ).decode()
     return orjson.dumps(
-        [{"rank": e.rank, "user_id": e.user_id, "score": e.score} for e in entries]
+        [
+            {
+                "rank": e.rank,
+                "user_id": e.user_id,
+                "score": e.score,
+                "previous_rank": previous.get(e.user_id),
+            }
+            for e in entries
+        ]
     ).decode()
 
 
-def _me_json(me: Me | None) -> str:
+def _me_json(me: Me | None, previous: Me | Unset | None = UNSET) -> str:
     if me is None:
         return "null"
-    return orjson.dumps({"rank": me.rank, "score": me.score}).decode()
+    if isinstance(previous, Unset):
+        return orjson.dumps({"rank": me.rank, "score": me.score}).decode()
+    previous_rank = None if previous is None else previous.rank
+    return orjson.dumps(
+        {"rank": me.rank, "score": me.score, "previous_rank": previous_rank}
+    ).decode()
 
 
 def snapshot_frame(
@@ -143,13 +180,16 @@ def snapshot_frame(
     return f'{head},"top":{top}{tail}}}'
 
 
-def update_frame(version: int, top: str | None, me: Me | None, with_me: bool) -> str:
-    """An update carrying only what changed (``top`` None: unchanged)."""
+def update_frame(
+    version: int, top: str | None, me: Me | None, with_me: bool, previous_me: Me | None = None
+) -> str:
+    """An update carrying only what changed (``top`` None: unchanged); ``previous_me`` is the
+    ``me`` last sent to this socket (its rank is ``me.previous_rank``)."""
     parts = [f'{{"type":"update","version":{version}']
     if top is not None:
         parts.append(f',"top":{top}')
     if with_me:
-        parts.append(f',"me":{_me_json(me)}')
+        parts.append(f',"me":{_me_json(me, previous_me)}')
     parts.append("}")
     return "".join(parts)
 

@@ -1,9 +1,7 @@
 """What the notifier reads: competitions (PostgreSQL, cached) and standings (Redis).
 
 A competition whose Redis keys are gone (flushed or restarted Redis) is rebuilt from
-PostgreSQL once, however many sockets ask at the same moment (single flight). Competition
-lookups may read a replica; a rebuild always reads the primary, so the version it stamps is
-the one of the standings it wrote (docs/operations.md, read replicas).
+PostgreSQL once, however many sockets ask at the same moment (single flight).
 """
 
 from __future__ import annotations
@@ -11,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import asyncpg
+
 from shared.competition_cache import CompetitionCache
 from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore
-from shared.read_replicas import ReadPool
 from shared.redis_client import RedisClient
 from shared.redis_keys import version_key
 from shared.schemas.change_message import LeaderboardEntry
@@ -37,13 +36,13 @@ class NotifierRepository:
 
     def __init__(
         self,
-        pool: ReadPool,
+        pool: asyncpg.Pool,
         redis: RedisClient,
         key_prefix: str,
         *,
         competition_ttl_s: float,
     ) -> None:
-        self._primary = pool.primary  # rebuilds read the primary
+        self._pool = pool
         self._redis = redis
         self._prefix = key_prefix
         self._store = LeaderboardStore(redis, key_prefix)
@@ -72,30 +71,33 @@ class NotifierRepository:
         stored_version = await self._redis.get(version_key(self._prefix, competition.id))
         version = max(known_version, int(stored_version) if stored_version else 0)
         users = await self.ranks(competition, window, user_ids)
-        top = await self._store.top(competition.id, window, competition.sort_order, 0, top_count)
+        top = await self._store.top(
+            competition.id, window, competition.sort_order, 0, top_count, competition.rank_style
+        )
         return Standings(version=version, top=top, users=users)
 
     async def ranks(
         self, competition: Competition, window: str, user_ids: Sequence[str]
     ) -> dict[str, LeaderboardEntry]:
-        """Rank and score of each of ``user_ids`` that is ranked (rebuilding a lost index)."""
+        """Rank (in the competition's rank style) and score of each of ``user_ids`` that is
+        ranked (rebuilding a lost index)."""
         found: dict[str, LeaderboardEntry] = {}
         chunks = [user_ids[i : i + _RANKS_CHUNK] for i in range(0, len(user_ids), _RANKS_CHUNK)]
         for chunk in chunks or [[]]:
             try:
                 ranks = await self._store.ranks(
-                    competition.id, window, competition.sort_order, chunk
+                    competition.id, window, competition.sort_order, chunk, competition.rank_style
                 )
             except CompetitionNotBuiltError:
                 await self._rebuild(competition)
                 ranks = await self._store.ranks(
-                    competition.id, window, competition.sort_order, chunk
+                    competition.id, window, competition.sort_order, chunk, competition.rank_style
                 )
             found.update(ranks.found)
         return found
 
     async def _rebuild(self, competition: Competition) -> None:
         async def rebuild() -> int:
-            return await self._store.rebuild(self._primary, competition.id, competition.sort_order)
+            return await self._store.rebuild(self._pool, competition.id, competition.sort_order)
 
         await self._rebuilds.run(competition.id, rebuild)

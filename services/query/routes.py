@@ -81,6 +81,7 @@ async def user_standing(request: Request) -> Response:
         "rank": entry.rank,
         "score": entry.score,
         "total": ranks.total,
+        "percentile": ranks.percentiles[user_id],
     }
     return Representation.of(payload).respond(request.headers, headers=cache_headers(competition))
 
@@ -109,6 +110,7 @@ async def around(request: Request) -> Response:
         "user_id": user_id,
         "rank": neighbourhood.rank,
         "total": neighbourhood.total,
+        "percentile": neighbourhood.percentile,
         "entries": [entry_dict(e.rank, e.user_id, e.score) for e in neighbourhood.entries],
     }
     return Representation.of(payload).respond(request.headers, headers=cache_headers(competition))
@@ -120,12 +122,16 @@ async def users_ranks(request: Request) -> Response:
     user_ids = params.user_ids(request.query_params)
     window = _resolved_window(request, competition)
     ranks = await context.reader.ranks(competition, window, user_ids)
-    found = sorted(ranks.found.values(), key=lambda entry: entry.rank)
+    # best first; inside a tie (standard, dense) in first-reached order, as every page
+    found = sorted(ranks.found.values(), key=lambda entry: ranks.positions[entry.user_id])
     payload = {
         "competition_id": competition.id,
         "window": window,
         "total": ranks.total,
-        "entries": [entry_dict(e.rank, e.user_id, e.score) for e in found],
+        "entries": [
+            {**entry_dict(e.rank, e.user_id, e.score), "percentile": ranks.percentiles[e.user_id]}
+            for e in found
+        ],
         "absent": [user_id for user_id in user_ids if user_id not in ranks.found],
     }
     return Representation.of(payload).respond(request.headers, headers=cache_headers(competition))
@@ -199,6 +205,12 @@ _PRIVATE_NOTE = (
     " the token lacks `leaderboards:read` (or `admin`)."
 )
 _LEADERBOARD_ERRORS = error_responses(400, 401, 404, 503)
+_RANKS_NOTE = (
+    " Ranks follow the competition's `rank_style` (`unique`: 1234, `standard`: 1224,"
+    " `dense`: 1223; inside a tie, first to reach the score first). `percentile` is"
+    " 100 * (total - users with a strictly better score) / total: the share of the window's"
+    " ranked users this user beats or ties, itself included (the best score is 100)."
+)
 
 
 def _integer(minimum: int, maximum: int, default: int) -> dict[str, int | str]:
@@ -220,7 +232,18 @@ OPERATIONS = [
                 "Entries per page.",
                 _integer(1, params.MAX_LIMIT, params.DEFAULT_LIMIT),
             ),
-            Parameter("cursor", "query", "`next_cursor` of the previous page (opaque, signed)."),
+            Parameter(
+                "cursor",
+                "query",
+                "`next_cursor` or `prev_cursor` of a page (opaque, signed).",
+            ),
+            Parameter(
+                "from_rank",
+                "query",
+                "Start the page at the first entry ranked `from_rank` or worse in the"
+                " competition's rank style (not with `cursor`: 400).",
+                {"type": "integer", "minimum": 1, "maximum": params.MAX_FROM_RANK},
+            ),
             _WINDOW,
             _ETAG,
         ),
@@ -228,7 +251,7 @@ OPERATIONS = [
         auth_optional=True,
         description=_PRIVATE_NOTE
         + " Hot pages come from a micro-cache; when Redis is down a cached page may be served"
-        " with `X-Podium-Stale: true`.",
+        " with `X-Podium-Stale: true`." + _RANKS_NOTE,
         tags=("leaderboards",),
     ),
     Operation(
@@ -240,7 +263,7 @@ OPERATIONS = [
         parameters=(_CID, _UID, _WINDOW, _ETAG),
         scopes=_READ_SCOPES,
         auth_optional=True,
-        description=_PRIVATE_NOTE,
+        description=_PRIVATE_NOTE + _RANKS_NOTE,
         tags=("leaderboards",),
     ),
     Operation(
@@ -263,7 +286,7 @@ OPERATIONS = [
         ),
         scopes=_READ_SCOPES,
         auth_optional=True,
-        description=_PRIVATE_NOTE,
+        description=_PRIVATE_NOTE + _RANKS_NOTE,
         tags=("leaderboards",),
     ),
     Operation(
@@ -285,7 +308,7 @@ OPERATIONS = [
         ),
         scopes=_READ_SCOPES,
         auth_optional=True,
-        description=_PRIVATE_NOTE,
+        description=_PRIVATE_NOTE + _RANKS_NOTE,
         tags=("leaderboards",),
     ),
     Operation(

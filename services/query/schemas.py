@@ -11,9 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import Competition
 
+_PERCENTILE = (
+    "100 * (total - users with a strictly better score) / total: the share of the window's"
+    " ranked users this user beats or ties, itself included (the best score is 100)."
+)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class RankedUser(LeaderboardEntry):
+    """A leaderboard entry of a requested user, with the user's percentile."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    percentile: float = Field(gt=0, le=100, description=_PERCENTILE)
 
 
 class TopPage(_Strict):
@@ -21,9 +34,14 @@ class TopPage(_Strict):
 
     competition_id: str
     window: str = Field(description="The window read (``current`` resolved to its label).")
+    total: int = Field(ge=0, description="Users the window ranks.")
     entries: list[LeaderboardEntry]
     next_cursor: str | None = Field(
         description="Pass as ``cursor`` for the next page; null at the end."
+    )
+    prev_cursor: str | None = Field(
+        description="Pass as ``cursor`` for the page before this one (it ends right before"
+        " this page's first entry); null on the first page."
     )
 
 
@@ -33,9 +51,10 @@ class UserStanding(_Strict):
     competition_id: str
     window: str
     user_id: str
-    rank: int = Field(ge=1)
+    rank: int = Field(ge=1, description="In the competition's rank style.")
     score: float
-    total: int = Field(ge=0)
+    total: int = Field(ge=0, description="Users the window ranks.")
+    percentile: float = Field(gt=0, le=100, description=_PERCENTILE)
 
 
 class Neighbourhood(_Strict):
@@ -44,8 +63,9 @@ class Neighbourhood(_Strict):
     competition_id: str
     window: str
     user_id: str
-    rank: int = Field(ge=1)
-    total: int = Field(ge=0)
+    rank: int = Field(ge=1, description="In the competition's rank style.")
+    total: int = Field(ge=0, description="Users the window ranks.")
+    percentile: float = Field(gt=0, le=100, description=_PERCENTILE)
     entries: list[LeaderboardEntry]
 
 
@@ -54,8 +74,8 @@ class UsersRanks(_Strict):
 
     competition_id: str
     window: str
-    total: int = Field(ge=0)
-    entries: list[LeaderboardEntry]
+    total: int = Field(ge=0, description="Users the window ranks.")
+    entries: list[RankedUser]
     absent: list[str] = Field(description="Requested users without a standing in the window.")
 
 

@@ -13,6 +13,11 @@ boundary meanwhile may be missed (moved up into pages already read) or seen twic
 into pages not yet read), as in any live ranking. Unlike an offset, a change above the
 boundary never shifts unrelated users into a repeat or a gap. A cursor is bound to its
 competition and window parameter (``current`` stays on the period it started in).
+
+``prev_cursor`` names the first entry served; the page it opens ends right before that entry,
+with the same guarantee mirrored (at the top it is the first page). ``from_rank=N`` opens the
+page at the first entry ranked N or worse in the competition's rank style (a rank shared by
+a tie starts at the tie's first entry; a rank a tie skipped starts at the next one).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ TOP_PATH = "/api/v1/leaderboards/{cid}/top"
 _PUBLIC: RawHeaders = [(b"cache-control", b"public, no-cache")]
 _PRIVATE: RawHeaders = [(b"cache-control", b"private, no-cache")]
 _STALE: RawHeaders = [(b"x-podium-stale", b"true")]
+_FORWARD, _BACKWARD = "n", "p"  # a cursor's direction: the page after / before its anchor
 
 
 class TopPages:
@@ -105,32 +111,43 @@ async def _render(
     window = params.window(query, competition)
     window_parameter = query.get("window", ALLTIME)
     cursor = query.get("cursor")
+    from_rank: int | None = None
+    if "from_rank" in query:
+        if cursor:
+            raise BadRequestError(
+                "from_rank and cursor cannot be combined: a cursor already says where to start",
+                details={"field": "from_rank"},
+            )
+        from_rank = params.bounded_int(
+            query, "from_rank", default=1, minimum=1, maximum=params.MAX_FROM_RANK
+        )
     anchor: Anchor | None = None
+    backward = False
     if cursor:
-        resolved, anchor = _open_cursor(context, competition, window_parameter, cursor)
+        resolved, anchor, backward = _open_cursor(context, competition, window_parameter, cursor)
     else:
         resolved = resolve_window(
             competition.reset, window, datetime.now(UTC), competition.timezone
         )
-    page = await context.reader.page(competition, resolved, anchor, limit)
-    next_cursor = None
-    if page.next_anchor is not None:
-        next_cursor = encode_cursor(
-            {
-                "c": competition.id,
-                "w": window_parameter,
-                "r": resolved,
-                "s": page.next_anchor.score,
-                "m": page.next_anchor.member,
-            },
-            context.settings.signing_secret,
-        )
+    page = await context.reader.page(
+        competition, resolved, anchor, limit, backward=backward, from_rank=from_rank
+    )
+
+    def signed(anchor: Anchor | None, direction: str) -> str | None:
+        if anchor is None:
+            return None
+        payload = {"c": competition.id, "w": window_parameter, "r": resolved}
+        payload |= {"s": anchor.score, "m": anchor.member, "d": direction}
+        return encode_cursor(payload, context.settings.signing_secret)
+
     representation = Representation.of(
         {
             "competition_id": competition.id,
             "window": resolved,
+            "total": page.total,
             "entries": [entry_dict(e.rank, e.user_id, e.score) for e in page.entries],
-            "next_cursor": next_cursor,
+            "next_cursor": signed(page.next_anchor, _FORWARD),
+            "prev_cursor": signed(page.prev_anchor, _BACKWARD),
         }
     )
     context.pages.put(key, representation, generation)
@@ -139,15 +156,19 @@ async def _render(
 
 def _open_cursor(
     context: QueryContext, competition: Competition, window_parameter: str, cursor: str
-) -> tuple[str, Anchor]:
+) -> tuple[str, Anchor, bool]:
+    """The resolved window, the anchor, and whether the page goes back from it."""
     payload = decode_cursor(cursor, context.settings.verification_secrets)
     competition_id, window, resolved, score, member = (
         payload.get(name) for name in ("c", "w", "r", "s", "m")
     )
+    direction = payload.get("d", _FORWARD)  # cursors from before prev_cursor go forward
+    if direction not in (_FORWARD, _BACKWARD):
+        raise BadRequestError("cursor is invalid", details={"field": "cursor"})
     if competition_id != competition.id or window != window_parameter:
         raise BadRequestError(
             "cursor belongs to another leaderboard or window", details={"field": "cursor"}
         )
     if not (isinstance(resolved, str) and isinstance(score, str) and isinstance(member, str)):
         raise BadRequestError("cursor is invalid", details={"field": "cursor"})
-    return resolved, Anchor(score=score, member=member)
+    return resolved, Anchor(score=score, member=member), direction == _BACKWARD

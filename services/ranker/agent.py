@@ -28,13 +28,18 @@ import uvloop
 from aiokafka import TopicPartition
 from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import ConsumerRecord
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind, Tracer, get_current_span
 
 from services.ranker import metrics
-from services.ranker.applier import BatchApplier, decode
+from services.ranker.applier import BatchApplier, decode, outcomes
 from services.ranker.consumer import BatchConsumer, BatchTransport, Fetching
 from services.ranker.lag import LagTracker
+from services.ranker.records import IncomingEvent
 from services.ranker.runtime import ranker_runtime
 from services.ranker.settings import RankerSettings
+from shared import tracing
+from shared.kafka_headers import REQUEST_ID, header_value
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +79,15 @@ class BatchHandler:
     async def __call__(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Decode, apply (retrying until it succeeds), observe ages, commit."""
         events = [
-            decode(record.partition, record.offset, record.key, record.value) for record in records
+            decode(record.partition, record.offset, record.key, record.value, record.headers)
+            for record in records
         ]
         await self.applier.apply_with_retries(events)
-        received = [event.message.received_at for event in events if event.message is not None]
-        if received:
-            now = datetime.now(UTC)
-            metrics.EVENT_AGE.labels("oldest").observe((now - min(received)).total_seconds())
-            metrics.EVENT_AGE.labels("newest").observe((now - max(received)).total_seconds())
+        observe_ages(events)
+        await self.commit(records)
+
+    async def commit(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Commit ``offset + 1`` of the last record per partition."""
         last: dict[tuple[str, int], int] = {}
         for record in records:  # in offset order per partition: the last one wins
             last[record.topic, record.partition] = record.offset
@@ -93,6 +99,135 @@ class BatchHandler:
             logger.warning("offsets %s not committed (partitions moved)", offsets)
             return
         self.lag.committed(offsets)
+
+
+def observe_ages(events: Sequence[IncomingEvent]) -> tuple[float, float] | None:
+    """Observe the oldest and newest event's age (received by ingest -> applied) and return
+    them in seconds; None when no event decoded."""
+    received = [event.message.received_at for event in events if event.message is not None]
+    if not received:
+        return None
+    now = datetime.now(UTC)
+    oldest_s = (now - min(received)).total_seconds()
+    newest_s = (now - max(received)).total_seconds()
+    metrics.EVENT_AGE.labels("oldest").observe(oldest_s)
+    metrics.EVENT_AGE.labels("newest").observe(newest_s)
+    return oldest_s, newest_s
+
+
+class TracedBatchHandler(BatchHandler):
+    """A :class:`BatchHandler` that traces (chosen at start-up when tracing is on).
+
+    One ``score-events apply`` span per batch, linked to the context each record carries
+    (the ingest request that accepted it); when every traced record of the batch belongs to
+    one trace, the span is also that trace's child, so a lone score's journey is one trace.
+    The change messages the batch emits carry this span's context. Each traced event also
+    gets a short ``score apply`` span in its own trace (linked back to the batch span) with
+    its outcome and age at apply: a score's trace shows where it was applied, however many
+    traces its batch mixed. Records with the same ``traceparent`` (one batch POST) are
+    extracted once.
+    """
+
+    async def __call__(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Decode, apply inside the batch span, observe ages, commit."""
+        events = [
+            decode(record.partition, record.offset, record.key, record.value, record.headers)
+            for record in records
+        ]
+        contexts = _event_contexts(events)
+        traces = {
+            get_current_span(context).get_span_context().trace_id
+            for context in contexts
+            if context is not None
+        }
+        parent = (
+            next(context for context in contexts if context is not None)
+            if len(traces) == 1
+            else None
+        )
+        tracer = tracing.tracer()
+        started_ns = time.time_ns()
+        with tracer.start_as_current_span(
+            f"{records[0].topic} apply",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            links=tracing.links(contexts),
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.batch.message_count": len(records),
+                "podium.traced_events": sum(context is not None for context in contexts),
+            },
+        ) as batch_span:
+            plan = await self.applier.apply_with_retries(events)
+            ages = observe_ages(events)
+            if ages is not None:
+                batch_span.set_attribute("podium.event_age_oldest_s", ages[0])
+                batch_span.set_attribute("podium.event_age_newest_s", ages[1])
+            batch_span.set_attribute(
+                "podium.applied", len(plan.new_scores) + len(plan.new_controls)
+            )
+            batch_span.set_attribute("podium.duplicates", plan.duplicates)
+            batch_span.set_attribute("podium.dead_letters", len(plan.dead_letters))
+            _event_spans(tracer, events, contexts, outcomes(events, plan), started_ns)
+            await self.commit(records)
+
+
+def _event_contexts(events: Sequence[IncomingEvent]) -> list[Context | None]:
+    """Each event's remote context (None: it carries none), extracted once per header."""
+    cache: dict[bytes, Context | None] = {}
+    contexts: list[Context | None] = []
+    for event in events:
+        raw = next((value for name, value in event.headers if name == tracing.TRACEPARENT), None)
+        if raw is None:
+            contexts.append(None)
+            continue
+        if raw not in cache:
+            cache[raw] = tracing.extract(event.headers)
+        contexts.append(cache[raw])
+    return contexts
+
+
+def _event_spans(
+    tracer: Tracer,
+    events: Sequence[IncomingEvent],
+    contexts: Sequence[Context | None],
+    event_outcomes: Sequence[str],
+    started_ns: int,
+) -> None:
+    """A ``score apply`` span per traced event, in the event's trace (see the handler)."""
+    batch_link = [Link(get_current_span().get_span_context())]
+    now = datetime.now(UTC)
+    for event, context, outcome in zip(events, contexts, event_outcomes, strict=True):
+        if context is None:
+            continue
+        attributes: dict[str, str | float | int] = {
+            "podium.outcome": outcome,
+            "messaging.kafka.destination.partition": event.partition,
+            "messaging.kafka.offset": event.offset,
+        }
+        message = event.message
+        if message is not None:
+            attributes["podium.event_id"] = message.event_id
+            attributes["podium.competition_id"] = message.competition_id
+            attributes["podium.event_age_s"] = (now - message.received_at).total_seconds()
+        request_id = header_value(event.headers, REQUEST_ID)
+        if request_id:
+            attributes["podium.request_id"] = request_id
+        span = tracer.start_span(
+            "score apply",
+            context=context,
+            kind=SpanKind.CONSUMER,
+            links=batch_link,
+            attributes=attributes,
+            start_time=started_ns,
+        )
+        span.end()
+
+
+def handler_class() -> type[BatchHandler]:
+    """The handler this process uses: traced when tracing is on (decided at start-up)."""
+    return TracedBatchHandler if tracing.ENABLED else BatchHandler
 
 
 def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
@@ -146,7 +281,7 @@ def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
         try:
             async with ranker_runtime(settings) as applier:
                 logger.info("ranker consuming %s", settings.topic_score_events)
-                consumer.attach(BatchHandler(consumer, applier, lag))
+                consumer.attach(handler_class()(consumer, applier, lag))
                 try:
                     await asyncio.get_running_loop().create_future()  # until cancelled
                 finally:

@@ -51,6 +51,8 @@ from services.ranker.repository import (
     write_plan,
 )
 from services.ranker.settings import RankerSettings
+from shared import tracing
+from shared.kafka_headers import REQUEST_ID, header_value
 from shared.leaderboard_store import LeaderboardStore, Staleness
 from shared.redis_client import RedisClient
 
@@ -75,16 +77,18 @@ class BatchApplier:
         self.producer = producer
         self._next_version = redis.register_script(NEXT_VERSION_SCRIPT)
 
-    async def apply_with_retries(self, events: Sequence[IncomingEvent]) -> None:
+    async def apply_with_retries(self, events: Sequence[IncomingEvent]) -> BatchPlan:
         """Apply ``events``, retrying with exponential back-off until it succeeds.
 
         Never raises (except cancellation on shutdown): a batch is either applied or still
         pending, so offsets never move past an unapplied event.
         """
         started = time.monotonic()
-        await self._retrying(len(events))(self.apply, events)
+        plan: BatchPlan = await self._retrying(len(events))(self.apply, events)
         metrics.APPLY_LATENCY.observe(time.monotonic() - started)
         metrics.BATCH_SIZE.observe(len(events))
+        log_outcomes(events, plan)
+        return plan
 
     def _retrying(self, batch_size: int) -> AsyncRetrying:
         """Retry on any error, forever; cancellation is no error (shutdown still stops it).
@@ -192,17 +196,24 @@ class BatchApplier:
     async def _publish(self, plan: BatchPlan, indexed: Sequence[IndexedCompetition]) -> None:
         sends = []
         emitted_at = datetime.now(UTC)
+        # with tracing on, each change message carries the batch span's context (the current
+        # one: the traced handler applies the batch inside it), which the notifier continues
+        change_headers = tracing.context_headers() if tracing.ENABLED else None
         for item in indexed:
             sends.append(
                 await self.producer.send(
                     self.settings.topic_changes,
                     key=item.competition.id.encode(),
                     value=change_message(item, plan, emitted_at),
+                    headers=change_headers,
                 )
             )
         for dead_letter in plan.dead_letters:
             event = dead_letter.event
+            # the original headers first (request id, producer, trace context), then why and
+            # where from (a reader takes the last value of a name: these win)
             headers = [
+                *event.headers,
                 (REASON_HEADER, dead_letter.reason.value.encode()),
                 ("source_partition", str(event.partition).encode()),
                 ("source_offset", str(event.offset).encode()),
@@ -218,3 +229,59 @@ class BatchApplier:
                 )
             )
         await asyncio.gather(*sends)
+
+
+def event_fields(event: IncomingEvent) -> dict[str, object]:
+    """What a log line about one event names: its request id and trace id (from the
+    record's headers, as ingest wrote them; None when absent), event id and position."""
+    message = event.message
+    return {
+        "request_id": header_value(event.headers, REQUEST_ID),
+        "trace_id": tracing.trace_id_of(event.headers),
+        "event_id": message.event_id if message is not None else None,
+        "source_partition": event.partition,
+        "source_offset": event.offset,
+    }
+
+
+def outcomes(events: Sequence[IncomingEvent], plan: BatchPlan) -> list[str]:
+    """Each event's outcome in ``plan``, in batch order: ``applied``, ``duplicate`` or
+    ``dead_letter`` (the plan lists what it wrote; an event it neither wrote nor
+    dead-lettered was a duplicate)."""
+    written = {id(message) for message in plan.new_scores}
+    written.update(id(message) for message in plan.new_controls)
+    dead = {id(dead_letter.event) for dead_letter in plan.dead_letters}
+    return [
+        "dead_letter"
+        if id(event) in dead
+        else "applied"
+        if id(event.message) in written
+        else "duplicate"
+        for event in events
+    ]
+
+
+def log_outcomes(events: Sequence[IncomingEvent], plan: BatchPlan) -> None:
+    """A line per dead letter (WARNING) and, at DEBUG, per applied or duplicate event, each
+    naming the event's request id and trace id: one score's path can be followed in the logs.
+
+    Per-event lines for the common outcomes only at DEBUG: at INFO a line per event would
+    cost more than applying it; the level is checked once per batch.
+    """
+    for dead_letter in plan.dead_letters:
+        fields = event_fields(dead_letter.event)
+        logger.warning(
+            "event %s dead-lettered: %s",
+            fields["event_id"],
+            dead_letter.reason.value,
+            extra={**fields, "outcome": "dead_letter", "reason": dead_letter.reason.value},
+        )
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    for event, outcome in zip(events, outcomes(events, plan), strict=True):
+        if outcome == "dead_letter":
+            continue
+        fields = event_fields(event)
+        logger.debug(
+            "event %s %s", fields["event_id"], outcome, extra={**fields, "outcome": outcome}
+        )

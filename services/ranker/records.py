@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, NamedTuple, Protocol
 
@@ -26,6 +27,8 @@ from pydantic import ValidationError
 from shared.schemas.score_event import ControlAction, MetadataValue, parse_topic_message
 
 _loads = orjson.loads
+RecordHeaders = Sequence[tuple[str, bytes]]
+"""A Kafka record's headers as aiokafka hands them over."""
 _IDENTIFIER_CHARACTERS = string.ascii_letters + string.digits + "_.:-"
 """``shared.schemas.identifiers.IDENTIFIER_PATTERN``'s characters: an identifier is 1 to
 ``MAX_IDENTIFIER`` of them (``text.strip(these)`` is empty exactly then)."""
@@ -97,7 +100,9 @@ class Score(NamedTuple):
 
 
 class IncomingEvent(NamedTuple):
-    """One record of the batch: where it came from, its raw bytes and what they decoded to."""
+    """One record of the batch: where it came from, its raw bytes and what they decoded to,
+    and its headers (the request id and trace context ingest wrote; a dead letter keeps
+    them)."""
 
     partition: int
     offset: int
@@ -105,6 +110,7 @@ class IncomingEvent(NamedTuple):
     value: bytes
     message: Message | None
     decode_error: str = ""
+    headers: RecordHeaders = ()
 
 
 _times: dict[str, datetime] = {}
@@ -112,16 +118,25 @@ _identifiers: set[str] = set()
 _new = tuple.__new__  # NamedTuples without their Python-level __new__ (hot path)
 
 
-def decode(partition: int, offset: int, key: bytes | None, value: bytes | None) -> IncomingEvent:
-    """Decode one record; an undecodable one keeps its error for the dead-letter header."""
+def decode(
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: RecordHeaders = (),
+) -> IncomingEvent:
+    """Decode one record; an undecodable one keeps its error for the dead-letter header.
+
+    ``headers`` are kept as they are (a reference, nothing parsed: the request id and trace
+    context are read only for the events a line or span is about)."""
     raw = value if value is not None else b""
     message: Message | None = _fast_score(raw)
     if message is None:
         try:
             message = parse_topic_message(raw)
         except (ValidationError, ValueError) as error:
-            return IncomingEvent(partition, offset, key, raw, None, str(error)[:500])
-    return _new(IncomingEvent, (partition, offset, key, raw, message, ""))
+            return IncomingEvent(partition, offset, key, raw, None, str(error)[:500], headers)
+    return _new(IncomingEvent, (partition, offset, key, raw, message, "", headers))
 
 
 def _fast_score(raw: bytes) -> Score | None:

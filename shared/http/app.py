@@ -10,10 +10,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 from starlette.types import Lifespan
 
+from shared import tracing
 from shared.http.errors import EXCEPTION_HANDLERS
 from shared.http.health import health_routes
 from shared.http.middleware import EdgeMiddleware
 from shared.settings import CommonSettings
+from shared.tracing import HttpTracingMiddleware
 
 
 def create_service_app(
@@ -25,6 +27,8 @@ def create_service_app(
     """A Starlette app with health/metrics routes, JSON errors, the edge middleware and CORS.
 
     The service's lifespan should put its readiness checks on ``app.state.readiness_checks``.
+    With tracing on (:data:`shared.tracing.ENABLED`, set before the app is built), the
+    OpenTelemetry middleware is the outermost layer, so the edge's own work is in the span.
     """
     middleware = [
         Middleware(
@@ -34,6 +38,8 @@ def create_service_app(
             body_timeout_s=settings.http_body_timeout_s,
         ),
     ]
+    if tracing.ENABLED:
+        middleware.insert(0, Middleware(HttpTracingMiddleware))
     if settings.cors_allow_origins:
         middleware.append(
             Middleware(

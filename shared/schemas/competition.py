@@ -37,6 +37,19 @@ class ResetSchedule(StrEnum):
     MONTHLY = "monthly"
 
 
+class RankStyle(StrEnum):
+    """How equal scores are ranked; the order inside a tie is always first-reached, then id.
+
+    ``unique``: every rank distinct (1, 2, 3, 4); ``standard``: equal scores share a rank and
+    the next rank skips ("1224"); ``dense``: equal scores share a rank, no rank is skipped
+    ("1223"). Costs per style: docs/performance.md ("Rank styles").
+    """
+
+    UNIQUE = "unique"
+    STANDARD = "standard"
+    DENSE = "dense"
+
+
 class Visibility(StrEnum):
     """`private` leaderboards need a `leaderboards:read` token."""
 
@@ -70,6 +83,11 @@ class CompetitionCreate(BaseModel):
     ends_at: IsoDatetime | None = None
     max_value: float | None = Field(None, allow_inf_nan=False)
     visibility: Visibility = Visibility.PUBLIC
+    rank_style: RankStyle = Field(
+        RankStyle.UNIQUE,
+        description="How equal scores are ranked: `unique` (1234, first to reach the score"
+        " first), `standard` (1224) or `dense` (1223); applies to every read and push.",
+    )
     metadata: Metadata = Field(default_factory=dict, max_length=16)
 
     _tz = field_validator("timezone")(_check_timezone)
@@ -90,6 +108,9 @@ class CompetitionUpdate(BaseModel):
     ends_at: IsoDatetime | None = None
     max_value: float | None = Field(None, allow_inf_nan=False)
     visibility: Visibility | None = None
+    rank_style: RankStyle | None = Field(
+        None, description="A new rank style (`unique`, `standard`, `dense`); not null."
+    )
 
 
 class Competition(BaseModel):
@@ -107,6 +128,11 @@ class Competition(BaseModel):
     ends_at: datetime | None
     max_value: float | None
     visibility: Visibility
+    rank_style: RankStyle = Field(
+        RankStyle.UNIQUE,
+        description="How equal scores are ranked: `unique` (1234, first to reach the score"
+        " first), `standard` (1224) or `dense` (1223); applies to every read and push.",
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime

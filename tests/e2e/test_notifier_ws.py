@@ -62,7 +62,7 @@ async def test_me_follows_a_user_passed_by_someone_else(
         # a newcomer outside the visible top passes p4: only p4's rank changes
         await ranker.set_scores(competition, {"newbie": 97})
         update = await receive(ws)
-        assert update["me"] == {"rank": 6, "score": 96.0}
+        assert update["me"] == {"rank": 6, "score": 96.0, "previous_rank": 5}
         assert "top" not in update
         # a user who is not ranked yet gets null, then a rank
     async with (
@@ -72,7 +72,7 @@ async def test_me_follows_a_user_passed_by_someone_else(
         assert (await receive(ws))["me"] is None
         await ranker.set_scores(competition, {"ghost": 1000})
         update = await receive(ws)
-        assert update["me"] == {"rank": 1, "score": 1000.0}
+        assert update["me"] == {"rank": 1, "score": 1000.0, "previous_rank": None}
         assert leaders(update)[0] == ("ghost", 1000.0)
 
 

@@ -9,8 +9,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from podium.settings import PlatformSettings
 from services.ingest.app import create_app
-from services.ingest.kafka_headers import PRODUCER, REQUEST_ID, header_value
 from services.ingest.schemas import ScoreAccepted
+from shared.kafka_headers import PRODUCER, REQUEST_ID, header_value
 from shared.schemas.score_event import ScoreEvent, parse_topic_message
 from tests.support.servers import running_app
 from tests.support.topic_reader import read_topic

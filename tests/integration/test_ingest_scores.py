@@ -13,7 +13,7 @@ import pytest
 
 from podium.settings import PlatformSettings
 from services.ingest.app import create_app
-from services.ingest.kafka_headers import PRODUCER, REQUEST_ID, header_value
+from shared.kafka_headers import PRODUCER, REQUEST_ID, header_value
 from shared.schemas.score_event import ControlEvent, ScoreEvent, parse_topic_message
 from tests.conftest import SettingsFactory
 from tests.support.servers import running_app

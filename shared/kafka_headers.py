@@ -1,7 +1,9 @@
 """Kafka record headers Podium writes: who produced a record and in which request.
 
 Ingest sets them on every ``score-events`` record so a consumer (the ranker, the
-dead-letter reader) can log the originating request id and producer subject.
+dead-letter reader) can log the originating request id and producer subject; with tracing on
+the record also carries ``traceparent`` (:mod:`shared.tracing`). The ranker copies them onto
+the record's dead letter.
 """
 
 from __future__ import annotations
