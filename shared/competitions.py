@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from shared.errors import ConflictError
+from shared.read_replicas import ReadPool
 from shared.schemas.competition import Competition, CompetitionCreate, CompetitionUpdate
 
 _COLUMNS = (
@@ -20,7 +21,7 @@ def _from_row(row: asyncpg.Record) -> Competition:
 
 
 async def get_competition(
-    connection: asyncpg.Pool | asyncpg.Connection, competition_id: str
+    connection: asyncpg.Pool | asyncpg.Connection | ReadPool, competition_id: str
 ) -> Competition | None:
     """The competition with ``competition_id``, or None."""
     row = await connection.fetchrow(
@@ -31,7 +32,7 @@ async def get_competition(
 
 
 async def get_competitions(
-    connection: asyncpg.Pool | asyncpg.Connection, competition_ids: list[str]
+    connection: asyncpg.Pool | asyncpg.Connection | ReadPool, competition_ids: list[str]
 ) -> dict[str, Competition]:
     """The competitions among ``competition_ids`` that exist, by id."""
     rows = await connection.fetch(
@@ -42,7 +43,7 @@ async def get_competitions(
 
 
 async def list_competitions(
-    connection: asyncpg.Pool | asyncpg.Connection,
+    connection: asyncpg.Pool | asyncpg.Connection | ReadPool,
     *,
     after_id: str | None,
     limit: int,

@@ -1,7 +1,9 @@
 """What the notifier reads: competitions (PostgreSQL, cached) and standings (Redis).
 
 A competition whose Redis keys are gone (flushed or restarted Redis) is rebuilt from
-PostgreSQL once, however many sockets ask at the same moment (single flight).
+PostgreSQL once, however many sockets ask at the same moment (single flight). Competition
+lookups may read a replica; a rebuild always reads the primary, so the version it stamps is
+the one of the standings it wrote (docs/operations.md, read replicas).
 """
 
 from __future__ import annotations
@@ -9,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
 from shared.competition_cache import CompetitionCache
 from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore
+from shared.read_replicas import ReadPool
 from shared.redis_client import RedisClient
 from shared.redis_keys import version_key
 from shared.schemas.change_message import LeaderboardEntry
@@ -36,13 +37,13 @@ class NotifierRepository:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: ReadPool,
         redis: RedisClient,
         key_prefix: str,
         *,
         competition_ttl_s: float,
     ) -> None:
-        self._pool = pool
+        self._primary = pool.primary  # rebuilds read the primary
         self._redis = redis
         self._prefix = key_prefix
         self._store = LeaderboardStore(redis, key_prefix)
@@ -98,6 +99,6 @@ class NotifierRepository:
 
     async def _rebuild(self, competition: Competition) -> None:
         async def rebuild() -> int:
-            return await self._store.rebuild(self._pool, competition.id, competition.sort_order)
+            return await self._store.rebuild(self._primary, competition.id, competition.sort_order)
 
         await self._rebuilds.run(competition.id, rebuild)
