@@ -32,6 +32,7 @@ from services.notifier.connection import UNCHANGED, ClientConnection, SharedTop,
 from services.notifier.protocol import Me
 from services.notifier.repository import NotifierRepository
 from shared import tracing
+from shared.rank_styles import restyled
 from shared.schemas.change_message import ChangeMessage, LeaderboardEntry, WindowChange
 from shared.schemas.competition import Competition, ResetSchedule
 from shared.windows import CURRENT, resolve_window
@@ -56,6 +57,12 @@ class Room:
         # (window, top size, room version) → the shared top snapshot, and reads in flight
         self._tops: dict[tuple[str, int, int], SharedTop] = {}
         self._top_reads: dict[tuple[str, int, int], asyncio.Task[SharedTop]] = {}
+        # per window: the top last pushed (ranked in the competition's style), the ranks of
+        # the top pushed before it (user -> rank: the entries' previous_rank) and the texts
+        # of the last push per top size (an unchanged top reuses them, so clients skip it)
+        self._shown: dict[str, list[LeaderboardEntry]] = {}
+        self._previous: dict[str, dict[str, int]] = {}
+        self._shown_texts: dict[str, dict[int, str]] = {}
         self._wakeup = asyncio.Event()
         self._worker = asyncio.create_task(self._work(), name=f"room-{competition.id}")
 
@@ -120,6 +127,8 @@ class Room:
             self.competition, window, top_count, [], known_version=version
         )
         shared = SharedTop(version=standings.version, top=protocol.top_json(standings.top))
+        if window not in self._shown:  # what the first update's previous ranks are
+            self._shown[window] = standings.top
         if self.version == version:  # else a change arrived meanwhile: read again next time
             self._tops[key] = shared
         return shared
@@ -213,9 +222,11 @@ class Room:
         clients: list[ClientConnection],
     ) -> int:
         """Hand every client its new state; the number of frames written at once."""
-        top = window_change.top
+        top = self._movement(window_change)
+        previous = self._previous.get(window_change.window, {})
         followed = await self._followed_users(window_change.window, top, clients)
-        top_texts: dict[int, str] = {}
+        top_texts = self._shown_texts.setdefault(window_change.window, {})
+        plain_texts: dict[int, str] = {}
         emitted_s = emitted_at.timestamp()
         every = metrics.OBSERVE_EVERY
         written = 0
@@ -223,7 +234,10 @@ class Room:
             count = client.top_count
             text = top_texts.get(count)
             if text is None:
-                text = top_texts[count] = protocol.top_json(top[:count])
+                text = top_texts[count] = protocol.top_json(top[:count], previous)
+            plain = plain_texts.get(count)
+            if plain is None:
+                plain = plain_texts[count] = protocol.top_json(top[:count])
             me: Me | Unchanged | None = None
             user_id = client.user_id
             if user_id is not None:
@@ -231,7 +245,7 @@ class Room:
                     me = UNCHANGED
                 else:
                     me = protocol.me_of(followed[user_id])
-            if client.deliver(version, text, me, emitted_at):
+            if client.deliver(version, text, me, emitted_at, plain):
                 written += 1
                 if written % every == 0:  # one clock read and observation per chunk
                     metrics.CHANGE_AGE.observe(max(time.time() - emitted_s, 0.0), every)
@@ -240,6 +254,20 @@ class Room:
                 metrics.CHANGE_AGE.observe(max(time.time() - emitted_s, 0.0), written % every)
             metrics.messages_sent("update").inc(written)
         return written
+
+    def _movement(self, window_change: WindowChange) -> list[LeaderboardEntry]:
+        """The change's top ranked in the competition's style; when it differs from the top
+        last pushed, that one becomes the previous version (its ranks are the entries'
+        ``previous_rank``) and the texts of the last push are dropped."""
+        window = window_change.window
+        top = restyled(self.competition.rank_style, window_change.top)
+        shown = self._shown.get(window)
+        if shown != top:
+            if shown is not None:
+                self._previous[window] = {entry.user_id: entry.rank for entry in shown}
+            self._shown[window] = top
+            self._shown_texts.pop(window, None)
+        return top
 
     async def _followed_users(
         self, window: str, top: list[LeaderboardEntry], clients: list[ClientConnection]
