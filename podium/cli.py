@@ -100,7 +100,9 @@ def ranker() -> None:
     """Run the ranker (the stream processor) in the foreground."""
     settings = _settings_with_logging(RankerSettings, "ranker")
     from services.ranker.main import run
+    from shared.tracing import configure_tracing
 
+    configure_tracing("ranker")  # on only when an OTEL_EXPORTER_OTLP_*ENDPOINT is set
     sys.exit(run(settings))
 
 
