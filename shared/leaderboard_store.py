@@ -471,13 +471,17 @@ class LeaderboardStore:
         """Rebuild every window of a competition from PostgreSQL standings, atomically.
 
         The standings and the standings version are read in one consistent view: from a pool,
-        in a read-only REPEATABLE READ transaction (a replica works); from a connection, as
-        it is, because the caller holds the competition's advisory lock, under which no
-        batch can commit. Windows are built into temporary keys and renamed by one script
-        that also sets the marker to that version, unless the marker changed since the
-        rebuild began (every write of the competition's keys also writes the marker, as
-        WATCH would see): if a ranker writes meanwhile, the rebuild starts over, so a newer
-        standing is never replaced by an older snapshot. Returns the standings loaded.
+        in a read-only REPEATABLE READ transaction; from a connection, as it is, because the
+        caller holds the competition's advisory lock, under which no batch can commit.
+        Windows are built into temporary keys and renamed by one script that also sets the
+        marker to that version, unless the marker changed since the rebuild began (every
+        write of the competition's keys also writes the marker, as WATCH would see): if a
+        ranker writes meanwhile, the rebuild starts over, so a newer standing is never
+        replaced by an older snapshot. Returns the standings loaded.
+
+        Callers pass the primary, never a read replica: the marker must be the primary's
+        version, which batches and the reconciler compare it with (docs/operations.md, "The
+        rebuild rule").
         """
         for _attempt in range(_REBUILD_ATTEMPTS):
             try:
