@@ -370,3 +370,14 @@ def test_service_monitor_and_prometheus_rule_cover_the_required_alerts(
     assert "podium_pool_connections_in_use" in alerts["PodiumPoolExhausted"]
     assert "lag" in alerts["PodiumRankerConsumerLag"]
     assert "dead_letter" in alerts["PodiumDeadLettersGrowing"]
+
+
+def test_redis_cluster_value_sets_podium_redis_cluster(helm: Path) -> None:
+    def data(*sets: str) -> Manifest:
+        (configmap,) = of_kind(render(helm, *sets), "ConfigMap").values()
+        return configmap["data"]
+
+    assert data()["PODIUM_REDIS_CLUSTER"] == "false"
+    assert data("redis.cluster=true")["PODIUM_REDIS_CLUSTER"] == "true"
+    with pytest.raises(RuntimeError, match=r"redis\.cluster"):
+        render(helm, "redis.cluster=maybe", expect_failure=True)

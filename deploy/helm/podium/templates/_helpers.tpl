@@ -66,6 +66,7 @@ Job (a pre-install hook runs before the ConfigMap exists).
   "PODIUM_DATABASE_MAX_REPLICA_LAG_S" (toString $v.postgres.readReplica.maxLagS)
   "PODIUM_REDIS_KEY_PREFIX" $v.redis.keyPrefix
   "PODIUM_REDIS_POOL_MAX" (toString $v.redis.poolMax)
+  "PODIUM_REDIS_CLUSTER" (ternary "true" "false" $v.redis.cluster)
 -}}
 {{- range $name, $service := $v.services -}}
 {{- $_ := set $env (printf "PODIUM_%s" (upper $service.portSetting)) (toString $service.port) -}}
@@ -119,8 +120,8 @@ Job (a pre-install hook runs before the ConfigMap exists).
 {{- if and $ranker.autoscaling.enabled (gt (int $ranker.autoscaling.maxReplicas) $partitions) -}}
 {{- fail (printf "services.ranker.autoscaling.maxReplicas (%d) must not exceed kafka.partitions (%d)" (int $ranker.autoscaling.maxReplicas) $partitions) -}}
 {{- end -}}
-{{- if not (has .Values.redis.mode (list "standalone" "cluster")) -}}
-{{- fail "redis.mode must be standalone or cluster" -}}
+{{- if not (kindIs "bool" .Values.redis.cluster) -}}
+{{- fail "redis.cluster must be true or false" -}}
 {{- end -}}
 {{- if and .Values.tls.direct.enabled (not .Values.tls.direct.secretName) -}}
 {{- fail "tls.direct.secretName is required when tls.direct.enabled" -}}
