@@ -85,9 +85,11 @@ STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competitio
 # score per rank) changed else 0, the number of top entries after, the entries as member,
 # score, then for each operation the user's 0-based rank (-1 if absent); the marker then
 # holds the new version. A first element of -2 cannot be a reply's size.
-# The distinct-scores set (issue #15) holds one member per score at least one user holds (its
-# sorted-set score is that score; the member text is only a label, so a score's formatting
-# never matters): a score leaves it when ZCOUNT finds no user holding it any more. Dense
+# The distinct-scores set (issue #15) holds one member per score at least one user holds: its
+# sorted-set score is that score and its member the score's text as Python's repr writes it
+# (the shortest exact form, the same in writes and rebuilds, so a second ZADD of a score is a
+# no-op); a score leaves it (by score, whatever its text) when ZCOUNT finds no user holding
+# it any more. Dense
 # ranks count it. A window with users but no distinct-scores set was built before the set
 # existed: the script answers {-2, 'layout'} (a marker that is no version: "behind"), writes
 # nothing, and the caller rebuilds, which builds the set.
@@ -142,10 +144,8 @@ for window = 1, windows do
       if old and old ~= member then redis.call('ZREM', zkey, old) end
       redis.call('ZADD', zkey, score, member)
       redis.call('HSET', mkey, user, member)
-      if old_score then forget(old_score) end
-      if redis.call('ZCOUNT', dkey, score, score) == 0 then
-        redis.call('ZADD', dkey, score, score)
-      end
+      if old_score and tonumber(old_score) ~= tonumber(score) then forget(old_score) end
+      redis.call('ZADD', dkey, score, score)
     else
       user = string.sub(line, 3)
       local old = redis.call('HGET', mkey, user)
