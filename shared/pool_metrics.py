@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from prometheus_client import Gauge
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 POOL_IN_USE = Gauge(
     "podium_pool_connections_in_use",
@@ -36,6 +37,16 @@ def _redis(service: str, client: Redis) -> None:
         POOL_SIZE.labels(service, "redis").set(max_connections)
 
 
+def _redis_cluster(service: str, client: RedisCluster) -> None:
+    """Summed over the nodes the client knows (each has its own pool of ``max_connections``)."""
+    nodes = client.get_nodes()
+    in_use = sum(
+        len(getattr(node, "_connections", ())) - len(getattr(node, "_free", ())) for node in nodes
+    )
+    POOL_IN_USE.labels(service, "redis").set(in_use)
+    POOL_SIZE.labels(service, "redis").set(sum(node.max_connections for node in nodes))
+
+
 def observe_pools(service: str, resources: Any) -> None:
     """Set the pool gauges of ``service`` from its open PostgreSQL pool and Redis client."""
     pool = getattr(resources, "pool", None)
@@ -44,3 +55,5 @@ def observe_pools(service: str, resources: Any) -> None:
     redis = getattr(resources, "redis", None)
     if isinstance(redis, Redis):
         _redis(service, redis)
+    elif isinstance(redis, RedisCluster):
+        _redis_cluster(service, redis)

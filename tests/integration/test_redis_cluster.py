@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio.cluster import RedisCluster
 
 from devstack.cleanup import delete_prefix
@@ -21,6 +23,7 @@ from podium.settings import PlatformSettings
 from services.ingest.rate_limit.buckets import RateLimiter, RatePolicy
 from services.ranker.index import NEXT_VERSION_SCRIPT, PlannedWrite, write_batch
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
+from shared.pool_metrics import observe_pools
 from shared.redis_client import RedisClient, create_redis, server_identity
 from shared.redis_keys import built_key, competition_windows
 from shared.schemas.competition import Competition, SortOrder
@@ -81,6 +84,11 @@ async def test_the_factory_gives_a_cluster_client_spanning_every_master(
     assert len(masters) == 3, "the competitions should span every master"
     identity = await server_identity(redis)
     assert len(identity.run_id.split(",")) == 3  # one run_id per primary
+    observe_pools("cluster-test", SimpleNamespace(redis=redis))
+    labels = {"service": "cluster-test", "pool": "redis"}
+    size = REGISTRY.get_sample_value("podium_pool_connections_max", labels)
+    assert size == settings.redis_pool_max * len(redis.get_nodes())
+    assert REGISTRY.get_sample_value("podium_pool_connections_in_use", labels) == 0
 
 
 async def test_rebuild_write_read_and_scan_across_nodes(
