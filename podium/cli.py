@@ -213,8 +213,20 @@ def token(subject: str, scopes: tuple[str, ...], ttl_s: int | None) -> None:
     show_default=True,
     help="Where the run keeps its processes' logs.",
 )
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Draw the run's timeline (load, ingest p99, ranker lag, freshness, faults) as a PNG here.",
+)
 def soak(
-    duration_s: float, rate_eps: float, report_path: str | None, batch_share: float, work_dir: str
+    duration_s: float,
+    rate_eps: float,
+    report_path: str | None,
+    batch_share: float,
+    work_dir: str,
+    plots_dir: str | None,
 ) -> None:
     """Run the platform as separate processes under load while injecting faults; check it."""
     from pathlib import Path
@@ -233,6 +245,7 @@ def soak(
                 report_path=Path(report_path) if report_path else None,
                 command=" ".join(["podium", "soak", *sys.argv[2:]]),
                 batch_share=batch_share,
+                plots_dir=Path(plots_dir) if plots_dir else None,
             )
         )
     except KeyboardInterrupt:

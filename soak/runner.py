@@ -21,8 +21,10 @@ from soak.faults import PROBE_COMPETITION, EndToEndProbe, FaultRecord, run_sched
 from soak.load import COMPETITIONS, CompetitionPlan, LoadStats, WriteLoad
 from soak.oracle import OracleCompetition, OracleResult, replay
 from soak.platform import Platform
+from soak.plots import write_plots
 from soak.readers import ReadLoad, Subscriber
 from soak.report import build_report, format_report
+from soak.timeline import Timeline, timeline_rows
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +43,10 @@ async def run_soak(
     seed: int = 7,
     batch_share: float = 0.3,
     command: str = "podium soak",
+    plots_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """One whole soak run; returns the report (also written to ``report_path`` as JSON)."""
+    """One whole soak run; returns the report (also written to ``report_path`` as JSON, and
+    drawn into ``plots_dir`` as a PNG timeline when given)."""
     run_id = uuid.uuid4().hex[:8]
     platform = Platform.create(
         base.model_copy(
@@ -66,6 +70,8 @@ async def run_soak(
     print(text, flush=True)
     if report_path is not None:
         _write_json(report_path, report)
+    if plots_dir is not None:
+        print(f"soak | timeline plot: {write_plots(report, plots_dir)}", flush=True)
     return report
 
 
@@ -74,6 +80,7 @@ class RunProgress:
     """What a run has done so far: enough for a partial report when it is interrupted."""
 
     load: WriteLoad | None = None
+    timeline: Timeline | None = None
     run_started: float = 0.0
     faults: list[FaultRecord] = field(default_factory=list)
     subscribers: int = 0
@@ -85,12 +92,13 @@ def _partial_report(
     """The report of an interrupted run: its load figures and faults so far, no verdict on
     loss (the final check did not run)."""
     load = progress.load
+    stats = load.stats if load is not None else LoadStats()
     report = build_report(
         command=command,
         duration_s=duration_s,
         rate_eps=rate_eps,
         run_started=progress.run_started or time.monotonic(),
-        stats=load.stats if load is not None else LoadStats(),
+        stats=stats,
         faults=progress.faults,
         check=CheckResult(),
         lost=0,
@@ -98,6 +106,7 @@ def _partial_report(
         max_in_flight=load.max_in_flight if load is not None else 0,
         interrupted=True,
     )
+    report["timeline"] = timeline_rows(stats, progress.timeline)
     report["events"]["lost"] = report["events"]["double_counted"] = None
     report["stores_equal_oracle"] = dict.fromkeys(report["stores_equal_oracle"])
     report["elapsed_s"] = (
@@ -169,6 +178,9 @@ async def _drive(
         background = [asyncio.create_task(s.run(stop_reading)) for s in subscribers]
         background.append(asyncio.create_task(reads.run(client, stop_reading)))
         run_started = progress.run_started = time.monotonic()
+        timeline = progress.timeline = Timeline(platform, writer, run_started)
+        stop_sampling = asyncio.Event()
+        background.append(asyncio.create_task(timeline.run(client, stop_sampling)))
         faults_task = asyncio.create_task(
             run_schedule(platform, probe, client, duration_s, run_started, progress.faults)
         )
@@ -183,6 +195,7 @@ async def _drive(
             raise
         finally:
             printer.cancel()
+            stop_sampling.set()  # the timeline covers the load and the faults
         missing = await wait_for_drain(settings, set(load.stats.accepted))
         await asyncio.sleep(max(1.0, settings.query_cache_ttl_ms / 1000 * 2))
         expected = replay(
@@ -218,6 +231,7 @@ async def _drive(
         max_in_flight=load.max_in_flight,
     )
     report["batch_share"] = batch_share
+    report["timeline"] = timeline_rows(load.stats, timeline)
     return report
 
 

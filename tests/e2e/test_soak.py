@@ -38,6 +38,7 @@ async def test_short_soak_loses_nothing_and_counts_nothing_twice(
         work_dir=tmp_path / "soak",
         report_path=artifacts_dir / "soak-report.json",
         command="pytest tests/e2e/test_soak.py",
+        plots_dir=artifacts_dir,
     )
     events = report["events"]
     assert events["accepted"] > SHORT_DURATION_S * SHORT_RATE_EPS * 0.9
@@ -63,6 +64,12 @@ async def test_short_soak_loses_nothing_and_counts_nothing_twice(
     }
     assert all(fault["recovery_s"] is not None for fault in report["faults"])
     assert [fault["guarantee_broken"] for fault in report["faults"]] == [""] * 9
+    timeline = report["timeline"]
+    assert len(timeline) >= SHORT_DURATION_S
+    assert sum(row["accepted"] for row in timeline) == events["accepted"]
+    assert sum(row["freshness_ms"] is not None for row in timeline) > SHORT_DURATION_S / 2
+    assert any(row["ranker_lag_records"] is not None for row in timeline)
+    assert (artifacts_dir / "soak-timeline.png").stat().st_size > 10_000
     assert report["passed"]
 
 

@@ -1,0 +1,162 @@
+"""Per-second figures of a soak run: the load, ingest p99, ranker lag and freshness.
+
+The report's totals say whether a run kept its guarantees; the timeline says what the faults
+did to the platform while it ran (the plots in docs/ are drawn from it). Two of its series
+are sampled here, once a second, next to the load: the ranker's consumer lag (the largest
+``podium_ranker_consumer_lag_records`` over both rankers' partitions, read from their
+/metrics) and freshness (a probe score posted every second, and the time until the query API
+shows it). The rest comes from what the load generator recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from soak.faults import PROBE_COMPETITION
+from soak.load import LoadStats
+from soak.platform import Platform
+
+SAMPLE_EVERY_S = 1.0
+FRESHNESS_POLL_S = 0.02
+FRESHNESS_TIMEOUT_S = 10.0
+FRESHNESS_USER = "freshness-probe"
+RANKERS = ("ranker-a", "ranker-b")
+LAG_METRIC = "podium_ranker_consumer_lag_records"
+
+
+@dataclass
+class Timeline:
+    """Samples ranker lag and freshness once a second while the run lasts."""
+
+    platform: Platform
+    token: str
+    run_started: float
+    lag_records: dict[int, float] = field(default_factory=dict)
+    freshness_ms: dict[int, float | None] = field(default_factory=dict)
+
+    async def run(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+        """Sample until ``stop`` is set (lag and freshness side by side)."""
+        await asyncio.gather(self._sample_lag(client, stop), self._probe_freshness(client, stop))
+
+    def _second(self) -> int:
+        return int(time.monotonic() - self.run_started)
+
+    async def _sample_lag(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            second = self._second()
+            largest: float | None = None
+            for name in RANKERS:
+                lag = await _largest_sample(client, self.platform.url(name), LAG_METRIC)
+                if lag is not None:
+                    largest = lag if largest is None else max(largest, lag)
+            if largest is not None:
+                self.lag_records[second] = largest
+            await _pause(stop, SAMPLE_EVERY_S)
+
+    async def _probe_freshness(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        replicas = itertools.cycle(["ingest-a", "ingest-b"])
+        for value in itertools.count(1):
+            if stop.is_set():
+                return
+            started = time.monotonic()
+            second = self._second()
+            event = {
+                "event_id": f"fresh-{self.run_started:.0f}-{value}",
+                "competition_id": PROBE_COMPETITION,
+                "user_id": FRESHNESS_USER,
+                "value": float(value),
+                "ts": datetime.now(UTC).isoformat(),
+            }
+            with contextlib.suppress(httpx.HTTPError):
+                response = await client.post(
+                    f"{self.platform.url(next(replicas))}/api/v1/scores",
+                    json=event,
+                    headers=headers,
+                )
+                if response.status_code == 202:
+                    accepted = time.monotonic()
+                    visible = await self._visible(client, float(value), stop)
+                    self.freshness_ms[second] = (
+                        None if visible is None else round((visible - accepted) * 1000, 1)
+                    )
+            await _pause(stop, max(0.0, SAMPLE_EVERY_S - (time.monotonic() - started)))
+
+    async def _visible(
+        self, client: httpx.AsyncClient, value: float, stop: asyncio.Event
+    ) -> float | None:
+        """When the query API first showed ``value`` for the probe user (None: not in time)."""
+        deadline = time.monotonic() + FRESHNESS_TIMEOUT_S
+        url = (
+            f"{self.platform.url('query')}/api/v1/leaderboards/{PROBE_COMPETITION}"
+            f"/users/{FRESHNESS_USER}"
+        )
+        while time.monotonic() < deadline and not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                response = await client.get(url)
+                if response.status_code == 200 and response.json().get("score") == value:
+                    return time.monotonic()
+            await asyncio.sleep(FRESHNESS_POLL_S)
+        return None
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _largest_sample(client: httpx.AsyncClient, base_url: str, metric: str) -> float | None:
+    """The largest value of ``metric`` on a Prometheus text page (None: none, or no answer)."""
+    try:
+        response = await client.get(f"{base_url}/metrics", timeout=1.0)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in response.text.splitlines()
+        if line.startswith(metric) and (line[len(metric)] in "{ ")
+    ]
+    return max(values) if values else None
+
+
+def _p99_ms(latencies_s: list[float]) -> float | None:
+    if not latencies_s:
+        return None
+    ordered = sorted(latencies_s)
+    return round(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] * 1000, 1)
+
+
+def timeline_rows(stats: LoadStats, timeline: Timeline | None) -> list[dict[str, Any]]:
+    """One row per second of the run: offered, sent and accepted events, ingest write p99
+    (of the requests started that second), the ranker's largest lag and freshness."""
+    writes: dict[int, list[float]] = {}
+    run_started = timeline.run_started if timeline is not None else 0.0
+    for record in stats.requests:
+        if record.kind == "write" and record.status:
+            second = int(record.started - run_started)
+            writes.setdefault(second, []).append(record.latency_s)
+    rows = []
+    for row in stats.rates():
+        second = row["second"]
+        rows.append(
+            {
+                **row,
+                "write_p99_ms": _p99_ms(writes.get(second, [])),
+                "ranker_lag_records": (
+                    timeline.lag_records.get(second) if timeline is not None else None
+                ),
+                "freshness_ms": timeline.freshness_ms.get(second) if timeline is not None else None,
+            }
+        )
+    return rows

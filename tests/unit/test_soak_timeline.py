@@ -1,0 +1,58 @@
+"""The soak's per-second timeline and its PNG plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+from soak.load import LoadStats, RequestRecord
+from soak.plots import write_plots
+from soak.timeline import Timeline, timeline_rows
+
+T0 = 1000.0
+
+
+def _stats() -> LoadStats:
+    stats = LoadStats()
+    for second, events in ((0, 10), (1, 12), (2, 8)):
+        stats.count(stats.offered_per_s, second, events)
+        stats.count(stats.sent_per_s, second, events)
+        stats.count(stats.accepted_per_s, second, events - 1)
+    # 100 writes in second 1: 99 fast, one slow (the p99 is the 99th of 100)
+    stats.requests += [RequestRecord("write", T0 + 1.5, 0.010, 202) for _ in range(98)]
+    stats.requests += [RequestRecord("write", T0 + 1.5, 0.200, 202)]
+    stats.requests += [RequestRecord("write", T0 + 1.5, 0.900, 202)]
+    stats.requests += [RequestRecord("write", T0 + 2.1, 5.0, 0)]  # no answer: not a latency
+    stats.requests += [RequestRecord("read", T0 + 0.2, 0.5, 200)]  # reads are not writes
+    return stats
+
+
+def _timeline() -> Timeline:
+    timeline = Timeline(platform=cast(Any, None), token="", run_started=T0)
+    timeline.lag_records.update({0: 0.0, 2: 250.0})
+    timeline.freshness_ms.update({0: 12.5, 1: None, 2: 40.0})
+    return timeline
+
+
+def test_one_row_per_second_with_each_series() -> None:
+    rows = timeline_rows(_stats(), _timeline())
+    assert [row["second"] for row in rows] == [0, 1, 2]
+    assert [row["offered"] for row in rows] == [10, 12, 8]
+    assert [row["accepted"] for row in rows] == [9, 11, 7]
+    assert [row["write_p99_ms"] for row in rows] == [None, 200.0, None]
+    assert [row["ranker_lag_records"] for row in rows] == [0.0, None, 250.0]
+    assert [row["freshness_ms"] for row in rows] == [12.5, None, 40.0]
+
+
+def test_the_plot_is_a_png_with_fault_markers(tmp_path: Path) -> None:
+    report = {
+        "command": "podium soak",
+        "passed": True,
+        "events": {"accepted": 27, "lost": 0},
+        "faults": [{"name": "ranker_kill", "at_s": 1.0}],
+        "timeline": timeline_rows(_stats(), _timeline()),
+    }
+    path = write_plots(report, tmp_path / "plots")
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 10_000  # four panels drawn, not an empty canvas
