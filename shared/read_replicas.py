@@ -12,11 +12,12 @@ error, a timeout or a recovery conflict also marks it unusable at once and is ru
 the primary. The next good check puts it back.
 
 How lag is measured: each check first reads the primary's WAL position
-(``pg_current_wal_insert_lsn()``) and keeps the recent ``(time, position)`` samples; a replica's lag
-is the age of the newest sample its replayed position (``pg_last_wal_replay_lsn()``) has
-reached. That is an upper bound on how much older than the primary's the data read there can
-be, in this process's clock only. The usual formula, ``now() - pg_last_xact_replay_timestamp()``
-unless the received and replayed positions are equal, is wrong both ways: on an idle primary
+(``pg_current_wal_insert_lsn()``) and keeps the recent ``(time, position)`` samples; a
+replica's lag is the age of the newest sample its replayed position
+(``pg_last_wal_replay_lsn()``) has reached. That is an upper bound on how much older than the
+primary's the data read there can be, in this process's clock only. The usual formula,
+``now() - pg_last_xact_replay_timestamp()`` unless the received and replayed positions are
+equal, is wrong both ways: on an idle primary
 the last replayed transaction grows old though nothing is behind (hence its special case),
 and a replica whose WAL receiver lost the primary has replayed everything it *received*, so
 it reports 0 while it falls further behind; it also compares two machines' clocks.
@@ -28,7 +29,11 @@ once it has replayed that far (waiting a little), else the primary does.
 Positions on the primary are its *insert* position (``pg_current_wal_insert_lsn()``), not its
 write position: with ``synchronous_commit = off`` a committed transaction's record may still
 sit in the WAL buffers, behind the write position, and a fence there would let a replica that
-lacks the commit serve the read.
+lacks the commit serve the read. On an idle primary whose last record ended a WAL page, the
+insert position points past the next page's header, where no replica's replay position (the
+end of the last record) ever gets until another record is written; such a position is taken
+back to the page boundary (:func:`record_end`), else an idle primary would look like growing
+lag (measured: 14 s after a replica's 2 s freeze, until the next background record).
 """
 
 from __future__ import annotations
@@ -71,6 +76,13 @@ REPLICA_FAILURES = (
 """What a read on a replica may raise because of the replica (not of the query): the read is
 run again on the primary."""
 
+_SHORT_PAGE_HEADER = 24  # SizeOfXLogShortPHD (MAXALIGNed, 64-bit builds)
+_LONG_PAGE_HEADER = 40  # SizeOfXLogLongPHD: the first page of a WAL segment
+_POSITION_SQL = (
+    "SELECT pg_current_wal_insert_lsn()::text AS lsn,"
+    " current_setting('wal_block_size')::int AS block_size,"
+    " (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size"
+)
 _FENCE_POLL_S = 0.02
 _FENCE_WAIT_MAX_S = 1.0
 _SAMPLES_KEPT_S_MIN = 30.0
@@ -105,6 +117,31 @@ def lsn_value(lsn: str) -> int:
     """A WAL position (``'16/B374D848'``) as a number of bytes."""
     high, _, low = lsn.partition("/")
     return (int(high, 16) << 32) | int(low, 16)
+
+
+def lsn_text(position: int) -> str:
+    """A number of bytes as a WAL position (``'16/B374D848'``)."""
+    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+
+
+def record_end(position: int, block_size: int, segment_size: int) -> int:
+    """The insert ``position`` as the end of the last record (what replicas replay to).
+
+    At the very start of a page, past its header, it is taken back to the page boundary: no
+    record ends inside a page header, so the two are the same point of the WAL.
+    """
+    if position % segment_size == _LONG_PAGE_HEADER:
+        return position - _LONG_PAGE_HEADER
+    if position % block_size == _SHORT_PAGE_HEADER:
+        return position - _SHORT_PAGE_HEADER
+    return position
+
+
+async def primary_position(connection: asyncpg.Pool | DbConnection) -> int:
+    """The primary's WAL insert position, as :func:`record_end` (one query)."""
+    row = await connection.fetchrow(_POSITION_SQL)
+    assert row is not None
+    return record_end(lsn_value(row["lsn"]), row["block_size"], row["segment_size"])
 
 
 def replica_label(dsn: SecretStr) -> str:
@@ -213,7 +250,7 @@ class ReadPool:
     ) -> T:
         """Run ``operation`` (read-only) on a connection of a usable replica, else the primary.
 
-        With ``fence_lsn`` (the primary's ``pg_current_wal_insert_lsn()`` at some moment), a replica
+        With ``fence_lsn`` (the primary's position at some moment, :meth:`fence`), a replica
         runs it only once it has replayed that far, waited for up to the lag bound (at most a
         second); otherwise the primary runs it.
         """
@@ -233,6 +270,13 @@ class ReadPool:
             result = await operation(connection)
         READS.labels("primary").inc()
         return result
+
+    async def fence(self, connection: DbConnection) -> str | None:
+        """The primary's WAL position now (read on ``connection``, a primary one), for
+        :meth:`read`'s ``fence_lsn``; None without replicas (no query)."""
+        if not self.replicas:
+            return None
+        return lsn_text(await primary_position(connection))
 
     async def _reached(self, connection: DbConnection, fence_lsn: str) -> bool:
         deadline = time.monotonic() + min(self.max_lag_s, _FENCE_WAIT_MAX_S)
@@ -268,12 +312,9 @@ class ReadPool:
     async def check_once(self) -> None:
         """Sample the primary's WAL position, then check every replica against the samples."""
         try:
-            position = await asyncio.wait_for(
-                self.primary.fetchval("SELECT pg_current_wal_insert_lsn()::text"),
-                self.check_timeout_s,
-            )
+            position = await asyncio.wait_for(primary_position(self.primary), self.check_timeout_s)
             now = time.monotonic()
-            self._samples.append((now, lsn_value(position)))
+            self._samples.append((now, position))
             while self._samples and self._samples[0][0] < now - self._keep_samples_s:
                 self._samples.popleft()
         except (*db.POSTGRES_FAILURES, asyncpg.InterfaceError) as error:

@@ -173,9 +173,7 @@ class Reconciler:
         started: float,
         stale_before_pass_s: float | None,
     ) -> None:
-        fence_lsn = None
-        if self.read_pool.replicas:
-            fence_lsn = await connection.fetchval("SELECT pg_current_wal_insert_lsn()::text")
+        fence_lsn = await self.read_pool.fence(connection)
         rows = await self.read_pool.read(
             lambda replica: replica.fetch(
                 "SELECT competition_id, version FROM standings_versions ORDER BY competition_id"
