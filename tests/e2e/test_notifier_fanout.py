@@ -159,7 +159,7 @@ async def test_1000_clients_on_one_process_all_receive_the_update(
         assert update["type"] == "update"
         assert leaders(update) == [("bob", 20.0), ("ann", 10.0)]
         if number % 2:
-            assert update["me"] == {"rank": 1, "score": 20.0}
+            assert update["me"] == {"rank": 1, "score": 20.0, "previous_rank": 2}
 
 
 def _sample(name: str) -> float:
