@@ -27,7 +27,7 @@ from services.notifier.repository import NotifierRepository
 from services.query.app import create_app
 from services.ranker.applier import BatchApplier, decode
 from services.ranker.planner import IncomingEvent
-from services.ranker.reconcile import Reconciler, Trigger
+from services.ranker.reconcile import Reconciler, Trigger, reconcile_command
 from shared.competitions import create_competition
 from shared.db import create_pool
 from shared.kafka import create_producer, ensure_topics
@@ -397,4 +397,17 @@ async def test_the_reconcile_scan_on_a_lagging_replica_misses_no_stale_board(
         report = await reconciler.reconcile_once(Trigger.COMMAND)
         assert report.healed.keys() == {CID}
         assert fallbacks("behind_fence") == before + 1
+    await replicated.assert_redis_is_primary()
+
+
+async def test_podium_reconcile_scans_on_the_replica(replicated: Replicated) -> None:
+    """``podium reconcile`` (one pass with the service's own clients) opens the read pool:
+    its scan is served by the replica, and a board Redis lost is healed from the primary."""
+    await replicated.apply(("e1", "ann", 10.0), ("e2", "bob", 20.0))
+    await replicated.store.drop(CID)
+    await replicated.caught_up()
+    before = reads(replicated.label)
+    report = await reconcile_command(replicated.settings)
+    assert report.healed.keys() == {CID}
+    assert reads(replicated.label) == before + 1
     await replicated.assert_redis_is_primary()
