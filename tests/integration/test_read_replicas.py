@@ -155,7 +155,6 @@ async def replicated(
         database_read_url=pair.replica.url,
         database_max_replica_lag_s=1.0,
         database_replica_check_interval_s=0.1,
-        db_connect_timeout_s=1.0,
     )
     await migrate(settings)
     await ensure_topics(settings)
