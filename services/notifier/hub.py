@@ -32,6 +32,7 @@ from services.notifier.connection import UNCHANGED, ClientConnection, SharedTop,
 from services.notifier.protocol import Me
 from services.notifier.repository import NotifierRepository
 from shared import tracing
+from shared.errors import PodiumError
 from shared.rank_styles import restyled
 from shared.schemas.change_message import ChangeMessage, LeaderboardEntry, WindowChange
 from shared.schemas.competition import Competition, ResetSchedule
@@ -151,6 +152,7 @@ class Room:
             self._wakeup.clear()
             pending, self._pending = self._pending, {}
             version, emitted_at = self.version, self._pending_emitted_at
+            await self._refresh_competition()
             self._roll_current_windows()
             if self._resync_all:
                 # snapshots are read after this version reached Redis: they include `pending`
@@ -198,6 +200,29 @@ class Room:
             written = await self._fan_out(window_change, version, emitted_at, clients)
             # the rest were handed to their clients' senders (busy or rate-limited)
             span.set_attribute("podium.frames_written_at_once", written)
+
+    async def _refresh_competition(self) -> None:
+        """Take the competition as the cache holds it now, so a PATCH of ``rank_style``
+        reaches the pushes of clients already connected (within the cache TTL). A lookup
+        while the cache is fresh is a dict read; a failing PostgreSQL keeps what the room has.
+        """
+        try:
+            current = await self._repository.competition(self.competition.id)
+        except PodiumError as error:
+            logger.debug("competition refresh failed for %s: %s", self.competition.id, error)
+            return
+        if current is None:
+            return
+        if current.rank_style is not self.competition.rank_style:
+            # the tops shown are re-ranked in the new style: a style change is no movement
+            self._tops.clear()
+            self._shown_texts.clear()
+            self._shown = {w: restyled(current.rank_style, t) for w, t in self._shown.items()}
+            self._previous = {
+                window: {entry.user_id: entry.rank for entry in top}
+                for window, top in self._shown.items()
+            }
+        self.competition = current
 
     def _roll_current_windows(self) -> None:
         """Move ``window=current`` clients to the new period after a reset, with a snapshot."""

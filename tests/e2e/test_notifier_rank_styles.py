@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,7 +10,8 @@ import pytest
 
 from podium.settings import PlatformSettings
 from services.notifier.app import create_app
-from shared.schemas.competition import RankStyle
+from shared.competitions import update_competition
+from shared.schemas.competition import CompetitionUpdate, RankStyle
 from tests.support.notifier_clients import connect, receive, ws_url
 from tests.support.notifier_driver import RankerStandIn, ranker_stand_in
 from tests.support.servers import running_app
@@ -88,3 +90,30 @@ async def test_standard_frames_share_a_rank_and_skip_the_next(
         # board's): previous_rank says where from
         assert movement(update) == [("dan", 1, 3), ("ann", 2, 1)]
         assert "me" not in update  # cat is still fourth
+
+
+async def test_a_changed_rank_style_reaches_connected_clients(
+    settings: PlatformSettings, ranker: RankerStandIn
+) -> None:
+    fast = settings.model_copy(update={"competition_cache_ttl_s": 0.2})
+    competition = await ranker.competition("restyled")
+    await ranker.set_scores(competition, {"ann": 50, "bob": 50, "cat": 40})
+    async with (
+        running_app(create_app(fast), fast) as base_url,
+        connect(ws_url(base_url, "restyled", "top=5")) as ws,
+    ):
+        assert ranks(await receive(ws)) == [("ann", 1), ("bob", 2), ("cat", 3)]
+        # what PATCH /api/v1/competitions/restyled {"rank_style": "dense"} writes
+        await update_competition(
+            ranker.pool, "restyled", CompetitionUpdate(rank_style=RankStyle.DENSE)
+        )
+        await asyncio.sleep(0.5)  # past the notifier's competition cache TTL
+        await ranker.set_scores(competition, {"dan": 10})
+        update = await receive(ws)
+        # re-ranked in the new style; the style change itself is no movement
+        assert movement(update) == [
+            ("ann", 1, 1),
+            ("bob", 1, 1),
+            ("cat", 2, 2),
+            ("dan", 3, None),
+        ]
