@@ -40,9 +40,7 @@ def rank_of(style: RankStyle, position: int, better: int, dense_better: int) -> 
     return position + 1
 
 
-def run_ranks(
-    style: RankStyle, start: int, first_rank: int, scores: Sequence[float]
-) -> list[int]:
+def run_ranks(style: RankStyle, start: int, first_rank: int, scores: Sequence[float]) -> list[int]:
     """The ranks of a contiguous run of entries at 0-based positions ``start``, ``start+1``…
 
     ``first_rank`` is the first entry's rank in ``style`` (its :func:`rank_of`); ``scores``
