@@ -20,8 +20,10 @@ import asyncpg
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
 from devstack.cleanup import discard_run_data
+from devstack.processes import free_port
 from podium.settings import PlatformSettings
 from services.notifier.repository import NotifierRepository
 from services.query.app import create_app
@@ -410,3 +412,16 @@ async def test_podium_reconcile_scans_on_the_replica(replicated: Replicated) -> 
     assert report.healed.keys() == {CID}
     assert reads(replicated.label) == before + 1
     await replicated.assert_redis_is_primary()
+
+
+async def test_a_replica_down_at_start_up_is_skipped_not_fatal(replicated: Replicated) -> None:
+    """A listed replica nobody answers on: the pool opens, reads go to the primary."""
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    settings = replicated.settings.model_copy(
+        update={"database_read_url": [SecretStr(dead), *replicated.settings.database_read_url]}
+    )
+    async with open_read_pool(settings, replicated.primary) as read_pool:
+        await eventually(lambda: usable(read_pool))
+        assert [replica.label for replica in read_pool.usable_replicas()] == [replicated.label]
+        for _ in range(4):  # round-robin over the usable ones only: always the live replica
+            assert await in_recovery(read_pool)
