@@ -160,6 +160,8 @@ class Replica:
     usable: bool = False
     lag_s: float | None = None
     replay_lsn: int = 0
+    checked_at: float = 0.0
+    """When (monotonic) the replica last answered its check."""
     _check_connection: asyncpg.Connection | None = field(default=None, repr=False)
 
     def mark_unusable(self, why: str) -> None:
@@ -179,6 +181,9 @@ class ReadPool:
         max_lag_s: a replica further behind than this is skipped.
         check_interval_s: how often each replica's health and lag are checked.
         check_timeout_s: how long a check may take before the replica counts as down.
+        primary_dsn: the primary's DSN, for a connection of the checks' own (a hung primary
+            must not hold a pooled connection, nor stall the replicas' checks); without it
+            the checks sample the primary through ``primary``.
     """
 
     def __init__(
@@ -189,8 +194,11 @@ class ReadPool:
         max_lag_s: float = 5.0,
         check_interval_s: float = 1.0,
         check_timeout_s: float = 1.0,
+        primary_dsn: SecretStr | None = None,
     ) -> None:
         self.primary = primary
+        self.primary_dsn = primary_dsn
+        self._primary_check: asyncpg.Connection | None = None
         self.replicas = list(replicas)
         self.max_lag_s = max_lag_s
         self.check_interval_s = check_interval_s
@@ -221,6 +229,7 @@ class ReadPool:
                 replica._check_connection.terminate()
                 replica._check_connection = None
             replica.pool.terminate()
+        self._drop_primary_check()
 
     async def __aenter__(self) -> ReadPool:
         await self.start()
@@ -305,25 +314,50 @@ class ReadPool:
     async def _run_checks(self) -> None:
         while True:
             started = time.monotonic()
-            await self.check_once()
+            try:
+                await self.check_once()
+            except Exception:  # a bug, not an outage: never keep trusting an unchecked replica
+                logger.exception("read replica checks failed; reads go to the primary")
+                for replica in self.replicas:
+                    replica.mark_unusable("its check crashed")
             self._checked.set()
             await asyncio.sleep(max(0.0, self.check_interval_s - (time.monotonic() - started)))
 
     async def check_once(self) -> None:
-        """Sample the primary's WAL position, then check every replica against the samples."""
+        """Sample the primary's WAL position, then check every replica against the samples.
+
+        Without a fresh sample (the primary does not answer) no lag is measured: replicas
+        keep their standing, so reads keep going to the usable ones while the primary is
+        down, and they still must answer their own check.
+        """
+        measured = False
         try:
-            position = await asyncio.wait_for(primary_position(self.primary), self.check_timeout_s)
+            position = await asyncio.wait_for(self._primary_position(), self.check_timeout_s)
             now = time.monotonic()
             self._samples.append((now, position))
             while self._samples and self._samples[0][0] < now - self._keep_samples_s:
                 self._samples.popleft()
+            measured = True
         except (*db.POSTGRES_FAILURES, asyncpg.InterfaceError) as error:
-            # without the primary no lag can be measured; reads falling back would fail too,
-            # so replicas keep their standing (they still must answer, below)
+            self._drop_primary_check()  # never wait on a hung server
             logger.debug("primary WAL position unavailable: %r", error)
-        await asyncio.gather(*(self._check(replica) for replica in self.replicas))
+        await asyncio.gather(*(self._check(replica, measured) for replica in self.replicas))
 
-    async def _check(self, replica: Replica) -> None:
+    async def _primary_position(self) -> int:
+        if self.primary_dsn is None:
+            return await primary_position(self.primary)
+        if self._primary_check is None or self._primary_check.is_closed():
+            self._primary_check = await asyncpg.connect(
+                self.primary_dsn.get_secret_value(), timeout=self.check_timeout_s
+            )
+        return await primary_position(self._primary_check)
+
+    def _drop_primary_check(self) -> None:
+        if self._primary_check is not None:
+            self._primary_check.terminate()
+            self._primary_check = None
+
+    async def _check(self, replica: Replica, measured: bool) -> None:
         try:
             in_recovery, replayed = await asyncio.wait_for(
                 self._replay_position(replica), self.check_timeout_s
@@ -338,10 +372,11 @@ class ReadPool:
             # promoted, or not a replica at all: it no longer follows the primary
             replica.mark_unusable("it is not in recovery (not following the primary)")
             return
+        replica.checked_at = time.monotonic()
         replica.replay_lsn = lsn_value(replayed)
         lag_s = self._lag_s(replica.replay_lsn)
-        if lag_s is None:
-            return  # no primary sample yet: standing unchanged
+        if lag_s is None or not measured:
+            return  # no fresh primary sample: standing unchanged
         replica.lag_s = lag_s
         REPLICA_LAG.labels(replica.label).set(lag_s)
         if lag_s > self.max_lag_s:
@@ -393,6 +428,7 @@ async def open_read_pool(
             max_lag_s=settings.database_max_replica_lag_s,
             check_interval_s=settings.database_replica_check_interval_s,
             check_timeout_s=settings.db_connect_timeout_s,
+            primary_dsn=settings.database_url,
         )
     except BaseException:
         for replica in replicas:

@@ -425,3 +425,32 @@ async def test_a_replica_down_at_start_up_is_skipped_not_fatal(replicated: Repli
         assert [replica.label for replica in read_pool.usable_replicas()] == [replicated.label]
         for _ in range(4):  # round-robin over the usable ones only: always the live replica
             assert await in_recovery(read_pool)
+
+
+async def test_replicas_keep_serving_reads_while_the_primary_hangs(
+    replicated: Replicated,
+) -> None:
+    """No fresh primary position, no lag measured: a usable replica stays usable (reads
+    keep working through a primary outage) and is still checked for answering."""
+    settings = replicated.settings
+    await replicated.caught_up()
+    async with open_read_pool(settings, replicated.primary) as read_pool:
+        await eventually(lambda: usable(read_pool))
+        replicated.pair.freeze(replicated.pair.primary)
+        try:
+            await asyncio.sleep(
+                3 * settings.database_max_replica_lag_s + settings.db_connect_timeout_s
+            )
+            checked_at = read_pool.replicas[0].checked_at
+
+            async def checked_again() -> bool:
+                return read_pool.replicas[0].checked_at > checked_at
+
+            await eventually(checked_again)
+            assert read_pool.usable_replicas()  # checked, still usable
+            assert await in_recovery(read_pool)
+            assert (
+                await read_pool.fetchval("SELECT name FROM competitions WHERE id = $1", CID) == CID
+            )
+        finally:
+            replicated.pair.thaw()

@@ -103,17 +103,19 @@ class StreamingReplica:
         )
         self._wait_ready(server)
 
-    def freeze(self) -> None:
-        """SIGSTOP the replica's postmaster and backends: it accepts, then never answers."""
-        for pid in self._replica_pids():
+    def freeze(self, server: Server | None = None) -> None:
+        """SIGSTOP a server's (default: the replica's) postmaster and backends: it accepts,
+        then never answers."""
+        for pid in self._pids(server or self.replica):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
 
     def thaw(self) -> None:
-        """Undo :meth:`freeze`."""
-        for pid in self._replica_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        """Undo :meth:`freeze` (of either server)."""
+        for server in (self.primary, self.replica):
+            for pid in self._pids(server):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL the replica (its whole process group): a dead server."""
@@ -137,11 +139,11 @@ class StreamingReplica:
                 server.process.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _replica_pids(self) -> list[int]:
-        """The replica's postmaster and its children (the backends answer, not only it)."""
-        if self.replica.process is None or self.replica.process.process.poll() is not None:
+    def _pids(self, server: Server) -> list[int]:
+        """A server's postmaster and its children (the backends answer, not only it)."""
+        if server.process is None or server.process.process.poll() is not None:
             return []
-        postmaster = self.replica.pid
+        postmaster = server.pid
         children = subprocess.run(
             ["/usr/bin/pgrep", "-P", str(postmaster)],
             capture_output=True,
