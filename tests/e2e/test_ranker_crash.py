@@ -23,6 +23,12 @@ from tests.support.ranker_harness import (
 
 # three SIGKILLs at random points, then a graceful stop mid-stream
 STOPS = (signal.SIGKILL, signal.SIGKILL, signal.SIGKILL, signal.SIGTERM)
+# small batches, and a short session: a killed member expires sooner, so restarts rejoin sooner
+SHORT_SESSION = {
+    "ranker_batch_size": 50,
+    "kafka_session_timeout_ms": 3000,
+    "kafka_heartbeat_interval_ms": 300,
+}
 
 
 async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
@@ -38,12 +44,7 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
         produce(settings, workload.messages, chunk=40, pause_s=0.2, positions=positions)
     )
     log = artifacts_dir / f"ranker-crash-{settings.db_schema}.log"
-    # a short session: a killed member expires sooner, so restarts rejoin sooner
-    options = {
-        "ranker_batch_size": 50,
-        "kafka_session_timeout_ms": 3000,
-        "kafka_heartbeat_interval_ms": 300,
-    }
+    options = SHORT_SESSION
     progress: list[dict[int, int]] = []
     for stop_signal in STOPS:
         before = await committed_offsets(settings)
@@ -83,11 +84,7 @@ async def test_rebalance_while_streaming_loses_nothing(
         produce(settings, workload.messages, chunk=40, pause_s=0.1, positions=positions)
     )
     log = artifacts_dir / f"ranker-rebalance-{settings.db_schema}.log"
-    options = {
-        "ranker_batch_size": 50,
-        "kafka_session_timeout_ms": 3000,
-        "kafka_heartbeat_interval_ms": 300,
-    }
+    options = SHORT_SESSION
     with ranker(settings, log, **options) as survivor:
         with ranker(settings, log, **options) as victim:
             first = {partition: 1 for partition in range(settings.kafka_partitions)}

@@ -28,14 +28,6 @@ from devstack.processes import free_port
 from podium.settings import PlatformSettings
 from shared.redis_keys import built_key
 from soak.oracle import Message
-from soak.readers import Subscriber
-from tests.e2e.test_redis_snapshot_restore import (
-    COMPETITIONS,
-    TOP_COUNT,
-    http_service,
-    sum_events,
-    wait_equal,
-)
 from tests.support.ranker_harness import (
     Workload,
     assert_matches_oracle,
@@ -44,15 +36,21 @@ from tests.support.ranker_harness import (
     metric_samples,
     override,
     produce,
-    ranker,
     wait_committed,
 )
 from tests.support.redis_cluster import RedisClusterServers, redis_cluster
-from tests.support.servers import wait_until_ready
+from tests.support.stale_redis import (
+    COMPETITIONS,
+    EVENTS_PER_PHASE,
+    HEAL_BOUND_S,
+    TOP_COUNT,
+    live_pipeline,
+    sum_events,
+    wait_equal,
+)
 
-HEAL_BOUND_S = 5.0
-"""Documented in docs/operations.md (Redis Cluster): probe interval (1 s) + one pass."""
-EVENTS_PER_PHASE = 400
+# HEAL_BOUND_S is documented in docs/operations.md (Redis Cluster) too: probe interval (1 s)
+# + one pass, the same bound as after a restart from an older snapshot
 
 
 def replica_markers(
@@ -91,75 +89,60 @@ async def test_boards_heal_after_a_cluster_master_is_killed_mid_stream(
         ]
         elsewhere = [c for c in COMPETITIONS if c.id not in on_victim]
         replica = cluster.replica_of(victim)
-        with (
-            ranker(stack, Path(f"{logs}-ranker.log"), ranker_port=metrics_port) as process,
-            http_service("query", stack, "query_port", Path(f"{logs}-query.log")) as query_url,
-            http_service(
-                "notifier", stack, "notifier_port", Path(f"{logs}-notifier.log")
-            ) as notifier_url,
-        ):
-            await asyncio.gather(wait_until_ready(query_url), wait_until_ready(notifier_url))
-            ws_url = notifier_url.replace("http://", "ws://")
-            subscribers = [Subscriber(ws_url, c.id, top_count=TOP_COUNT) for c in COMPETITIONS]
-            stop = asyncio.Event()
-            listening = [asyncio.create_task(s.run(stop)) for s in subscribers]
-            try:
-                first = sum_events(1, 0, EVENTS_PER_PHASE)
-                workload.messages += first
-                positions = await produce(stack, first)
-                await wait_committed(stack, end_offsets(positions), 60, [process])
-                await wait_equal(workload.expected(0), query_url, subscribers, 30)
+        async with live_pipeline(stack, logs, metrics_port) as live:
+            process, query_url, subscribers = live.ranker, live.query_url, live.subscribers
+            first = sum_events(1, 0, EVENTS_PER_PHASE)
+            workload.messages += first
+            positions = await produce(stack, first)
+            await wait_committed(stack, end_offsets(positions), 60, [process])
+            await wait_equal(workload.expected(0), query_url, subscribers, 30)
 
-                cluster.hold_back_replica(replica)  # from here on it misses every write
-                second = sum_events(2, EVENTS_PER_PHASE, EVENTS_PER_PHASE)
-                workload.messages += second
-                positions += await produce(stack, second)
-                await wait_committed(stack, end_offsets(positions), 60, [process])
-                await wait_equal(workload.expected(0), query_url, subscribers, 30)
-                on_master = replica_markers(cluster, victim, settings, on_victim)
-                held_back = replica_markers(cluster, replica, settings, on_victim)
-                behind = [cid for cid in on_victim if held_back[cid] < on_master[cid]]
-                print(f"\nreplica {replica} markers {held_back}, master {victim} {on_master}")
-                assert behind, "the replica is not behind its master: the test proves nothing"
+            cluster.hold_back_replica(replica)  # from here on it misses every write
+            second = sum_events(2, EVENTS_PER_PHASE, EVENTS_PER_PHASE)
+            workload.messages += second
+            positions += await produce(stack, second)
+            await wait_committed(stack, end_offsets(positions), 60, [process])
+            await wait_equal(workload.expected(0), query_url, subscribers, 30)
+            on_master = replica_markers(cluster, victim, settings, on_victim)
+            held_back = replica_markers(cluster, replica, settings, on_victim)
+            behind = [cid for cid in on_victim if held_back[cid] < on_master[cid]]
+            print(f"\nreplica {replica} markers {held_back}, master {victim} {on_master}")
+            assert behind, "the replica is not behind its master: the test proves nothing"
 
-                # a third stream, only for competitions on the other masters, killed mid-way
-                third: list[Message] = [
-                    {**event, "competition_id": elsewhere[index % len(elsewhere)].id}
-                    for index, event in enumerate(sum_events(3, 2 * EVENTS_PER_PHASE, 300))
-                    if isinstance(event, dict)
-                ] if elsewhere else []  # fmt: skip
-                workload.messages += third
-                streamed: list[tuple[int, int]] = []
-                streaming = asyncio.create_task(
-                    produce(stack, third, chunk=20, pause_s=0.1, positions=streamed)
-                )
-                while third and len(streamed) < len(third) // 3:
-                    await asyncio.sleep(0.02)
-                killed_at = time.monotonic()
-                cluster.kill(victim)
-                promotion_s = await asyncio.to_thread(cluster.wait_promoted, replica)
-                promoted_at = time.monotonic()
-                await streaming
-                positions += streamed
-                await wait_committed(stack, end_offsets(positions), 60, [process])
-                expected = workload.expected(0)
-                await wait_equal(expected, query_url, subscribers, HEAL_BOUND_S)
-                healed_s = time.monotonic() - promoted_at
-                print(
-                    f"issue #18: master {victim} killed, replica {replica} promoted in"
-                    f" {promotion_s:.2f} s; every board equal {healed_s:.2f} s after the"
-                    f" promotion ({time.monotonic() - killed_at:.2f} s after the kill);"
-                    f" stale on the replica: {behind}"
-                )
-                assert healed_s <= HEAL_BOUND_S
-                stale = await metric_samples(metrics_port, "podium_ranker_stale_boards_total")
-                # the boards nobody wrote to after the promotion were found by the reconciler
-                assert sample(stale, 'found_by="reconciler"', 'reason="behind"') >= len(behind)
-                passes = await metric_samples(metrics_port, "podium_ranker_reconcile_passes_total")
-                # at start-up, then after the failover
-                assert sample(passes, 'trigger="redis_identity"', 'outcome="done"') >= 2
-                await assert_matches_oracle(stack, expected)  # PostgreSQL and Redis
-            finally:
-                stop.set()
-                await asyncio.gather(*listening, return_exceptions=True)
-            assert process.poll() is None, "the ranker exited"
+            # a third stream, only for competitions on the other masters, killed mid-way
+            third: list[Message] = [
+                {**event, "competition_id": elsewhere[index % len(elsewhere)].id}
+                for index, event in enumerate(sum_events(3, 2 * EVENTS_PER_PHASE, 300))
+                if isinstance(event, dict)
+            ] if elsewhere else []  # fmt: skip
+            workload.messages += third
+            streamed: list[tuple[int, int]] = []
+            streaming = asyncio.create_task(
+                produce(stack, third, chunk=20, pause_s=0.1, positions=streamed)
+            )
+            while third and len(streamed) < len(third) // 3:
+                await asyncio.sleep(0.02)
+            killed_at = time.monotonic()
+            cluster.kill(victim)
+            promotion_s = await asyncio.to_thread(cluster.wait_promoted, replica)
+            promoted_at = time.monotonic()
+            await streaming
+            positions += streamed
+            await wait_committed(stack, end_offsets(positions), 60, [process])
+            expected = workload.expected(0)
+            await wait_equal(expected, query_url, subscribers, HEAL_BOUND_S)
+            healed_s = time.monotonic() - promoted_at
+            print(
+                f"issue #18: master {victim} killed, replica {replica} promoted in"
+                f" {promotion_s:.2f} s; every board equal {healed_s:.2f} s after the"
+                f" promotion ({time.monotonic() - killed_at:.2f} s after the kill);"
+                f" stale on the replica: {behind}"
+            )
+            assert healed_s <= HEAL_BOUND_S
+            stale = await metric_samples(metrics_port, "podium_ranker_stale_boards_total")
+            # the boards nobody wrote to after the promotion were found by the reconciler
+            assert sample(stale, 'found_by="reconciler"', 'reason="behind"') >= len(behind)
+            passes = await metric_samples(metrics_port, "podium_ranker_reconcile_passes_total")
+            # at start-up, then after the failover
+            assert sample(passes, 'trigger="redis_identity"', 'outcome="done"') >= 2
+            await assert_matches_oracle(stack, expected)  # PostgreSQL and Redis
