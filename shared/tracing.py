@@ -157,16 +157,6 @@ def tracer() -> Tracer:
     return _tracer
 
 
-def shutdown_tracing() -> None:
-    """Flush and stop the exporter (the SDK also does this at interpreter exit)."""
-    if not ENABLED:
-        return
-    provider = trace.get_tracer_provider()
-    shutdown = getattr(provider, "shutdown", None)
-    if shutdown is not None:
-        shutdown()
-
-
 class HttpTracingMiddleware:
     """OpenTelemetry's ASGI middleware for HTTP requests: a server span per request,
     continuing an incoming ``traceparent``. WebSocket connections pass through untraced (a
@@ -210,17 +200,34 @@ def extract(headers: KafkaHeaders | None) -> Context | None:
     return context
 
 
-def links(contexts: Iterable[Context | None]) -> list[Link]:
-    """One span link per distinct remote span among ``contexts`` (None entries skipped)."""
+MAX_LINKS = 128
+"""The SDK's default span link limit (``OTEL_SPAN_LINK_COUNT_LIMIT``): links past it would be
+dropped by the span anyway, so they are not built."""
+
+
+def links(contexts: Iterable[Context | None], limit: int = MAX_LINKS) -> list[Link]:
+    """One span link per distinct remote span among ``contexts`` (None entries skipped), the
+    first ``limit`` of them."""
     seen: dict[tuple[int, int], Link] = {}
     for context in contexts:
         if context is None:
             continue
+        if len(seen) >= limit:
+            break
         span_context = get_current_span(context).get_span_context()
         key = (span_context.trace_id, span_context.span_id)
         if key not in seen:
             seen[key] = Link(span_context)
     return list(seen.values())
+
+
+def sampled_traceparent(raw: bytes) -> bool:
+    """Whether a ``traceparent`` value has the sampled flag (its last two hex digits), read
+    without parsing the rest (unsampled contexts are skipped before any extraction)."""
+    try:
+        return bool(int(raw[-2:], 16) & 1)
+    except ValueError:
+        return False
 
 
 def trace_id_of(headers: KafkaHeaders | None) -> str | None:

@@ -17,6 +17,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,8 @@ from shared.kafka_headers import REQUEST_ID, header_value
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_S = 1.0
+EVENT_IDS_SHOWN = 16
+"""Event ids listed on one ``score apply`` span (a batch POST's span names its first ones)."""
 GC_GEN0_THRESHOLD = 500_000
 
 
@@ -118,14 +121,14 @@ def observe_ages(events: Sequence[IncomingEvent]) -> tuple[float, float] | None:
 class TracedBatchHandler(BatchHandler):
     """A :class:`BatchHandler` that traces (chosen at start-up when tracing is on).
 
-    One ``score-events apply`` span per batch, linked to the context each record carries
-    (the ingest request that accepted it); when every traced record of the batch belongs to
-    one trace, the span is also that trace's child, so a lone score's journey is one trace.
-    The change messages the batch emits carry this span's context. Each traced event also
-    gets a short ``score apply`` span in its own trace (linked back to the batch span) with
-    its outcome and age at apply: a score's trace shows where it was applied, however many
-    traces its batch mixed. Records with the same ``traceparent`` (one batch POST) are
-    extracted once.
+    One ``score-events apply`` span per batch, linked to the sampled context each record
+    carries (the ingest request that accepted it); when every traced record of the batch
+    belongs to one trace, the span is also that trace's child, so a lone score's journey is
+    one trace. The change messages the batch emits carry this span's context. Each traced
+    request also gets a short ``score apply`` span in its own trace (linked back to the batch
+    span) with its events' outcomes and age at apply: a score's trace shows where it was
+    applied, however many traces its batch mixed. Records with the same ``traceparent`` (one
+    batch POST) are extracted once; unsampled ones are not extracted at all.
     """
 
     async def __call__(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
@@ -174,7 +177,9 @@ class TracedBatchHandler(BatchHandler):
 
 
 def _event_contexts(events: Sequence[IncomingEvent]) -> list[Context | None]:
-    """Each event's remote context (None: it carries none), extracted once per header."""
+    """Each event's remote context, extracted once per distinct header (one batch POST's
+    events share one); None when it carries none or its trace is not sampled (nothing of
+    that trace is exported, so neither a link nor a span would show anywhere)."""
     cache: dict[bytes, Context | None] = {}
     contexts: list[Context | None] = []
     for event in events:
@@ -182,10 +187,16 @@ def _event_contexts(events: Sequence[IncomingEvent]) -> list[Context | None]:
         if raw is None:
             contexts.append(None)
             continue
-        if raw not in cache:
-            cache[raw] = tracing.extract(event.headers)
-        contexts.append(cache[raw])
+        context = cache.get(raw, _MISSING)
+        if context is _MISSING:
+            context = cache[raw] = (
+                tracing.extract(event.headers) if tracing.sampled_traceparent(raw) else None
+            )
+        contexts.append(context)
     return contexts
+
+
+_MISSING: Context = Context()
 
 
 def _event_spans(
@@ -195,34 +206,48 @@ def _event_spans(
     event_outcomes: Sequence[str],
     started_ns: int,
 ) -> None:
-    """A ``score apply`` span per traced event, in the event's trace (see the handler)."""
+    """A ``score apply`` span per traced request (the events sharing one remote context: one
+    single POST's event, or a batch POST's events), in that request's trace and linked to
+    the batch span: a score's trace shows where and how it was applied (see the handler)."""
+    groups: dict[int, tuple[Context, list[tuple[IncomingEvent, str]]]] = {}
+    for event, context, outcome in zip(events, contexts, event_outcomes, strict=True):
+        if context is not None:
+            groups.setdefault(id(context), (context, []))[1].append((event, outcome))
+    if not groups:
+        return
     batch_link = [Link(get_current_span().get_span_context())]
     now = datetime.now(UTC)
-    for event, context, outcome in zip(events, contexts, event_outcomes, strict=True):
-        if context is None:
-            continue
-        attributes: dict[str, str | float | int] = {
-            "podium.outcome": outcome,
-            "messaging.kafka.destination.partition": event.partition,
-            "messaging.kafka.offset": event.offset,
+    for context, members in groups.values():
+        counts = Counter(outcome for _, outcome in members)
+        first = members[0][0]
+        attributes: dict[str, str | float | int | list[str]] = {
+            "podium.events": len(members),
+            "podium.applied": counts["applied"],
+            "podium.duplicates": counts["duplicate"],
+            "podium.dead_letters": counts["dead_letter"],
+            "messaging.kafka.destination.partition": first.partition,
+            "messaging.kafka.offset": first.offset,
         }
-        message = event.message
-        if message is not None:
-            attributes["podium.event_id"] = message.event_id
-            attributes["podium.competition_id"] = message.competition_id
-            attributes["podium.event_age_s"] = (now - message.received_at).total_seconds()
-        request_id = header_value(event.headers, REQUEST_ID)
+        if len(counts) == 1:
+            attributes["podium.outcome"] = members[0][1]
+        messages = [event.message for event, _ in members if event.message is not None]
+        if messages:
+            attributes["podium.event_id"] = messages[0].event_id
+            attributes["podium.event_ids"] = [m.event_id for m in messages[:EVENT_IDS_SHOWN]]
+            attributes["podium.competition_id"] = messages[0].competition_id
+            oldest = min(message.received_at for message in messages)
+            attributes["podium.event_age_s"] = (now - oldest).total_seconds()
+        request_id = header_value(first.headers, REQUEST_ID)
         if request_id:
             attributes["podium.request_id"] = request_id
-        span = tracer.start_span(
+        tracer.start_span(
             "score apply",
             context=context,
             kind=SpanKind.CONSUMER,
             links=batch_link,
             attributes=attributes,
             start_time=started_ns,
-        )
-        span.end()
+        ).end()
 
 
 def handler_class() -> type[BatchHandler]:
