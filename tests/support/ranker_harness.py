@@ -13,7 +13,7 @@ import random
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -320,6 +320,17 @@ def ranker(
     return running_process(
         podium_command("ranker"), process_environment(process_settings), log_path
     )
+
+
+@contextlib.contextmanager
+def http_service(
+    name: str, settings: PlatformSettings, port_field: str, log_path: Path
+) -> Iterator[str]:
+    """``podium serve <name>`` as a process on a free port; yields its base URL."""
+    port = free_port()
+    environment = process_environment(override(settings, **{port_field: port}))
+    with running_process(podium_command("serve", name), environment, log_path):
+        yield f"http://127.0.0.1:{port}"
 
 
 async def metric_samples(port: int, name: str) -> dict[str, float]:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,18 +17,12 @@ from subprocess import Popen
 import httpx
 from websockets.exceptions import WebSocketException
 
-from devstack.processes import free_port
 from podium.settings import PlatformSettings
 from soak.check import read_all_pages
 from soak.oracle import Message, OracleCompetition, OracleResult
 from soak.readers import Subscriber
-from tests.support.ranker_harness import override, ranker
-from tests.support.servers import (
-    podium_command,
-    process_environment,
-    running_process,
-    wait_until_ready,
-)
+from tests.support.ranker_harness import http_service, ranker
+from tests.support.servers import wait_until_ready
 
 HEAL_BOUND_S = 5.0
 """Documented in docs/operations.md: probe interval (1 s) + one pass, with a wide margin."""
@@ -52,17 +46,6 @@ def sum_events(seed: int, first: int, count: int) -> list[Message]:
              "value": rng.randrange(1, 30) / 10, "ts": ts, "received_at": ts}
         )  # fmt: skip
     return events
-
-
-@contextlib.contextmanager
-def http_service(
-    name: str, settings: PlatformSettings, port_field: str, log_path: Path
-) -> Iterator[str]:
-    """``podium serve <name>`` as a process on a free port; yields its base URL."""
-    port = free_port()
-    environment = process_environment(override(settings, **{port_field: port}))
-    with running_process(podium_command("serve", name), environment, log_path):
-        yield f"http://127.0.0.1:{port}"
 
 
 async def boards_differing(

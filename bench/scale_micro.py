@@ -1,0 +1,190 @@
+"""Scale evidence (issue #18): one leaderboard of N members (default 1,000,000).
+
+Real PostgreSQL and Redis (the configured ones), a schema and key prefix of the run's own,
+deleted after. N standings are copied into PostgreSQL, then the board is rebuilt into Redis
+the way the ranker heals a lost board (:meth:`LeaderboardStore.rebuild`): its wall time, this
+process's CPU and Redis's own CPU for it, and Redis memory per member (``used_memory``
+before and after, and ``MEMORY USAGE`` of each of the window's keys). Then the query
+service's reads at that size (:class:`services.query.leaderboards.LeaderboardReader`, no HTTP:
+the Redis and Python cost of a read, which is what grows with N): the first top page, a page
+at a random ``from_rank``, one user's rank with percentile, and a neighbourhood of radius 5,
+each timed one at a time (p50/p99), for the default ``unique`` style and for ``dense``.
+
+    .venv/bin/python -m bench.scale_micro --members 1000000 --distinct 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import asyncpg
+
+from bench.rank_styles_micro import _competition, _timed
+from bench.ranker_micro import make_settings
+from devstack.cleanup import discard_run_data
+from services.query.circuit_breaker import CircuitBreaker
+from services.query.leaderboards import LeaderboardReader
+from shared.db import create_pool
+from shared.leaderboard_store import LeaderboardStore
+from shared.migrations import migrate
+from shared.redis_client import RedisClient, create_redis
+from shared.redis_keys import distinct_key, members_key, ranking_key
+from shared.schemas.competition import RankStyle, SortOrder
+
+_CID = "bench-styles"  # the id rank_styles_micro's competitions carry
+_WINDOW = "alltime"
+_COPY_CHUNK = 100_000
+
+
+async def _seed(pool: asyncpg.Pool, schema: str, members: int, distinct: int) -> None:
+    """The competition, its standings version and ``members`` standings (COPY, in chunks)."""
+    await pool.execute(
+        "INSERT INTO competitions (id, name, sort_order, operator, reset)"
+        " VALUES ($1, $1, 'desc', 'best', 'none')",
+        _CID,
+    )
+    await pool.execute(
+        "INSERT INTO standings_versions (competition_id, version) VALUES ($1, 1)", _CID
+    )
+    rng = random.Random(18)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    async with pool.acquire() as connection:
+        for start in range(0, members, _COPY_CHUNK):
+            rows = [
+                (
+                    _CID,
+                    _WINDOW,
+                    f"u{index:07d}",
+                    float(rng.randrange(distinct)),
+                    t0 + timedelta(seconds=index),
+                    t0 + timedelta(seconds=index),
+                )
+                for index in range(start, min(members, start + _COPY_CHUNK))
+            ]
+            await connection.copy_records_to_table(
+                "standings",
+                records=rows,
+                columns=[
+                    "competition_id",
+                    "window_label",
+                    "user_id",
+                    "score",
+                    "reached_at",
+                    "last_event_ts",
+                ],
+                schema_name=schema,
+            )
+
+
+async def _redis_figures(redis: RedisClient) -> tuple[int, float]:
+    """Redis's ``used_memory`` (bytes) and its CPU seconds so far (user + system)."""
+    memory = await redis.info("memory")
+    cpu = await redis.info("cpu")
+    return int(memory["used_memory"]), float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+async def run(members: int, distinct: int, samples: int) -> dict[str, Any]:
+    """Seed, rebuild, measure memory and reads; the figures as a dict."""
+    settings = make_settings("127.0.0.1:1", 1)  # no broker: nothing here produces
+    await migrate(settings)
+    pool = await create_pool(settings)
+    redis = create_redis(settings)
+    prefix = settings.redis_key_prefix
+    store = LeaderboardStore(redis, prefix)
+    try:
+        seeded_at = time.perf_counter()
+        await _seed(pool, settings.db_schema, members, distinct)
+        seed_s = time.perf_counter() - seeded_at
+        memory_before, redis_cpu_before = await _redis_figures(redis)
+        cpu_before, started = time.process_time(), time.perf_counter()
+        loaded = await store.rebuild(pool, _CID, SortOrder.DESC)
+        rebuild_s = time.perf_counter() - started
+        rebuild_cpu_s = time.process_time() - cpu_before
+        memory_after, redis_cpu_after = await _redis_figures(redis)
+        assert loaded == members, (loaded, members)
+        keys = {
+            "ranking (sorted set)": ranking_key(prefix, _CID, _WINDOW),
+            "members (hash)": members_key(prefix, _CID, _WINDOW),
+            "distinct scores (sorted set)": distinct_key(prefix, _CID, _WINDOW),
+        }
+        usage = {
+            name: int(await redis.memory_usage(key, samples=0) or 0) for name, key in keys.items()
+        }
+        reader = LeaderboardReader(
+            store,
+            cast(asyncpg.Pool, None),  # never rebuilds: the window is built
+            CircuitBreaker("bench", failure_threshold=5, reset_timeout_s=1.0),
+            timeout_s=5.0,
+        )
+        rng = random.Random(19)
+        reads: dict[str, Any] = {}
+        for style in (RankStyle.UNIQUE, RankStyle.DENSE):
+            competition = _competition(style)
+
+            async def top(competition: Any = competition) -> None:
+                await reader.page(competition, _WINDOW, None, 10)
+
+            async def from_rank(competition: Any = competition) -> None:
+                await reader.page(
+                    competition, _WINDOW, None, 10, from_rank=rng.randrange(1, members)
+                )
+
+            async def user(competition: Any = competition) -> None:
+                await reader.ranks(competition, _WINDOW, [f"u{rng.randrange(members):07d}"])
+
+            async def around(competition: Any = competition) -> None:
+                await reader.around(competition, _WINDOW, f"u{rng.randrange(members):07d}", 5)
+
+            reads[style.value] = {
+                "top_page": await _timed(samples, top),
+                "from_rank_page": await _timed(samples, from_rank),
+                "user": await _timed(samples, user),
+                "around": await _timed(samples, around),
+            }
+        return {
+            "members": members,
+            "distinct_scores": distinct,
+            "seed_postgres_s": round(seed_s, 2),
+            "rebuild": {
+                "wall_s": round(rebuild_s, 2),
+                "ranker_process_cpu_s": round(rebuild_cpu_s, 2),
+                "redis_cpu_s": round(redis_cpu_after - redis_cpu_before, 2),
+                "members_per_s": round(members / rebuild_s),
+            },
+            "redis_memory": {
+                "used_memory_delta_bytes": memory_after - memory_before,
+                "bytes_per_member": round((memory_after - memory_before) / members, 1),
+                "memory_usage_bytes": usage,
+            },
+            "reads": reads,
+        }
+    finally:
+        await pool.close()
+        await redis.aclose()
+        await discard_run_data(settings)
+
+
+def main() -> None:
+    """Run once and print (and optionally write) the figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--distinct", type=int, default=100_000, help="distinct scores (ties)")
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.members, args.distinct, args.samples))
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as output:
+            output.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
