@@ -152,6 +152,17 @@ def migrate() -> None:
 
 
 @main.command()
+def prune() -> None:
+    """Drop event rows beyond PODIUM_DEDUP_HORIZON_DAYS, create the coming partitions (daily)."""
+    from podium.ops.prune import describe
+    from podium.ops.prune import prune as run_prune
+
+    settings = _settings_with_logging(CommonSettings, "prune")
+    for line in describe(asyncio.run(run_prune(settings))):
+        click.echo(line)
+
+
+@main.command()
 @click.option("--sub", "subject", required=True, help="The token's subject (user or server id).")
 @click.option(
     "--scope",

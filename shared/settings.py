@@ -195,6 +195,14 @@ class CommonSettings(BaseSettings):
         description="Top N carried in change messages (the ranker writes it; the notifier "
         "accepts subscriptions up to it).",
     )
+    dedup_horizon_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="Events whose ts is older than this many days are refused by ingest and"
+        " dead-lettered by the ranker, so `podium prune` can drop older event rows and dedup"
+        " stays exact for everything accepted.",
+    )
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Self:

@@ -190,7 +190,7 @@ async def restore_schema(
     """Restore an archive of ``backup_schema`` into ``settings.db_schema``, in one transaction.
 
     Refuses an archive of another schema, and an existing schema unless ``clean`` (which
-    drops the archive's objects first and so replaces the data with the backup's).
+    drops the schema first and so replaces the data with the backup's).
     """
     tools = tools or find_tools()
     schemas = await asyncio.to_thread(archive_schemas, archive, tools)
@@ -212,8 +212,12 @@ def _restore_stream(
 ) -> None:
     dsn, environment = libpq_target(settings.database_url.get_secret_value())
     script = [str(tools.pg_restore), "--no-owner", "--no-privileges", "--file=-"]
-    if clean:
-        script += ["--clean", "--if-exists"]
+    # --clean: the schema is dropped whole in the restore's transaction, not object by object
+    # with pg_restore --clean, whose script drops a partition's inherited primary key before
+    # the partition and fails on the partitioned score_events (issue #18); the archive
+    # recreates the schema (it holds only Podium's objects)
+    schema = '"' + settings.db_schema.replace('"', '""') + '"'
+    preamble = f"DROP SCHEMA IF EXISTS {schema} CASCADE;\n".encode() if clean else b""
     apply = [
         str(tools.psql),
         "--no-psqlrc",
@@ -241,6 +245,7 @@ def _restore_stream(
         assert producer.stdout is not None
         assert consumer.stdin is not None
         try:
+            consumer.stdin.write(preamble)
             for number, line in enumerate(producer.stdout):
                 if number < _HEADER_LINES and line.strip() == _UNSUPPORTED_BEFORE_17:
                     continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.auth import Principal, Scope
 from shared.schemas.competition import Competition
@@ -30,16 +30,28 @@ class Admission:
     """The admission rules for the events of one request (one caller, one receive time).
 
     The competition must exist and be running when the event is received; the event's own
-    time must fall inside the competition too, and its value must not exceed ``max_value``.
+    time must fall inside the competition too and be no older than the dedup horizon
+    (``PODIUM_DEDUP_HORIZON_DAYS`` before the receive time: older event rows may already be
+    pruned, so a duplicate could no longer be recognised), and its value must not exceed
+    ``max_value``.
     What depends only on the caller or the competition is decided once per request and
     competition, not once per event (a 500-event batch names a few hundred competitions).
     """
 
-    __slots__ = ("_principal", "_received_at", "_running", "_writes_any")
+    __slots__ = (
+        "_horizon_days",
+        "_oldest_ts",
+        "_principal",
+        "_received_at",
+        "_running",
+        "_writes_any",
+    )
 
-    def __init__(self, principal: Principal, received_at: datetime) -> None:
+    def __init__(self, principal: Principal, received_at: datetime, horizon_days: int) -> None:
         self._principal = principal
         self._received_at = received_at
+        self._horizon_days = horizon_days
+        self._oldest_ts = received_at - timedelta(days=horizon_days)
         self._writes_any = principal.has(Scope.SCORES_WRITE_ANY)
         self._running: dict[str, Rejection | None] = {}
 
@@ -59,6 +71,13 @@ class Admission:
             refused = self._running[competition.id] = self._not_running(competition)
         if refused is not None:
             return refused
+        if event.ts is not None and event.ts < self._oldest_ts:
+            return Rejection(
+                "beyond_dedup_horizon",
+                "ts",
+                f"the event time is more than {self._horizon_days} day(s) before the receive"
+                " time (PODIUM_DEDUP_HORIZON_DAYS): events that old are no longer deduplicated",
+            )
         if event.ts is not None and not competition.is_open_at(event.ts):
             return Rejection(
                 "ts_outside_competition",

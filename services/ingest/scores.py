@@ -49,7 +49,9 @@ async def post_score(request: Request) -> Response:
         ) from error
     received_at = datetime.now(UTC)
     competition = await context.competitions.get(event.competition_id)
-    rejection = Admission(principal, received_at).check(event, competition)
+    rejection = Admission(principal, received_at, context.settings.dedup_horizon_days).check(
+        event, competition
+    )
     if rejection is not None:
         EVENTS_REJECTED.labels(rejection.reason).inc()
         details = {"reason": rejection.reason, "field": rejection.field}
@@ -142,7 +144,7 @@ async def post_batch(request: Request) -> Response:
     valid = _validate_items(items, results)
     competitions = await context.competitions.get_many({e.competition_id for _, e in valid})
 
-    admission = Admission(principal, received_at)
+    admission = Admission(principal, received_at, context.settings.dedup_horizon_days)
     received = rfc3339(received_at)
     records: list[OutgoingRecord] = []
     admitted: list[tuple[int, ScoreEventIn]] = []

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import asyncpg
@@ -132,7 +132,12 @@ class BatchApplier:
                 [m.event_id for m in decoded if m.kind == "score"],
                 [m.event_id for m in decoded if m.kind == "control"],
             )
-            plan = plan_batch(batch, state, self.settings.ranker_period_grace_s)
+            plan = plan_batch(
+                batch,
+                state,
+                self.settings.ranker_period_grace_s,
+                timedelta(days=self.settings.dedup_horizon_days),
+            )
             planned = await planned_writes(
                 self.store, [state.competitions[cid] for cid in sorted(plan.touched)], plan
             )

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from services.ranker.records import ControlMessage, IncomingEvent, ScoreMessage
-from services.ranker.rules import CompetitionRules, DeadLetterReason, Standing
+from services.ranker.rules import (
+    NO_HORIZON,
+    NOTHING_PRUNED,
+    CompetitionRules,
+    DeadLetterReason,
+    Standing,
+)
 from shared.schemas.competition import Competition
 from shared.schemas.score_event import ControlAction
 
@@ -48,6 +55,8 @@ class StoredState:
     known_control_ids: set[str]
     banned: set[UserKey]
     standings: dict[StandingKey, Standing]
+    pruned_before: datetime = NOTHING_PRUNED
+    """Event rows older than this may have been dropped (``shared.event_partitions``)."""
 
 
 @dataclass
@@ -77,8 +86,16 @@ def users_of(events: list[IncomingEvent]) -> set[UserKey]:
     }
 
 
-def plan_batch(events: list[IncomingEvent], state: StoredState, grace_s: int) -> BatchPlan:
+def plan_batch(
+    events: list[IncomingEvent],
+    state: StoredState,
+    grace_s: int,
+    horizon: timedelta = NO_HORIZON,
+) -> BatchPlan:
     """Apply ``events`` in order to ``state`` and return the plan (``state`` is not changed).
+
+    A score beyond the dedup ``horizon`` (or older than ``state.pruned_before``) is
+    dead-lettered before the duplicate check: its stored row may be gone.
 
     Events are taken in batch order (a competition's events come from one partition, in
     order); each competition's rules are prepared once (:class:`CompetitionRules`), and each
@@ -112,7 +129,9 @@ def plan_batch(events: list[IncomingEvent], state: StoredState, grace_s: int) ->
         else:
             competition = state.competitions.get(cid)
             competition_rules = rules[cid] = (
-                CompetitionRules(competition, grace_s) if competition is not None else None
+                CompetitionRules(competition, grace_s, horizon, state.pruned_before)
+                if competition is not None
+                else None
             )
         if competition_rules is None:
             dead_letters.append(DeadLetter(event, DeadLetterReason.UNKNOWN_COMPETITION))

@@ -15,6 +15,7 @@ import asyncpg
 from services.ranker.planner import BatchPlan, StandingKey, StoredState, UserKey
 from services.ranker.rules import Standing
 from shared.competitions import get_competitions
+from shared.event_partitions import hold_partitions
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -61,10 +62,17 @@ async def load_state(
     score_ids: list[str],
     control_ids: list[str],
 ) -> StoredState:
-    """Read what the batch's events depend on: competitions, seen ids, bans and standings."""
+    """Read what the batch's events depend on: competitions, seen ids, bans, standings and
+    how far event rows were pruned.
+
+    The partitions are held (shared lock) before the event ids are looked up: the ids are
+    probed in every partition (dedup is by event_id whatever the event time), and no
+    ``podium prune`` can drop one until the batch commits.
+    """
     competitions = await get_competitions(cast(asyncpg.Connection, connection), competition_ids)
     user_cids = [cid for cid, _ in users]
     user_ids = [user for _, user in users]
+    pruned_before = await hold_partitions(connection)
     known_scores = await connection.fetch(
         "SELECT event_id FROM score_events WHERE event_id = ANY($1::text[])", score_ids
     )
@@ -97,6 +105,7 @@ async def load_state(
             )
             for row in rows
         },
+        pruned_before=pruned_before,
     )
 
 
@@ -108,7 +117,7 @@ async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
             " received_at, metadata)"
             " SELECT e, c, u, v, t, r, m FROM json_to_recordset($1::json)"
             " AS x(e text, c text, u text, v float8, t timestamptz, r timestamptz, m jsonb)"
-            " ON CONFLICT (event_id) DO NOTHING",
+            " ON CONFLICT (event_id, event_ts) DO NOTHING",
             _rows_json(
                 {
                     "e": event.event_id,

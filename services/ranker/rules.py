@@ -23,6 +23,10 @@ _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = _EARLIEST + timedelta(microseconds=MAX_REACHED_US)
 """The reached times the member encoding holds (``shared.leaderboard.reached_us``)."""
 PERIOD_CACHE_ENTRIES = 65_536
+NO_HORIZON = timedelta.max
+"""A horizon no event is beyond (callers that judge without one, e.g. unit tests)."""
+NOTHING_PRUNED = datetime.min.replace(tzinfo=UTC)
+"""``pruned_before`` while no event row was ever pruned."""
 
 
 class DeadLetterReason(StrEnum):
@@ -35,6 +39,7 @@ class DeadLetterReason(StrEnum):
     OUTSIDE_COMPETITION = "outside_competition"
     LATE = "late"
     BANNED = "banned"
+    BEYOND_DEDUP_HORIZON = "beyond_dedup_horizon"
 
 
 class Standing(NamedTuple):
@@ -126,11 +131,29 @@ class CompetitionRules:
     document.
     """
 
-    __slots__ = ("_ends", "_grace", "_max_value", "_reset", "_starts", "_timezone", "combine")
+    __slots__ = (
+        "_ends",
+        "_grace",
+        "_horizon",
+        "_max_value",
+        "_pruned_before",
+        "_reset",
+        "_starts",
+        "_timezone",
+        "combine",
+    )
 
-    def __init__(self, competition: Competition, grace_s: int) -> None:
+    def __init__(
+        self,
+        competition: Competition,
+        grace_s: int,
+        horizon: timedelta = NO_HORIZON,
+        pruned_before: datetime = NOTHING_PRUNED,
+    ) -> None:
         self.combine: Combiner = _COMBINERS[(competition.operator, competition.sort_order)]
         self._grace = timedelta(seconds=grace_s)
+        self._horizon = horizon
+        self._pruned_before = pruned_before
         self._max_value = competition.max_value
         self._reset = competition.reset
         self._timezone = competition.timezone
@@ -141,14 +164,22 @@ class CompetitionRules:
         """The windows ``message`` counts toward (a shared list: do not change it), or why
         it can never apply.
 
-        Checked in order: the value bound, the encodable reached time, the competition's
-        start and end, then lateness (``received_at`` after the period's end plus grace).
+        Checked in order: the value bound, the encodable reached time, the dedup horizon,
+        the competition's start and end, then lateness (``received_at`` after the period's end
+        plus grace).
+
+        The dedup horizon is the rule ingest applies (``ts`` no older than ``received_at``
+        minus the horizon: the same verdict on every replay), plus ``pruned_before``, how far
+        ``podium prune`` has dropped event rows (read in the batch's transaction): an event
+        older than that can no longer be told from a duplicate, so it never applies.
         """
         if self._max_value is not None and message.value > self._max_value:
             return DeadLetterReason.BAD_VALUE
         ts = message.ts
         if not _EARLIEST <= ts <= _LATEST:
             return DeadLetterReason.BAD_TIME
+        if ts < self._pruned_before or message.received_at - ts > self._horizon:
+            return DeadLetterReason.BEYOND_DEDUP_HORIZON
         if (self._starts is not None and ts < self._starts) or (
             self._ends is not None and ts >= self._ends
         ):  # Competition.is_open_at

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import uvicorn
 
 from services.ranker.applier import BatchApplier
 from services.ranker.reconcile import reconciling
 from services.ranker.settings import RankerSettings
+from shared.event_partitions import maintain_partitions
 from shared.http.app import create_service_app
 from shared.http.health import ReadinessCheck
 from shared.http.server import uvicorn_config
 from shared.resources import open_resources
 
 SERVICE = "ranker"
+logger = logging.getLogger(__name__)
 
 
 class _Server(uvicorn.Server):
@@ -54,6 +59,7 @@ async def ranker_runtime(settings: RankerSettings) -> AsyncIterator[BatchApplier
     async with open_resources(
         settings, postgres=True, read_replicas=True, redis=True, producer=True
     ) as resources:
+        await create_partitions(settings, resources.require_pool())
         applier = BatchApplier(
             settings,
             resources.require_pool(),
@@ -71,3 +77,21 @@ async def ranker_runtime(settings: RankerSettings) -> AsyncIterator[BatchApplier
             ),
         ):
             yield applier
+
+
+async def create_partitions(settings: RankerSettings, pool: asyncpg.Pool) -> None:
+    """Create this and the coming weeks' ``score_events`` partitions (never drops any).
+
+    Best effort: without them rows land in the DEFAULT partition and the next maintenance run
+    moves them, so a lock timeout (a backup or a prune holding the table) is only logged.
+    """
+    try:
+        async with pool.acquire() as connection:
+            await maintain_partitions(
+                connection,
+                horizon=timedelta(days=settings.dedup_horizon_days),
+                now=datetime.now(UTC),
+                prune=False,
+            )
+    except (asyncpg.PostgresError, OSError) as error:
+        logger.warning("could not create score_events partitions (%s); will use DEFAULT", error)

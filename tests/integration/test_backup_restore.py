@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from podium.settings import PlatformSettings
 from shared.competitions import create_competition
+from shared.event_partitions import maintain_partitions
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import CompetitionCreate, Operator, ResetSchedule, SortOrder
@@ -73,6 +74,9 @@ async def _seed(pool: asyncpg.Pool, store: LeaderboardStore) -> None:
         " last_event_ts) VALUES ($1, $2, $3, $4, $5, $5)",
         standings,
     )
+    async with pool.acquire() as connection:  # weekly partitions (issue #18) around T0
+        await maintain_partitions(connection, horizon=timedelta(days=30), now=T0, prune=False)
+    events.append(("far-future", "high-score", "u0", 1.0, datetime(2100, 1, 1, tzinfo=UTC)))
     await pool.executemany(
         "INSERT INTO score_events (event_id, competition_id, user_id, value, event_ts,"
         " received_at) VALUES ($1, $2, $3, $4, $5, $5)",
@@ -121,9 +125,13 @@ async def _tables(pool: asyncpg.Pool) -> dict[str, list[Any]]:
                 " FROM standings ORDER BY 1, 2, 3"
             )
         ],
-        "score_events": [
-            tuple(row) for row in await pool.fetch("SELECT * FROM score_events ORDER BY 1")
+        "score_events": [  # with the partition each row is in
+            tuple(row)
+            for row in await pool.fetch(
+                "SELECT tableoid::regclass::text, * FROM score_events ORDER BY event_id"
+            )
         ],
+        "watermark": [await pool.fetchval("SELECT pruned_before FROM score_events_pruned")],
     }
 
 

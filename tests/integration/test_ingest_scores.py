@@ -88,7 +88,8 @@ async def test_posted_event_is_on_the_topic_with_key_value_and_headers(
     assert response.status_code == 202, response.text
     assert response.json()["event_id"] == "e1"
     assert response.headers["ratelimit-limit"] == str(settings.rate_player_burst)
-    explicit_ts = "2026-11-25T10:00:00+00:00"
+    explicit = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)  # within the horizon
+    explicit_ts = explicit.isoformat()
     response = await client.post("/api/v1/scores", json=event("e2", ts=explicit_ts), headers=player)
     assert response.status_code == 202
 
@@ -104,7 +105,7 @@ async def test_posted_event_is_on_the_topic_with_key_value_and_headers(
     assert header_value(record.headers, PRODUCER) == "u1"
     second = messages[1][1]
     assert isinstance(second, ScoreEvent)
-    assert second.ts == datetime(2026, 11, 25, 10, tzinfo=UTC)
+    assert second.ts == explicit
     assert messages[0][2].partition == messages[1][2].partition  # same key, same partition
 
 
@@ -182,6 +183,7 @@ async def test_bad_inputs_get_their_status_and_json_error_and_nothing_is_publish
         later = {**event("e"), "competition_id": "later"}
         over = {**event("e"), "competition_id": "over"}
         after_end = (now + timedelta(days=2)).isoformat()
+        beyond_horizon = (now - timedelta(days=30, minutes=5)).isoformat()
         unknown = {**event("e"), "competition_id": "zz"}
         seventeen = {str(i): i for i in range(17)}
         four = [event(f"e{i}") for i in range(4)]
@@ -207,6 +209,7 @@ async def test_bad_inputs_get_their_status_and_json_error_and_nothing_is_publish
             (one, "ended", body(over), 422, "ended", "competition_id"),
             (one, "max", body(event("e", value=50.5)), 422, "above_max_value", "value"),
             (one, "late ts", body(event("e", ts=after_end)), 422, "ts_outside_competition", "ts"),
+            (one, "old ts", body(event("e", ts=beyond_horizon)), 422, "beyond_dedup_horizon", "ts"),
             (many, "empty", body({"events": []}), 422, "", "events"),
             (many, "too many", body({"events": four}), 422, "", "events"),
             (many, "no list", body({"events": {"a": 1}}), 422, "", "events"),

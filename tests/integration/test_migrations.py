@@ -32,7 +32,9 @@ async def test_migrate_is_idempotent_and_creates_the_tables(settings: PlatformSe
     assert [row["version"] for row in versions] == [m.version for m in available_migrations()]
 
 
-async def test_event_id_is_the_primary_key(settings: PlatformSettings) -> None:
+async def test_a_replayed_event_row_is_a_no_op(settings: PlatformSettings) -> None:
+    """The key is (event_id, event_ts), the partition key being part of it (issue #18);
+    dedup by event_id alone is the ranker's lookup (tests/integration/test_event_horizon.py)."""
     connection = await asyncpg.connect(
         settings.database_url.get_secret_value(),
         server_settings={"search_path": settings.db_schema},
@@ -40,7 +42,8 @@ async def test_event_id_is_the_primary_key(settings: PlatformSettings) -> None:
     try:
         insert = (
             "INSERT INTO score_events (event_id, competition_id, user_id, value, event_ts,"
-            " received_at) VALUES ('e1', 'c', 'u', 1, now(), now()) ON CONFLICT DO NOTHING"
+            " received_at) VALUES ('e1', 'c', 'u', 1, '2026-11-25T12:00:00Z', now())"
+            " ON CONFLICT DO NOTHING"
         )
         assert await connection.execute(insert) == "INSERT 0 1"
         assert await connection.execute(insert) == "INSERT 0 0"
