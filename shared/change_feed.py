@@ -75,6 +75,8 @@ class ChangeSignal:
     competition_id: str
     emitted_at_s: float
     """``emitted_at`` as seconds since the epoch."""
+    deleted: bool = False
+    """The competition was deleted (``ChangeMessage.deleted``): drop everything of it."""
 
 
 SignalHandler = Callable[[ChangeSignal], Awaitable[None]]
@@ -281,7 +283,11 @@ class ChangeSignalFeed(_Tail):
             competition_id, emitted_at = fields["competition_id"], fields["emitted_at"]
             if not isinstance(competition_id, str):
                 raise TypeError("competition_id is not a string")
-            signal = ChangeSignal(competition_id, datetime.fromisoformat(emitted_at).timestamp())
+            signal = ChangeSignal(
+                competition_id,
+                datetime.fromisoformat(emitted_at).timestamp(),
+                fields.get("deleted") is True,
+            )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             CHANGE_FEED_MESSAGES.labels("invalid").inc()
             logger.warning("skipping an invalid change message: %r", error)

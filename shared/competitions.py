@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from shared.errors import ConflictError
 from shared.read_replicas import ReadPool
 from shared.schemas.competition import Competition, CompetitionCreate, CompetitionUpdate
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 _COLUMNS = (
     "id, name, sort_order, operator, reset, timezone, starts_at, ends_at, max_value,"
@@ -109,3 +112,38 @@ async def update_competition(
         *changes.values(),
     )
     return _from_row(row) if row is not None else None
+
+
+COMPETITION_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended($1::text, 0))"
+"""The session-level form of the competition lock the ranker takes per batch
+(``services.ranker.repository.lock_competitions``: ``pg_advisory_xact_lock`` on the same key,
+``hashtextextended(cid, 0)``). Session and transaction advisory locks on one key exclude each
+other, so a holder of this lock has no ranker batch, heal or rebuild of the competition
+between its PostgreSQL reads and its commit."""
+COMPETITION_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended($1::text, 0))"
+
+_DELETED_TABLES = ("standings", "standings_versions", "banned_users")
+"""What a deletion removes besides the competition row. ``score_events`` and
+``control_events`` stay (the audit trail, and exact dedup by event id: a replayed record of
+a deleted competition is still a duplicate, so it never lands in a competition created later
+under the same id); the dedup horizon drops their old rows like everyone else's."""
+
+
+async def delete_competition(
+    connection: asyncpg.Connection | PoolConnectionProxy[asyncpg.Record], competition_id: str
+) -> bool:
+    """Delete a competition with its standings, versions and bans (inside the caller's
+    transaction, which holds the competition lock: :data:`COMPETITION_LOCK_SQL`, so no
+    ranker batch is in flight). False when there was no such competition (nothing changed).
+    """
+    deleted = await connection.fetchval(
+        "DELETE FROM competitions WHERE id = $1 RETURNING id", competition_id
+    )
+    if deleted is None:
+        return False
+    for table in _DELETED_TABLES:
+        await connection.execute(
+            f"DELETE FROM {table} WHERE competition_id = $1",  # noqa: S608 - constant names
+            competition_id,
+        )
+    return True

@@ -235,6 +235,21 @@ return 1
 """
 
 
+DELETED_MARKER_PREFIX = "deleted:"
+"""A built marker starting with this is a deleted competition's tombstone (never a version:
+staleness reads it as behind, so a competition created again under the id is rebuilt)."""
+DELETED_MARKER_TTL_S = 600
+"""How long a deleted competition's tombstone marker outlives it (then no key is left)."""
+
+
+def is_tombstone(marker: bytes | str | None) -> bool:
+    """Whether a built marker's value is a deleted competition's tombstone."""
+    if marker is None:
+        return False
+    text = marker.decode() if isinstance(marker, bytes) else marker
+    return text.startswith(DELETED_MARKER_PREFIX)
+
+
 class Staleness(StrEnum):
     """How a competition's built marker disagrees with PostgreSQL's standings version."""
 
@@ -501,7 +516,12 @@ class LeaderboardStore:
         # read before anything else: a write from here on changes it and the swap refuses
         marker_before = await self.redis.get(marker)
         existing_windows = await competition_windows(self.redis, self.prefix, competition_id)
-        version, rows = await _read_standings(source, competition_id)
+        exists, version, rows = await _read_standings(source, competition_id)
+        if not exists and is_tombstone(marker_before):
+            # deleted: building it would bring back keys the deletion removed. A view read
+            # before the deletion's commit cannot swap either: the deletion changes the
+            # marker after it (see delete)
+            return 0
         by_window: dict[str, list[asyncpg.Record]] = defaultdict(list)
         for row in rows:
             by_window[row["window_label"]].append(row)
@@ -580,6 +600,30 @@ class LeaderboardStore:
                 replies = await pipe.execute()
             markers += [reply.decode() if isinstance(reply, bytes) else reply for reply in replies]
         return markers
+
+    async def delete(self, competition_id: str) -> None:
+        """Remove a deleted competition's keys, leaving only a tombstone marker that expires.
+
+        The marker is set first, to a value no rebuild can have read before (``deleted:`` and
+        a fresh token), then every other key of the competition is deleted: a rebuild that
+        read the marker before (and so may hold standings from before the deletion) fails its
+        compare-and-set swap and starts over, and a rebuild starting over finds the
+        competition gone in PostgreSQL and writes nothing. The deletion calls this twice
+        (see ``services.ingest.competitions.delete_competition``): before its PostgreSQL
+        commit and after it, under the competition lock. The tombstone expires after
+        :data:`DELETED_MARKER_TTL_S`, longer than any rebuild's reads take.
+        """
+        marker = built_key(self.prefix, competition_id)
+        await self.redis.set(
+            marker, f"{DELETED_MARKER_PREFIX}{uuid.uuid4().hex}", ex=DELETED_MARKER_TTL_S
+        )
+        keys = [
+            key
+            for key in await competition_keys(self.redis, self.prefix, competition_id)
+            if (key.decode() if isinstance(key, bytes) else key) != marker
+        ]
+        if keys:
+            await self.redis.delete(*keys)  # one slot: the keys share the {cid} hash tag
 
     async def drop(self, competition_id: str) -> None:
         """Delete every key of a competition (marker included)."""
@@ -675,17 +719,21 @@ class LeaderboardStore:
 
 async def _read_standings(
     source: asyncpg.Pool | DbConnection, competition_id: str
-) -> tuple[int, list[asyncpg.Record]]:
-    """A competition's standings version and standings, as of one moment (see rebuild)."""
+) -> tuple[bool, int, list[asyncpg.Record]]:
+    """Whether the competition exists, its standings version and standings, as of one
+    moment (see rebuild)."""
     if isinstance(source, asyncpg.Pool):
         async with (
             source.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             return await _read_standings(connection, competition_id)
+    exists = await source.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM competitions WHERE id = $1)", competition_id
+    )
     version = await read_standings_version(source, competition_id)
     rows = await source.fetch(
         "SELECT window_label, user_id, score, reached_at FROM standings WHERE competition_id = $1",
         competition_id,
     )
-    return version, rows
+    return bool(exists), version, rows

@@ -123,6 +123,29 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "DELETE",
+        "/api/v1/competitions/{competition_id}",
+        "Delete a competition, its standings and its leaderboards",
+        competitions.delete_competition,
+        parameters=(_COMPETITION_ID,),
+        responses={
+            204: "the competition, its standings and its Redis keys are gone",
+            **_ADMIN_ERRORS,
+            **error_responses(404, 422),
+        },
+        scopes=_ADMIN,
+        description=(
+            "Synchronous: ordered with the ranker by the competition's lock, so no event "
+            "applies after it; later score posts for the id are refused "
+            "`unknown_competition` (on other ingest replicas within "
+            "`PODIUM_COMPETITION_CACHE_TTL_S`) and events already accepted are dead-lettered "
+            "`unknown_competition` by the ranker. Open WebSockets on it are closed with 4404 "
+            "`competition deleted`. Score and control events are kept (audit, exact dedup). "
+            "A second DELETE is 404."
+        ),
+        tags=("competitions",),
+    ),
+    Operation(
+        "DELETE",
         "/api/v1/competitions/{competition_id}/users/{user_id}",
         "Remove a user's records from every window",
         moderation.remove_user,

@@ -19,6 +19,7 @@ from services.ingest.settings import IngestSettings
 from shared.competition_cache import CompetitionCache
 from shared.http.app import create_service_app
 from shared.http.openapi import openapi_route, operation_routes, standard_operations
+from shared.leaderboard_store import LeaderboardStore
 from shared.resources import open_resources
 
 SERVICE = "ingest"
@@ -79,6 +80,8 @@ def create_app(settings: IngestSettings) -> Starlette:
                 ),
                 policies=RatePolicies.from_settings(settings),
                 trusted_proxies=parse_networks(settings.trusted_proxies),
+                store=LeaderboardStore(resources.require_redis(), settings.redis_key_prefix),
+                producer=producer,
             )
             app.state.resources = resources  # pool gauges on /metrics
             app.state.readiness_checks = resources.readiness_checks

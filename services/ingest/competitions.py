@@ -1,28 +1,44 @@
-"""Competition management (``admin`` scope): create, change, list and read competitions.
+"""Competition management (``admin`` scope): create, change, list, read and delete.
 
 Every change refreshes this process's competition cache at once; other replicas pick it up
 within ``competition_cache_ttl_s``.
+
+A deletion (:func:`delete_competition`) is synchronous and ordered with the ranker by the
+competition's lock rather than sent through the topic: under the lock no batch of the
+competition is between its reads and its commit, and every batch after it finds no
+competition, so its events (already in the topic, or accepted by a replica whose cache still
+had the competition) are dead-lettered ``unknown_competition`` and write nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from services.ingest.access import authenticate_admin
 from services.ingest.body import read_json_body
-from services.ingest.context import ingest_context
+from services.ingest.context import IngestContext, ingest_context
 from services.ingest.database import database_errors_mapped
 from services.ingest.parameters import path_identifier, query_identifier, query_int
 from services.ingest.schemas import CompetitionPage
 from shared import competitions as repository
-from shared.errors import NotFoundError, ValidationFailedError
+from shared.competitions import COMPETITION_LOCK_SQL, COMPETITION_UNLOCK_SQL
+from shared.errors import DependencyUnavailableError, NotFoundError, ValidationFailedError
 from shared.http.errors import validation_details
 from shared.http.responses import JSONResponse
+from shared.schemas.change_message import ChangeMessage
 from shared.schemas.competition import Competition, CompetitionCreate, CompetitionUpdate
+
+logger = logging.getLogger(__name__)
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
@@ -132,3 +148,83 @@ async def get_competition(request: Request) -> Response:
     if competition is None:
         raise NotFoundError(f"competition {competition_id!r} does not exist")
     return JSONResponse(_competition_json(competition), headers=decision.headers())
+
+
+async def delete_competition(request: Request) -> Response:
+    """Delete a competition, its standings and its Redis keys; 404 when it does not exist.
+
+    The score and control events stay (audit, exact dedup; see
+    :data:`shared.competitions._DELETED_TABLES`). Answered 204 once PostgreSQL and Redis no
+    longer hold the competition; the notifiers are told on ``leaderboard-changes``.
+    """
+    context = ingest_context(request)
+    _, decision = await authenticate_admin(request, context)
+    competition_id = path_identifier(request, "competition_id")
+    with database_errors_mapped():
+        deleted = await _delete_everywhere(context, competition_id)
+    context.competitions.invalidate(competition_id)
+    if not deleted:
+        raise NotFoundError(f"competition {competition_id!r} does not exist")
+    logger.info("competition %s deleted", competition_id)
+    await _announce_deletion(context, competition_id)
+    return Response(status_code=204, headers=decision.headers())
+
+
+async def _delete_everywhere(context: IngestContext, competition_id: str) -> bool:
+    """PostgreSQL then Redis, under the competition lock (see the module docstring).
+
+    Redis is cleared twice: inside the transaction (Redis down: the transaction rolls back
+    and the answer is 503, nothing deleted) and after the commit, still under the lock: a
+    rebuild by a reader (query, notifier: they rebuild from a pool, without the lock) whose
+    PostgreSQL view predates the commit either fails its swap on the changed marker or is
+    undone by the second pass (:meth:`LeaderboardStore.delete`).
+    """
+    async with context.pool.acquire() as connection:
+        await connection.execute(COMPETITION_LOCK_SQL, competition_id)
+        try:
+            try:
+                async with connection.transaction():
+                    if not await repository.delete_competition(connection, competition_id):
+                        return False
+                    await context.store.delete(competition_id)
+            except (RedisError, OSError) as error:
+                raise DependencyUnavailableError(
+                    "Redis did not answer; the competition was not deleted"
+                ) from error
+            try:
+                await context.store.delete(competition_id)
+            except (RedisError, OSError):
+                # PostgreSQL no longer has it and the first pass cleared Redis; only a
+                # reader's rebuild racing this very moment could have left keys behind
+                logger.exception("second Redis pass of deleting %s failed", competition_id)
+            return True
+        finally:
+            with contextlib.suppress(Exception):  # a broken connection drops its locks too
+                await connection.execute(COMPETITION_UNLOCK_SQL, competition_id)
+
+
+async def _announce_deletion(context: IngestContext, competition_id: str) -> None:
+    """Publish a ``deleted`` change message, so notifiers close the competition's sockets
+    at once. Best effort: the deletion is done whatever Kafka says, and a notifier room that
+    finds its competition gone at its next wake-up closes them too."""
+    now = datetime.now(UTC)
+    change = ChangeMessage(
+        competition_id=competition_id,
+        version=int(time.time() * 1000),
+        emitted_at=now,
+        windows=[],
+        deleted=True,
+    )
+    try:
+        async with asyncio.timeout(context.settings.kafka_request_timeout_s):
+            await context.producer.send_and_wait(
+                context.settings.topic_changes,
+                key=competition_id.encode(),
+                value=change.model_dump_json().encode(),
+            )
+    except Exception:
+        logger.warning(
+            "announcing the deletion of %s failed; sockets close at their room's next wake-up",
+            competition_id,
+            exc_info=True,
+        )

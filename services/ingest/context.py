@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 from starlette.requests import Request
 
 from services.ingest.client_ip import IPNetwork
@@ -13,6 +14,7 @@ from services.ingest.rate_limit.buckets import RateLimiter
 from services.ingest.rate_limit.policy import RatePolicies
 from services.ingest.settings import IngestSettings
 from shared.competition_cache import CompetitionCache
+from shared.leaderboard_store import LeaderboardStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,10 @@ class IngestContext:
     limiter: RateLimiter
     policies: RatePolicies
     trusted_proxies: list[IPNetwork]
+    store: LeaderboardStore
+    """The leaderboards in Redis (a competition's deletion removes its keys)."""
+    producer: AIOKafkaProducer
+    """The raw producer (a deletion announces itself on ``leaderboard-changes``)."""
 
 
 def ingest_context(request: Request) -> IngestContext:

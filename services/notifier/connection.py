@@ -148,6 +148,7 @@ class ClientConnection:
         self._busy = False  # the sender took work and has not sent it yet
         self._sending = False  # the sender waits for the socket to take a frame
         self._closed = False
+        self._ending: Closing | None = None  # the server ends the connection (see end)
         self.version = 0
         self._sent_top: str | None = None
         self._sent_me: Me | None = None
@@ -216,6 +217,12 @@ class ClientConnection:
         self._resync = True
         self._wakeup.set()
 
+    def end(self, closing: Closing) -> None:
+        """Close this connection with ``closing`` (its competition was deleted): the sender
+        stops and :meth:`serve` returns it."""
+        self._ending = closing
+        self._wakeup.set()
+
     # --- the connection's life ------------------------------------------------------------
     async def serve(self) -> Closing | None:
         """Run until the client leaves (None) or the server decides to close (the reason)."""
@@ -268,6 +275,8 @@ class ClientConnection:
 
     async def _send_loop(self) -> Closing | None:
         while True:
+            if self._ending is not None:
+                return self._ending
             if not (self._controls or self._resync or self._pending):
                 self._wakeup.clear()
                 await self._wakeup.wait()

@@ -12,6 +12,10 @@ Snapshots are shared the same way: the top a new (or resyncing) client is shown 
 Redis once per window, top size and room version (:meth:`Room.top_snapshot`), so 10,000
 clients connecting at once cost one read, not 30,000 Redis round trips.
 
+A ``deleted`` message (ingest deleted the competition) closes every socket of the
+competition with 4404 ``competition deleted``; a room whose competition lookup finds nothing
+any more (the message was missed) does the same at its next wake-up.
+
 A ``rebuilt`` message (the ranker rebuilt the competition from PostgreSQL because Redis had
 lost some of it) lists no users whose ranks may all have moved: every client of the
 competition is sent a fresh snapshot instead.
@@ -28,7 +32,13 @@ from opentelemetry.context import Context, get_current
 from redis.exceptions import RedisError
 
 from services.notifier import metrics, protocol
-from services.notifier.connection import UNCHANGED, ClientConnection, SharedTop, Unchanged
+from services.notifier.connection import (
+    UNCHANGED,
+    ClientConnection,
+    Closing,
+    SharedTop,
+    Unchanged,
+)
 from services.notifier.protocol import Me
 from services.notifier.repository import NotifierRepository
 from shared import tracing
@@ -39,6 +49,8 @@ from shared.schemas.competition import Competition, ResetSchedule
 from shared.windows import CURRENT, resolve_window
 
 logger = logging.getLogger(__name__)
+
+COMPETITION_DELETED = Closing(protocol.CLOSE_DELETED, "competition deleted", "deleted")
 
 
 class Room:
@@ -84,6 +96,13 @@ class Room:
             clients.discard(client)
             if not clients:
                 del self._windows[client.window]
+
+    def close_all(self, closing: Closing) -> None:
+        """End every subscriber's connection with ``closing`` (each leaves the room as its
+        handler returns; the last one out stops the room)."""
+        for subscribers in self._windows.values():
+            for subscriber in subscribers:
+                subscriber.end(closing)
 
     def push(self, change_message: ChangeMessage) -> None:
         """Record a change message (newer versions only) and wake the worker."""
@@ -212,6 +231,8 @@ class Room:
             logger.debug("competition refresh failed for %s: %s", self.competition.id, error)
             return
         if current is None:
+            # deleted, and this notifier missed (or has not yet read) the deleted message
+            self.close_all(COMPETITION_DELETED)
             return
         if current.rank_style is not self.competition.rank_style:
             # the tops shown are re-ranked in the new style: a style change is no movement
@@ -364,6 +385,11 @@ class Hub:
     async def on_change(self, change_message: ChangeMessage) -> None:
         """The change feed's handler: wake the competition's room, if anyone listens here."""
         room = self._rooms.get(change_message.competition_id)
+        if change_message.deleted:
+            self._repository.forget(change_message.competition_id)
+            if room is not None:
+                room.close_all(COMPETITION_DELETED)
+            return
         if room is not None:
             room.push(change_message)
 

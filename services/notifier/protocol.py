@@ -20,7 +20,8 @@ that ``me`` was null: the user just got ranked). Equal to ``rank``: it did not m
 Client → server: ``{"type": "resync"}`` (answered by a fresh snapshot) and ``{"type": "ping"}``
 (answered by ``{"type": "pong"}``). Anything else is answered by an error frame; a client
 that sends faster than its rate limit, or a message above ``PODIUM_WS_MAX_MESSAGE_BYTES``, is
-closed (1008, 1009).
+closed (1008, 1009). When the competition is deleted, its sockets are closed with 4404
+``competition deleted``.
 
 Authentication: ``Sec-WebSocket-Protocol: bearer, <token>`` (the server then accepts the
 ``bearer`` subprotocol, which browsers require it to echo) or ``?token=<token>``.
@@ -49,6 +50,9 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
+CLOSE_DELETED = 4404
+"""The competition was deleted (``DELETE /api/v1/competitions/{cid}``): reason
+``competition deleted``. A private-use code (4000-4999): reconnecting gets 1008 not_found."""
 _MAX_REASON_BYTES = 123
 
 

@@ -58,6 +58,10 @@ class NotifierRepository:
         """
         return await self._competitions.get(competition_id)
 
+    def forget(self, competition_id: str) -> None:
+        """Drop the cached competition (it was deleted: the next lookup asks PostgreSQL)."""
+        self._competitions.invalidate(competition_id)
+
     async def standings(
         self,
         competition: Competition,

@@ -53,7 +53,7 @@ def create_app(settings: QuerySettings) -> Starlette:
                 settings, resources.require_read_pool(), resources.require_redis()
             )
             app.state.query = context
-            async with follow_changes(settings, context.pages) as feed:
+            async with follow_changes(settings, context.pages, context.catalog) as feed:
                 app.state.change_feed = feed
                 yield
 

@@ -63,6 +63,12 @@ class CompetitionCatalog:
         """The competition when it is cached and fresh (no I/O), else None."""
         return self._competitions.cached(competition_id)
 
+    def forget(self, competition_id: str) -> None:
+        """Drop what is cached of a competition (it was deleted: the next read asks
+        PostgreSQL and answers 404)."""
+        self._competitions.invalidate(competition_id)
+        self._windows.discard(competition_id)
+
     async def get(self, competition_id: str) -> Competition | None:
         """The competition, or None when it does not exist."""
         return await self._competitions.get(competition_id)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from services.query.settings import QuerySettings
 from shared.change_feed import ChangeSignal, ChangeSignalFeed, SignalHandler
 
+from .catalog import CompetitionCatalog
 from .metrics import CHANGE_LAG, PAGE_CACHE_INVALIDATIONS
 from .page_cache import PageCache
 
@@ -25,9 +26,10 @@ _RETRY_MIN_S = 0.5
 _RETRY_MAX_S = 10.0
 
 
-def change_handler(pages: PageCache) -> SignalHandler:
+def change_handler(pages: PageCache, catalog: CompetitionCatalog | None = None) -> SignalHandler:
     """The feed handler: retire every cached page of the changed competition (whatever the
-    message says changed, so a ``rebuilt`` competition is dropped whole too).
+    message says changed, so a ``rebuilt`` competition is dropped whole too), and for a
+    deleted one its cached row too (reads answer 404 at once, not after the cache TTL).
 
     The lag histogram compares the ranker's wall clock with ours (same host in the bench;
     across hosts it includes their skew, clipped at 0).
@@ -35,6 +37,8 @@ def change_handler(pages: PageCache) -> SignalHandler:
 
     async def on_change(signal: ChangeSignal) -> None:
         pages.invalidate(signal.competition_id)
+        if signal.deleted and catalog is not None:
+            catalog.forget(signal.competition_id)
         PAGE_CACHE_INVALIDATIONS.inc()
         CHANGE_LAG.observe(max(time.time() - signal.emitted_at_s, 0.0))
 
@@ -57,11 +61,11 @@ async def _attach(feed: ChangeSignalFeed) -> None:
 
 @contextlib.asynccontextmanager
 async def follow_changes(
-    settings: QuerySettings, pages: PageCache
+    settings: QuerySettings, pages: PageCache, catalog: CompetitionCatalog | None = None
 ) -> AsyncIterator[ChangeSignalFeed]:
     """Attach a change feed in the background for the duration of the block (it only needs
     to know which competition changed, so it never parses a whole change message)."""
-    feed = ChangeSignalFeed(settings, change_handler(pages))
+    feed = ChangeSignalFeed(settings, change_handler(pages, catalog))
     attaching = asyncio.create_task(_attach(feed), name="query-change-feed-attach")
     try:
         yield feed

@@ -53,6 +53,7 @@ class ChangeMessage(BaseModel):
     ignore it) says the competition was rebuilt from PostgreSQL because Redis had lost some
     of it: any user's rank may have changed without being listed in ``changed``, so clients
     need a fresh snapshot and caches must drop everything of the competition.
+    ``deleted``: see the field.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -63,3 +64,8 @@ class ChangeMessage(BaseModel):
     emitted_at: datetime
     windows: list[WindowChange]
     rebuilt: bool = False
+    deleted: bool = False
+    """The competition was deleted (issue #15; absent means false): ``windows`` is empty,
+    the notifier closes the competition's sockets (4404) and caches drop it. Published by
+    ingest's ``DELETE /api/v1/competitions/{cid}``, whose ``version`` is the deletion time
+    in ms (no counter is left to increase)."""
