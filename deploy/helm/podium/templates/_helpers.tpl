@@ -64,6 +64,7 @@ Job (a pre-install hook runs before the ConfigMap exists).
   "PODIUM_DB_POOL_MIN" (toString $v.postgres.poolMin)
   "PODIUM_DB_POOL_MAX" (toString $v.postgres.poolMax)
   "PODIUM_DATABASE_MAX_REPLICA_LAG_S" (toString $v.postgres.readReplica.maxLagS)
+  "PODIUM_DEDUP_HORIZON_DAYS" (toString $v.postgres.dedupHorizonDays)
   "PODIUM_REDIS_KEY_PREFIX" $v.redis.keyPrefix
   "PODIUM_REDIS_POOL_MAX" (toString $v.redis.poolMax)
   "PODIUM_REDIS_CLUSTER" (ternary "true" "false" $v.redis.cluster)
