@@ -52,6 +52,29 @@ def period_end(reset: ResetSchedule, moment: datetime, timezone: str) -> datetim
     return naive_end.replace(tzinfo=zone)
 
 
+def previous_periods(
+    reset: ResetSchedule, moment: datetime, timezone: str, count: int
+) -> list[str]:
+    """The labels of the ``count`` periods before the one containing ``moment``, newest
+    first (none without a reset schedule). Each is found from the local midnight that starts
+    the period after it, one day back, so DST changes and month lengths need no arithmetic."""
+    if reset is ResetSchedule.NONE:
+        return []
+    zone = ZoneInfo(timezone)
+    local = moment.astimezone(zone)
+    labels = []
+    for _ in range(count):
+        day = local.replace(hour=12, minute=0, second=0, microsecond=0, tzinfo=None)
+        if reset is ResetSchedule.WEEKLY:
+            day -= timedelta(days=local.weekday())
+        elif reset is ResetSchedule.MONTHLY:
+            day = day.replace(day=1)
+        # noon of the period's first day, one day back: inside the previous period
+        local = (day - timedelta(days=1)).replace(tzinfo=zone)
+        labels.append(period_label(reset, local, timezone) or "")
+    return labels
+
+
 def windows_for(reset: ResetSchedule, moment: datetime, timezone: str) -> list[str]:
     """Every window an event at ``moment`` counts toward: ``alltime`` and maybe a period."""
     label = period_label(reset, moment, timezone)

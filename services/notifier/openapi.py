@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.notifier import protocol
+from services.notifier.schemas import PageAbout
 from shared.http.openapi import (
     Operation,
     Parameter,
@@ -17,7 +18,7 @@ _COMPETITION = Parameter("competition_id", "path", "The competition id.")
 
 
 def notifier_operations() -> list[Operation]:
-    """The notifier's HTTP routes (both are served by routes of their own)."""
+    """The notifier's HTTP routes (each is served by a route of its own)."""
     return [
         Operation(
             "GET",
@@ -26,14 +27,45 @@ def notifier_operations() -> list[Operation]:
             None,
             {
                 200: "HTML page (vanilla JS; updates over the WebSocket)",
-                **error_responses(404, 422),
+                **error_responses(404, 422, 429),
             },
             parameters=(
                 _COMPETITION,
                 Parameter("user", "query", "Show this user's rank."),
                 Parameter("window", "query", "`alltime` (default), `current` or a period."),
                 Parameter("top", "query", "How many entries to show.", {"type": "integer"}),
+                Parameter(
+                    "embed",
+                    "query",
+                    "`1`: for an iframe (no chrome, transparent background); framed only by"
+                    " the origins of `PODIUM_EMBED_ALLOWED_ORIGINS` (CSP `frame-ancestors`).",
+                    {"type": "string", "enum": ["0", "1", "true", "false"]},
+                ),
+                Parameter(
+                    "theme",
+                    "query",
+                    "Colour scheme: `auto` (the viewer's preference), `light` or `dark`.",
+                    {"type": "string", "enum": ["auto", "light", "dark"]},
+                ),
             ),
+            tags=("notifier",),
+        ),
+        Operation(
+            "GET",
+            "/leaderboards/{competition_id}/about",
+            "What the live page shows besides the socket",
+            None,
+            {
+                200: PageAbout,
+                **error_responses(401, 403, 404, 422, 429, 503),
+            },
+            parameters=(
+                _COMPETITION,
+                Parameter("window", "query", "`alltime` (default), `current` or a period."),
+                Parameter("user", "query", "Also give this user's rank and percentile (`me`)."),
+            ),
+            scopes=("leaderboards:read",),
+            auth_optional=True,
             tags=("notifier",),
         ),
         Operation(
@@ -43,7 +75,7 @@ def notifier_operations() -> list[Operation]:
             None,
             {
                 101: "WebSocket: a snapshot, then coalesced updates",
-                **error_responses(426),
+                **error_responses(426, 429),
             },
             parameters=(
                 _COMPETITION,

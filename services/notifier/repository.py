@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.competition_cache import CompetitionCache
-from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore
+from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore, UserRanks
 from shared.read_replicas import ReadPool
 from shared.redis_client import RedisClient
 from shared.redis_keys import version_key
@@ -100,6 +100,21 @@ class NotifierRepository:
                 )
             found.update(ranks.found)
         return found
+
+    async def user_ranks(
+        self, competition: Competition, window: str, user_ids: Sequence[str]
+    ) -> UserRanks:
+        """Rank, score and percentile of each ranked user of ``user_ids`` and the window's
+        total (the live page's viewer card), rebuilding a lost index."""
+        try:
+            return await self._store.ranks(
+                competition.id, window, competition.sort_order, user_ids, competition.rank_style
+            )
+        except CompetitionNotBuiltError:
+            await self._rebuild(competition)
+            return await self._store.ranks(
+                competition.id, window, competition.sort_order, user_ids, competition.rank_style
+            )
 
     async def _rebuild(self, competition: Competition) -> None:
         async def rebuild() -> int:

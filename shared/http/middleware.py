@@ -132,6 +132,15 @@ class EdgeMiddleware:
                 response_started = True
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
+                if b"content-security-policy" in present and any(
+                    b"frame-ancestors" in value
+                    for name, value in headers
+                    if name.lower() == b"content-security-policy"
+                ):
+                    # a response that states its own frame-ancestors (the live page's embed
+                    # mode) decides who may frame it; a default X-Frame-Options: DENY would
+                    # contradict it in browsers that still read that header
+                    present.add(b"x-frame-options")
                 headers += [item for item in _RAW_SECURITY_HEADERS if item[0] not in present]
                 headers.append((_RAW_REQUEST_ID_HEADER, request_id.encode()))
                 message = {**message, "headers": headers}

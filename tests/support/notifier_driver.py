@@ -25,7 +25,13 @@ from shared.leaderboard_store import LeaderboardStore, StandingWrite
 from shared.redis_client import create_redis
 from shared.redis_keys import version_key
 from shared.schemas.change_message import ChangeMessage, UserChange, WindowChange
-from shared.schemas.competition import Competition, CompetitionCreate, RankStyle, Visibility
+from shared.schemas.competition import (
+    Competition,
+    CompetitionCreate,
+    RankStyle,
+    ResetSchedule,
+    Visibility,
+)
 from tests.support.standings import write_as_ranker
 
 
@@ -48,15 +54,18 @@ class RankerStandIn:
         *,
         visibility: Visibility = Visibility.PUBLIC,
         rank_style: RankStyle = RankStyle.UNIQUE,
+        name: str | None = None,
+        reset: ResetSchedule = ResetSchedule.NONE,
     ) -> Competition:
         """Create a competition and build its (empty) Redis index."""
         competition = await create_competition(
             self.pool,
             CompetitionCreate(
                 id=competition_id,
-                name=competition_id,
+                name=name or competition_id,
                 visibility=visibility,
                 rank_style=rank_style,
+                reset=reset,
             ),
         )
         await self.store.rebuild(self.pool, competition.id, competition.sort_order)
