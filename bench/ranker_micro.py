@@ -26,6 +26,7 @@ from devstack.processes import free_port
 from services.ranker.applier import BatchApplier, decode
 from services.ranker.settings import RankerSettings
 from shared.db import create_pool
+from shared.event_partitions import maintain_partitions
 from shared.kafka import create_producer, ensure_topics
 from shared.migrations import migrate
 from shared.redis_client import RedisClient, create_redis
@@ -114,6 +115,14 @@ async def run_once(
     producer = create_producer(settings)
     await producer.start()
     try:
+        if args.weeks:  # the weekly score_events partitions a ranker creates at start-up
+            async with pool.acquire() as connection:
+                await maintain_partitions(
+                    connection,
+                    horizon=timedelta(days=settings.dedup_horizon_days),
+                    now=datetime.now(UTC),
+                    prune=False,
+                )
         await create_competitions(pool, args.competitions)
         applier = BatchApplier(settings, pool, redis, producer)
         # steady state: every competition built (an unbuilt one is rebuilt on its first write)
@@ -178,6 +187,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument(
+        "--weeks",
+        action="store_true",
+        help="create the weekly score_events partitions first (else every row is in DEFAULT)",
+    )
     parser.add_argument(
         "--gc-threshold", type=int, default=0, help="gen-0 GC threshold (0: Python's default)"
     )
