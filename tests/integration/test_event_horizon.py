@@ -4,6 +4,7 @@ partitions and ``podium prune``, against the real PostgreSQL, Redis and broker."
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -17,15 +18,19 @@ from podium.settings import PlatformSettings
 from services.ingest.app import create_app
 from services.ranker.applier import BatchApplier, decode
 from services.ranker.planner import IncomingEvent
+from services.ranker.runtime import create_partitions
+from services.ranker.settings import RankerSettings
 from shared import migrations
 from shared.competitions import create_competition
 from shared.db import create_pool
 from shared.event_partitions import (
     DEFAULT_PARTITION,
+    LOCK_ID,
     PARTITION_WIDTH,
     PRUNE_GRACE,
     WEEKS_AHEAD,
     partition_name,
+    week_partitions,
     week_start,
 )
 from shared.kafka import create_producer
@@ -33,7 +38,7 @@ from shared.redis_client import create_redis
 from shared.schemas.competition import CompetitionCreate, Operator
 from shared.schemas.score_event import ScoreEvent
 from tests.conftest import SettingsFactory
-from tests.support.servers import running_app
+from tests.support.servers import podium_command, process_environment, running_app
 from tests.support.topic_reader import read_topic
 
 HORIZON = timedelta(days=30)  # the default PODIUM_DEDUP_HORIZON_DAYS
@@ -297,3 +302,50 @@ async def test_the_migration_converts_a_populated_table(
     finally:
         await connection.execute(f'DROP SCHEMA IF EXISTS "{settings.db_schema}" CASCADE')
         await connection.close()
+
+
+async def test_a_ranker_creates_the_coming_weeks_at_start_up_and_never_blocks_on_it(
+    settings: PlatformSettings, pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    ranker_settings = RankerSettings(
+        **settings.model_dump(include=set(RankerSettings.model_fields))
+    )
+    async with pool.acquire() as holder:  # a prune in progress holds the maintenance lock
+        await holder.execute("SELECT pg_advisory_lock($1)", LOCK_ID)
+        try:
+            with caplog.at_level("WARNING", logger="services.ranker.runtime"):
+                await create_partitions(ranker_settings, pool)  # gives up after lock_timeout
+        finally:
+            await holder.execute("SELECT pg_advisory_unlock($1)", LOCK_ID)
+    assert "could not create score_events partitions" in caplog.text
+    async with pool.acquire() as connection:
+        assert await week_partitions(connection) == {}
+
+    await create_partitions(ranker_settings, pool)
+    async with pool.acquire() as connection:
+        weeks = await week_partitions(connection)
+    now = datetime.now(UTC)
+    assert partition_name(week_start(now)) in weeks
+    assert partition_name(week_start(now) + WEEKS_AHEAD * PARTITION_WIDTH) in weeks
+    assert await pool.fetchval("SELECT pruned_before FROM score_events_pruned") == datetime(
+        1970, 1, 1, tzinfo=UTC
+    )  # creating never prunes
+
+
+def test_podium_prune_reports_what_it_did(settings: PlatformSettings) -> None:
+    result = subprocess.run(
+        podium_command("prune"),
+        env=process_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    now = datetime.now(UTC)
+    watermark = week_start(now - HORIZON - PRUNE_GRACE)
+    weeks = (week_start(now) + WEEKS_AHEAD * PARTITION_WIDTH - watermark) // PARTITION_WIDTH + 1
+    assert lines[0] == f"event rows before {watermark.isoformat()} are pruned"
+    assert lines[1] == "dropped 0 partition(s): -"
+    assert lines[2].startswith(f"created {weeks} partition(s): {partition_name(watermark)}, ")
