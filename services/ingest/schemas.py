@@ -37,9 +37,9 @@ class EventResult(BaseModel):
     """The outcome of one batch item, at the same ``index`` as in the request.
 
     A rejected item names the ``reason`` (``validation_failed``, ``forbidden``,
-    ``unknown_competition``, ``not_started``, ``ended``, ``ts_outside_competition``,
-    ``above_max_value``), the first offending ``field`` and, for schema errors, every problem
-    in ``details``.
+    ``unknown_competition``, ``not_started``, ``ended``, ``beyond_dedup_horizon``,
+    ``ts_outside_competition``, ``above_max_value``), the first offending ``field`` and, for
+    schema errors, every problem in ``details``.
     """
 
     index: int
