@@ -59,6 +59,11 @@ def bench_settings(base: AllServicesSettings, run_id: str) -> AllServicesSetting
             "log_level": "WARNING",
             "rate_server_per_s": UNLIMITED_RATE,
             "rate_server_burst": UNLIMITED_BURST,
+            # the load comes from one address: read limits open too (#15)
+            "query_rate_anonymous_per_s": UNLIMITED_RATE,
+            "query_rate_anonymous_burst": UNLIMITED_BURST,
+            "ws_connect_rate_anonymous_per_s": UNLIMITED_RATE,
+            "ws_connect_anonymous_burst": UNLIMITED_BURST,
             "ws_max_connections": 50_000,
         }
     )

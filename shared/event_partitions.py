@@ -42,9 +42,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCK_ID = 0x706F6470  # "podp": partition maintenance (exclusive) vs ranker batches (shared)
-LOCK_KEYS = "$1::int4, hashtext(current_schema())"
-"""The advisory lock's two keys: :data:`LOCK_ID` and the schema, so schemas sharing a database
-(tests, benchmarks) never wait for each other's maintenance."""
 PARTITION_WIDTH = timedelta(days=7)
 WEEKS_AHEAD = 3
 """Weeks created after the current one, so a missed daily run or two changes nothing."""
@@ -96,7 +93,7 @@ async def hold_partitions(connection: DbConnection) -> datetime:
     Taken by every ranker batch before it looks up event ids: no maintenance can drop rows
     (or raise the watermark) until the batch commits.
     """
-    await connection.execute(f"SELECT pg_advisory_xact_lock_shared({LOCK_KEYS})", LOCK_ID)
+    await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", LOCK_ID)
     pruned_before: datetime = await connection.fetchval(
         "SELECT pruned_before FROM score_events_pruned"
     )
@@ -124,7 +121,7 @@ async def maintain_partitions(
     report = MaintenanceReport()
     async with connection.transaction():
         await connection.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        await connection.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEYS})", LOCK_ID)
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", LOCK_ID)
         watermark: datetime = await connection.fetchval(
             "SELECT pruned_before FROM score_events_pruned"
         )

@@ -80,6 +80,20 @@ class CommonSettings(BaseSettings):
         description="Seconds a client has to send a request body once its headers arrived; "
         "slower is 408 (uvicorn has no body-read timeout).",
     )
+    trusted_proxies: CommaSeparated = Field(
+        default_factory=list,
+        description="Comma-separated proxy addresses whose X-Forwarded-For is believed.",
+    )
+    rate_lease_max_tokens: int = Field(
+        32,
+        ge=0,
+        description="Most rate-limit tokens a replica takes from Redis in one check and spends "
+        "locally (0: one Redis check per request). Only leased while the bucket stays over "
+        "half full and the burst is at least 16x the lease, so tokens are never over-granted.",
+    )
+    rate_lease_ms: float = Field(
+        100.0, gt=0, le=1000, description="How long leased rate-limit tokens stay spendable."
+    )
 
     # --- auth ----------------------------------------------------------------------------
     jwt_secrets: Annotated[list[SecretStr], NoDecode, BeforeValidator(_split_csv)] = Field(

@@ -50,7 +50,15 @@ async def run_soak(
     run_id = uuid.uuid4().hex[:8]
     platform = Platform.create(
         base.model_copy(
-            update={"rate_server_per_s": max(10_000.0, rate_eps * 10), "rate_server_burst": 100_000}
+            update={
+                "rate_server_per_s": max(10_000.0, rate_eps * 10),
+                "rate_server_burst": 100_000,
+                # readers and reconnecting subscribers come from one address (#15)
+                "query_rate_anonymous_per_s": 100_000.0,
+                "query_rate_anonymous_burst": 1_000_000,
+                "ws_connect_rate_anonymous_per_s": 100_000.0,
+                "ws_connect_anonymous_burst": 1_000_000,
+            }
         ),
         work_dir / run_id,
         run_id,

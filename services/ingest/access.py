@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from services.ingest.client_ip import client_ip
 from services.ingest.context import IngestContext
-from services.ingest.rate_limit.buckets import RateDecision
-from services.ingest.rate_limit.policy import enforce_rate_limit
 from shared.auth import Principal, Scope
 from shared.errors import AuthenticationError, PermissionDeniedError
 from shared.http.auth import require_principal
+from shared.http.client_ip import client_ip
+from shared.rate_limit.buckets import RateDecision
+from shared.rate_limit.policy import enforce_rate_limit
 
 
 async def authenticate(request: Request, context: IngestContext) -> Principal:

@@ -10,16 +10,16 @@ from collections.abc import AsyncIterator, Iterator
 from starlette.applications import Starlette
 
 from services.ingest.api import OPERATIONS, openapi_document
-from services.ingest.client_ip import parse_networks
 from services.ingest.context import IngestContext
 from services.ingest.publisher import publisher_class
-from services.ingest.rate_limit.lease import LeasingRateLimiter
-from services.ingest.rate_limit.policy import RatePolicies
+from services.ingest.rate_policies import RatePolicies
 from services.ingest.settings import IngestSettings
 from shared.competition_cache import CompetitionCache
 from shared.http.app import create_service_app
+from shared.http.client_ip import parse_networks
 from shared.http.openapi import openapi_route, operation_routes, standard_operations
 from shared.leaderboard_store import LeaderboardStore
+from shared.rate_limit.lease import LeasingRateLimiter
 from shared.resources import open_resources
 
 SERVICE = "ingest"

@@ -8,13 +8,13 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from starlette.requests import Request
 
-from services.ingest.client_ip import IPNetwork
 from services.ingest.publisher import EventPublisher
-from services.ingest.rate_limit.buckets import RateLimiter
-from services.ingest.rate_limit.policy import RatePolicies
+from services.ingest.rate_policies import RatePolicies
 from services.ingest.settings import IngestSettings
 from shared.competition_cache import CompetitionCache
+from shared.http.client_ip import IPNetwork
 from shared.leaderboard_store import LeaderboardStore
+from shared.rate_limit.buckets import RateLimiter
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import CommaSeparated, CommonSettings
+from shared.settings import CommonSettings
 
 
 class IngestSettings(CommonSettings):
-    """Ingest's configuration: its port, batch bound, client addresses and rate limits."""
+    """Ingest's configuration: its port, batch bound and rate limits (the trusted proxies and
+    the rate-limit leases are common settings: the query API and notifier limit too)."""
 
     ingest_port: int = Field(8001, ge=1, le=65535, description="Ingest service HTTP port.")
-    trusted_proxies: CommaSeparated = Field(
-        default_factory=list,
-        description="Comma-separated proxy addresses whose X-Forwarded-For is believed.",
-    )
     ingest_batch_max_events: int = Field(1000, ge=1, description="Largest accepted batch.")
     rate_player_per_s: float = Field(10.0, gt=0, description="`scores:write` requests/s.")
     rate_player_burst: int = Field(20, ge=1, description="`scores:write` burst.")
@@ -24,13 +21,3 @@ class IngestSettings(CommonSettings):
     rate_anonymous_burst: int = Field(40, ge=1, description="Per-IP burst (no token).")
     rate_admin_per_s: float = Field(50.0, gt=0, description="`admin` requests/s.")
     rate_admin_burst: int = Field(100, ge=1, description="`admin` burst.")
-    rate_lease_max_tokens: int = Field(
-        32,
-        ge=0,
-        description="Most rate-limit tokens a replica takes from Redis in one check and spends "
-        "locally (0: one Redis check per request). Only leased while the bucket stays over "
-        "half full and the burst is at least 16x the lease, so tokens are never over-granted.",
-    )
-    rate_lease_ms: float = Field(
-        100.0, gt=0, le=1000, description="How long leased rate-limit tokens stay spendable."
-    )

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from services.notifier.gc_pauses import freeze_long_lived, unwatch_gc_pauses, watch_gc_pauses
@@ -21,6 +22,9 @@ from shared.change_feed import open_change_feed
 from shared.http.app import create_service_app
 from shared.http.openapi import openapi_route
 from shared.http.server import WebSocketLimits
+from shared.rate_limit.buckets import RatePolicy
+from shared.rate_limit.readers import ReadLimits, ReadRateLimitMiddleware
+from shared.redis_client import RedisClient
 from shared.resources import open_resources
 
 SERVICE = "notifier"
@@ -46,6 +50,24 @@ def websocket_limits(settings: NotifierSettings) -> WebSocketLimits:
     )
 
 
+def connect_limits(settings: NotifierSettings, redis: RedisClient) -> ReadLimits:
+    """The connect limits (``PODIUM_WS_CONNECT_*``): per token subject, else per address.
+    They charge every socket connect and every HTTP request (the page, the document)."""
+    return ReadLimits.open(
+        redis,
+        settings,
+        service=SERVICE,
+        subject_policy=RatePolicy(
+            "ws_connect", settings.ws_connect_rate_per_s, settings.ws_connect_burst
+        ),
+        anonymous_policy=RatePolicy(
+            "ws_connect_anonymous",
+            settings.ws_connect_rate_anonymous_per_s,
+            settings.ws_connect_anonymous_burst,
+        ),
+    )
+
+
 def create_app(settings: NotifierSettings) -> Starlette:
     """Build the notifier app; its lifespan opens PostgreSQL, Redis and the change feed."""
 
@@ -66,6 +88,7 @@ def create_app(settings: NotifierSettings) -> Starlette:
             app.state.resources = resources
             app.state.repository = repository
             app.state.hub = hub
+            app.state.read_limits = connect_limits(settings, resources.require_redis())
             freezer = asyncio.create_task(freeze_long_lived(), name="gc-freezer")
             try:
                 async with open_change_feed(settings, hub.on_change) as feed:
@@ -86,4 +109,10 @@ def create_app(settings: NotifierSettings) -> Starlette:
                 await hub.close()
                 unwatch_gc_pauses()
 
-    return create_service_app(SERVICE, settings, routes=routes(), lifespan=lifespan)
+    return create_service_app(
+        SERVICE,
+        settings,
+        routes=routes(),
+        lifespan=lifespan,
+        inner_middleware=[Middleware(ReadRateLimitMiddleware)],
+    )

@@ -27,7 +27,7 @@ def notifier_operations() -> list[Operation]:
             None,
             {
                 200: "HTML page (vanilla JS; updates over the WebSocket)",
-                **error_responses(404, 422),
+                **error_responses(404, 422, 429),
             },
             parameters=(
                 _COMPETITION,
@@ -57,7 +57,7 @@ def notifier_operations() -> list[Operation]:
             None,
             {
                 200: PageAbout,
-                **error_responses(401, 403, 404, 422, 503),
+                **error_responses(401, 403, 404, 422, 429, 503),
             },
             parameters=(
                 _COMPETITION,
@@ -75,7 +75,7 @@ def notifier_operations() -> list[Operation]:
             None,
             {
                 101: "WebSocket: a snapshot, then coalesced updates",
-                **error_responses(426),
+                **error_responses(426, 429),
             },
             parameters=(
                 _COMPETITION,

@@ -21,7 +21,10 @@ Client → server: ``{"type": "resync"}`` (answered by a fresh snapshot) and ``{
 (answered by ``{"type": "pong"}``). Anything else is answered by an error frame; a client
 that sends faster than its rate limit, or a message above ``PODIUM_WS_MAX_MESSAGE_BYTES``, is
 closed (1008, 1009). When the competition is deleted, its sockets are closed with 4404
-``competition deleted``.
+``competition deleted``. A connect over the connect rate limit (``PODIUM_WS_CONNECT_*``, per
+token subject, else per client address) is accepted, sent an error frame ``rate_limited``
+(``details.retry_after_s``) and closed with 1013 ``rate limited; retry in N s``; the page and
+the other HTTP routes answer 429 with ``Retry-After`` from the same buckets.
 
 Authentication: ``Sec-WebSocket-Protocol: bearer, <token>`` (the server then accepts the
 ``bearer`` subprotocol, which browsers require it to echo) or ``?token=<token>``.

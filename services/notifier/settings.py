@@ -68,6 +68,19 @@ class NotifierSettings(CommonSettings):
     ws_client_message_burst: int = Field(
         10, ge=1, description="Burst of client WS messages allowed above that rate."
     )
+    ws_connect_rate_per_s: float = Field(
+        20.0, gt=0, description="WebSocket connects/s per token subject."
+    )
+    ws_connect_burst: int = Field(100, ge=1, description="WebSocket connect burst per subject.")
+    ws_connect_rate_anonymous_per_s: float = Field(
+        200.0, gt=0, description="WebSocket connects/s per client address (no or a bad token)."
+    )
+    ws_connect_anonymous_burst: int = Field(
+        2000,
+        ge=1,
+        description="WebSocket connect burst per client address (generous: one NAT may hold "
+        "a whole venue of screens and phones).",
+    )
     embed_allowed_origins: EmbedOrigins = Field(
         default_factory=list,
         description="Origins (scheme://host[:port], space- or comma-separated) whose pages may"

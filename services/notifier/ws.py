@@ -3,6 +3,9 @@
 Every refusal completes the handshake first and then closes, so the client sees the close
 code and reason (a refused handshake would only show an HTTP 403):
 
+- over the connect rate limit (``PODIUM_WS_CONNECT_*``: per token subject, else per client
+  address; checked first, before any other work) → an error frame ``rate_limited`` whose
+  details name ``retry_after_s``, then 1013 "rate limited; retry in N s";
 - at ``PODIUM_WS_MAX_CONNECTIONS`` → 1013 "server at capacity";
 - no/bad token on a private competition, or a token without ``leaderboards:read`` → 1008,
   and nothing else is sent;
@@ -16,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,6 +43,8 @@ from shared.errors import (
     UpgradeRequiredError,
     ValidationFailedError,
 )
+from shared.rate_limit.policy import RateLimitExceededError
+from shared.rate_limit.readers import ReadLimits
 from shared.schemas.competition import Visibility
 from shared.schemas.identifiers import IDENTIFIER_PATTERN
 from shared.windows import CURRENT, is_valid_window, resolve_window
@@ -128,6 +135,8 @@ async def leaderboard_socket(websocket: WebSocket) -> None:
     settings: NotifierSettings = app_state.settings
     hub: Hub = app_state.hub
     repository: NotifierRepository = app_state.repository
+    if not await _charged(websocket, app_state.read_limits):
+        return
     if not hub.try_acquire():
         await _refuse(
             websocket, None, Closing(protocol.CLOSE_TRY_AGAIN, "server at capacity", "capacity")
@@ -137,6 +146,30 @@ async def leaderboard_socket(websocket: WebSocket) -> None:
         await _serve(websocket, settings, hub, repository)
     finally:
         hub.release()
+
+
+async def _charged(websocket: WebSocket, limits: ReadLimits) -> bool:
+    """Charge the connect to the caller's bucket; refused: an error frame naming
+    ``retry_after_s``, then 1013 (see the module docstring). False when refused."""
+    try:
+        token, subprotocol = offered_token(websocket, _query_token(websocket))
+    except AuthenticationError:
+        token, subprotocol = None, None
+    try:
+        await limits.charge(websocket, token)
+    except RateLimitExceededError as refused:
+        reason = f"rate limited; retry in {math.ceil(refused.retry_after_s)} s"
+        closing = Closing(protocol.CLOSE_TRY_AGAIN, reason, "rate_limited")
+        await _refuse(websocket, subprotocol, closing, protocol.error_frame(refused))
+        return False
+    return True
+
+
+def _query_token(websocket: WebSocket) -> str | None:
+    """``?token=`` without validating the other parameters (that comes after the charge)."""
+    query_string: bytes = websocket.scope["query_string"]
+    tokens = [v for k, v in parse_qsl(query_string.decode("latin-1")) if k == "token"]
+    return tokens[-1] if tokens else None  # the last one, as the parameters' parser takes
 
 
 async def _serve(

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from shared.http.app import create_service_app
@@ -16,6 +17,9 @@ from shared.http.openapi import (
     operation_routes,
     standard_operations,
 )
+from shared.rate_limit.buckets import RatePolicy
+from shared.rate_limit.readers import ReadLimits, ReadRateLimitMiddleware
+from shared.redis_client import RedisClient
 from shared.resources import open_resources
 
 from .context import QueryContext
@@ -39,6 +43,23 @@ def openapi_document() -> dict[str, Any]:
     )
 
 
+def read_limits(settings: QuerySettings, redis: RedisClient) -> ReadLimits:
+    """The read limits (``PODIUM_QUERY_RATE_*``): per token subject, else per address."""
+    return ReadLimits.open(
+        redis,
+        settings,
+        service=SERVICE,
+        subject_policy=RatePolicy(
+            "reader", settings.query_rate_reader_per_s, settings.query_rate_reader_burst
+        ),
+        anonymous_policy=RatePolicy(
+            "reader_anonymous",
+            settings.query_rate_anonymous_per_s,
+            settings.query_rate_anonymous_burst,
+        ),
+    )
+
+
 def create_app(settings: QuerySettings) -> Starlette:
     """Build the query app; its lifespan opens PostgreSQL (primary and replicas) and Redis."""
 
@@ -53,6 +74,7 @@ def create_app(settings: QuerySettings) -> Starlette:
                 settings, resources.require_read_pool(), resources.require_redis()
             )
             app.state.query = context
+            app.state.read_limits = read_limits(settings, resources.require_redis())
             async with follow_changes(settings, context.pages, context.catalog) as feed:
                 app.state.change_feed = feed
                 yield
@@ -62,4 +84,10 @@ def create_app(settings: QuerySettings) -> Starlette:
         *operation_routes(operation for operation in OPERATIONS if operation.endpoint),
         openapi_route(openapi_document()),
     ]
-    return create_service_app(SERVICE, settings, routes=routes, lifespan=lifespan)
+    return create_service_app(
+        SERVICE,
+        settings,
+        routes=routes,
+        lifespan=lifespan,
+        inner_middleware=[Middleware(ReadRateLimitMiddleware)],
+    )

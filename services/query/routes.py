@@ -204,7 +204,7 @@ _PRIVATE_NOTE = (
     "Public competitions need no token. Private ones answer 401 without a token and 404 when"
     " the token lacks `leaderboards:read` (or `admin`)."
 )
-_LEADERBOARD_ERRORS = error_responses(400, 401, 404, 503)
+_LEADERBOARD_ERRORS = error_responses(400, 401, 404, 429, 503)
 _RANKS_NOTE = (
     " Ranks follow the competition's `rank_style` (`unique`: 1234, `standard`: 1224,"
     " `dense`: 1223; inside a tie, first to reach the score first). `percentile` is"
@@ -316,7 +316,7 @@ OPERATIONS = [
         "/api/v1/competitions",
         "Competitions, ordered by id",
         competitions,
-        {200: CompetitionList, 304: "not modified", **error_responses(400, 401, 503)},
+        {200: CompetitionList, 304: "not modified", **error_responses(400, 401, 429, 503)},
         parameters=(
             Parameter(
                 "limit",
@@ -337,7 +337,7 @@ OPERATIONS = [
         "/api/v1/competitions/{cid}",
         "A competition with its entrants and windows",
         competition_detail,
-        {200: CompetitionDetail, 304: "not modified", **error_responses(401, 404, 503)},
+        {200: CompetitionDetail, 304: "not modified", **error_responses(401, 404, 429, 503)},
         parameters=(_CID, _ETAG),
         scopes=_READ_SCOPES,
         auth_optional=True,

@@ -23,10 +23,12 @@ def create_service_app(
     settings: CommonSettings,
     routes: Sequence[BaseRoute],
     lifespan: Lifespan[Starlette] | None = None,
+    inner_middleware: Sequence[Middleware] = (),
 ) -> Starlette:
     """A Starlette app with health/metrics routes, JSON errors, the edge middleware and CORS.
 
     The service's lifespan should put its readiness checks on ``app.state.readiness_checks``.
+    ``inner_middleware`` runs inside the shared layers (e.g. the read limits of the query API).
     With tracing on (:data:`shared.tracing.ENABLED`, set before the app is built), the
     OpenTelemetry middleware is the outermost layer, so the edge's own work is in the span.
     """
@@ -53,7 +55,7 @@ def create_service_app(
         )
     app = Starlette(
         routes=[*health_routes(), *routes],
-        middleware=middleware,
+        middleware=[*middleware, *inner_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

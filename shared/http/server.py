@@ -56,7 +56,7 @@ def uvicorn_config(
         # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (its default
         # FORWARDED_ALLOW_IPS) and rewrite the client address before Podium sees it, so a
         # local peer could pick any address for its rate-limit bucket; only
-        # PODIUM_TRUSTED_PROXIES decides (services.ingest.client_ip)
+        # PODIUM_TRUSTED_PROXIES decides (shared.http.client_ip)
         "proxy_headers": False,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         "timeout_keep_alive": 5,

@@ -26,7 +26,6 @@ from shared.db import create_pool
 from shared.event_partitions import (
     DEFAULT_PARTITION,
     LOCK_ID,
-    LOCK_KEYS,
     PARTITION_WIDTH,
     PRUNE_GRACE,
     WEEKS_AHEAD,
@@ -312,12 +311,12 @@ async def test_a_ranker_creates_the_coming_weeks_at_start_up_and_never_blocks_on
         **settings.model_dump(include=set(RankerSettings.model_fields))
     )
     async with pool.acquire() as holder:  # a prune in progress holds the maintenance lock
-        await holder.execute(f"SELECT pg_advisory_lock({LOCK_KEYS})", LOCK_ID)
+        await holder.execute("SELECT pg_advisory_lock($1)", LOCK_ID)
         try:
             with caplog.at_level("WARNING", logger="services.ranker.runtime"):
                 await create_partitions(ranker_settings, pool)  # gives up after lock_timeout
         finally:
-            await holder.execute(f"SELECT pg_advisory_unlock({LOCK_KEYS})", LOCK_ID)
+            await holder.execute("SELECT pg_advisory_unlock($1)", LOCK_ID)
     assert "could not create score_events partitions" in caplog.text
     async with pool.acquire() as connection:
         assert await week_partitions(connection) == {}

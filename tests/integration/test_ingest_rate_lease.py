@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from podium.settings import PlatformSettings
-from services.ingest.rate_limit.buckets import RatePolicy
-from services.ingest.rate_limit.lease import LeasingRateLimiter
+from shared.rate_limit.buckets import RatePolicy
+from shared.rate_limit.lease import LeasingRateLimiter
 from shared.redis_client import create_redis
 
 SLOW = 0.001  # tokens per second: no refill worth a token during a test

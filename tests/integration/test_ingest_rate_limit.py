@@ -13,7 +13,7 @@ from devstack.embedded import start_embedded_redis
 from devstack.processes import free_port
 from podium.settings import PlatformSettings
 from services.ingest.app import create_app
-from services.ingest.rate_limit.buckets import RateLimiter, RatePolicy
+from shared.rate_limit.buckets import RateLimiter, RatePolicy
 from shared.redis_client import create_redis
 from tests.conftest import SettingsFactory
 from tests.support.servers import running_app

@@ -20,10 +20,10 @@ from redis.asyncio.cluster import RedisCluster
 
 from devstack.cleanup import delete_prefix
 from podium.settings import PlatformSettings
-from services.ingest.rate_limit.buckets import RateLimiter, RatePolicy
 from services.ranker.index import NEXT_VERSION_SCRIPT, PlannedWrite, write_batch
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
 from shared.pool_metrics import observe_pools
+from shared.rate_limit.buckets import RateLimiter, RatePolicy
 from shared.redis_client import RedisClient, create_redis, server_identity
 from shared.redis_keys import built_key, competition_windows
 from shared.schemas.competition import Competition, SortOrder

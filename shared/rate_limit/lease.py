@@ -26,7 +26,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from services.ingest.rate_limit.buckets import BucketReply, RateDecision, RateLimiter, RatePolicy
+from shared.rate_limit.buckets import BucketReply, RateDecision, RateLimiter, RatePolicy
 from shared.redis_client import RedisClient
 
 logger = logging.getLogger(__name__)
