@@ -26,9 +26,11 @@ from shared.db import create_pool
 from shared.event_partitions import (
     DEFAULT_PARTITION,
     LOCK_ID,
+    LOCK_KEYS,
     PARTITION_WIDTH,
     PRUNE_GRACE,
     WEEKS_AHEAD,
+    hold_partitions,
     partition_name,
     week_partitions,
     week_start,
@@ -311,12 +313,12 @@ async def test_a_ranker_creates_the_coming_weeks_at_start_up_and_never_blocks_on
         **settings.model_dump(include=set(RankerSettings.model_fields))
     )
     async with pool.acquire() as holder:  # a prune in progress holds the maintenance lock
-        await holder.execute("SELECT pg_advisory_lock($1)", LOCK_ID)
+        await holder.execute(f"SELECT pg_advisory_lock({LOCK_KEYS})", LOCK_ID)
         try:
             with caplog.at_level("WARNING", logger="services.ranker.runtime"):
                 await create_partitions(ranker_settings, pool)  # gives up after lock_timeout
         finally:
-            await holder.execute("SELECT pg_advisory_unlock($1)", LOCK_ID)
+            await holder.execute(f"SELECT pg_advisory_unlock({LOCK_KEYS})", LOCK_ID)
     assert "could not create score_events partitions" in caplog.text
     async with pool.acquire() as connection:
         assert await week_partitions(connection) == {}
@@ -349,3 +351,29 @@ def test_podium_prune_reports_what_it_did(settings: PlatformSettings) -> None:
     assert lines[0] == f"event rows before {watermark.isoformat()} are pruned"
     assert lines[1] == "dropped 0 partition(s): -"
     assert lines[2].startswith(f"created {weeks} partition(s): {partition_name(watermark)}, ")
+
+
+async def test_a_prune_waits_for_a_batch_that_holds_the_partitions(
+    settings: PlatformSettings, pool: asyncpg.Pool
+) -> None:
+    """The protocol that keeps dedup exact: while a ranker batch's transaction holds the
+    partitions (it read the watermark and is looking ids up), no prune drops a row; the prune
+    goes ahead once the batch commits."""
+    now = datetime.now(UTC)
+    await pool.execute(
+        "INSERT INTO score_events (event_id, competition_id, user_id, value, event_ts,"
+        " received_at) VALUES ('old', 'c', 'u', 1, $1, $1)",
+        now - timedelta(days=60),
+    )
+    async with pool.acquire() as batch:
+        transaction = batch.transaction()
+        await transaction.start()
+        watermark = await hold_partitions(batch)
+        pruning = asyncio.create_task(prune(settings, now=now))
+        done, _ = await asyncio.wait({pruning}, timeout=1.0)
+        assert not done  # blocked on the batch's shared lock, however fast the machine is
+        assert await batch.fetchval("SELECT count(*) FROM score_events") == 1
+        assert await batch.fetchval("SELECT pruned_before FROM score_events_pruned") == watermark
+        await transaction.commit()
+    report = await pruning
+    assert report.deleted_default_rows == 1
