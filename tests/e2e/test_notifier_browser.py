@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import html
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -33,7 +33,7 @@ from starlette.routing import Route as StarletteRoute
 from devstack.processes import free_port
 from podium.settings import PlatformSettings
 from services.notifier.app import create_app
-from shared.schemas.competition import Competition, ResetSchedule
+from shared.schemas.competition import Competition, ResetSchedule, Visibility
 from shared.windows import CURRENT, previous_periods, resolve_window
 from tests.support.notifier_driver import RankerStandIn, ranker_stand_in
 from tests.support.servers import running_app
@@ -364,3 +364,95 @@ async def test_embed_mode_headers_and_framing(
             await expect(frame.locator("#rows tr").first.locator(".move.up")).to_be_visible()
             await page.screenshot(path=str(shots / "embedded.png"))
     assert problems == [], f"the embedded page logged errors: {problems}"
+
+
+async def test_private_competition_page_with_a_token_in_the_fragment(
+    settings: PlatformSettings,
+    ranker: RankerStandIn,
+    browser: Browser,
+    token_for: Callable[..., str],
+) -> None:
+    competition = await ranker.competition("vault", name="Vault Cup", visibility=Visibility.PRIVATE)
+    await ranker.set_scores(competition, {"ann": 7.0})
+    reader = token_for("ann", "leaderboards:read")
+    async with (
+        running_app(create_app(settings), settings) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
+        anonymous = await client.get("/leaderboards/vault/about")
+        assert anonymous.status_code == 401
+        weak = await client.get(
+            "/leaderboards/vault/about",
+            headers={"authorization": f"Bearer {token_for('eve', 'scores:write')}"},
+        )
+        assert weak.status_code == 403
+        missing = await client.get("/leaderboards/nope/about")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["details"]["field"] == "path.competition_id"
+        bad_window = await client.get("/leaderboards/vault/about?window=2026-11-25")
+        assert bad_window.status_code == 401  # who may read it is checked first
+        page = await browser.new_page(viewport=DESKTOP)
+        problems = watch_console(page)
+        await page.goto(f"{base_url}/leaderboards/vault?user=ann#token={reader}")
+        await expect(page.locator("#status")).to_have_text("live")
+        await expect(page.locator("#title")).to_have_text("Vault Cup")
+        await expect(page.locator("#me-percentile")).to_have_text("100th percentile · 1 ranked")
+        # without the token the socket is refused for good: no reconnect loop
+        anonymous_page = await browser.new_page(viewport=DESKTOP)
+        await anonymous_page.goto(f"{base_url}/leaderboards/vault")
+        await expect(anonymous_page.locator("#status")).to_have_attribute("data-state", "closed")
+        await expect(anonymous_page.locator("#status")).to_contain_text("token")
+    assert problems == [], f"the page logged errors: {problems}"
+
+
+# WCAG 2 contrast of every element that holds text, against the first opaque background
+# behind it (the page's own in both schemes).
+_CONTRAST_JS = """
+() => {
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = (node) => {
+    for (let at = node; at; at = at.parentElement) {
+      const colour = rgb(getComputedStyle(at).backgroundColor);
+      if (colour.length === 3 || colour[3] > 0.99) return colour.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const worst = [];
+  for (const node of document.querySelectorAll("body *")) {
+    const own = Array.from(node.childNodes).some((c) => c.nodeType === 3 && c.textContent.trim());
+    const box = node.getBoundingClientRect();
+    if (!own || box.width <= 1 || box.height <= 1) continue;
+    if (getComputedStyle(node).visibility === "hidden") continue;
+    const fg = lum(rgb(getComputedStyle(node).color).slice(0, 3));
+    const bg = lum(background(node));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    const text = node.textContent.trim().slice(0, 20);
+    if (ratio < 4.5) worst.push(`${node.tagName}.${node.className} ${text} ${ratio.toFixed(2)}`);
+  }
+  return worst;
+}
+"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+async def test_text_contrast_is_at_least_4_5_to_1(
+    settings: PlatformSettings, ranker: RankerStandIn, browser: Browser, shots: Path, theme: str
+) -> None:
+    competition, _, _ = await _sprint(ranker)
+    async with running_app(create_app(settings), settings) as base_url:
+        page = await browser.new_page(viewport=DESKTOP)
+        await page.goto(f"{base_url}/leaderboards/sprint?user=bob&theme={theme}")
+        await expect(page.locator("#status")).to_have_text("live")
+        await ranker.set_scores(competition, {"bob": 150.0, "fay": 100.0})
+        await expect(page.locator("#rows tr[data-user-id=fay] .move.new")).to_be_visible()
+        await expect(page.locator("#me-percentile")).not_to_be_empty()
+        await page.wait_for_timeout(1500)  # the entry animations have ended
+        assert await page.evaluate(_CONTRAST_JS) == []
+        await page.screenshot(path=str(shots / f"theme-{theme}.png"))
