@@ -277,7 +277,7 @@ async def organiser_site(settings: PlatformSettings) -> AsyncIterator[str]:
     async def screen(request: Request) -> Response:
         source = html.escape(request.query_params["src"], quote=True)
         return HTMLResponse(
-            "<!doctype html><html><body><h1>Organiser</h1>"
+            '<!doctype html><html><body style="background:#fef3c7"><h1>Organiser</h1>'
             f'<iframe id="board" src="{source}" width="400" height="420"></iframe>'
             "</body></html>"
         )
@@ -362,6 +362,7 @@ async def test_embed_mode_headers_and_framing(
             assert background == "rgba(0, 0, 0, 0)", "embed mode is transparent"
             await ranker.set_scores(competition, {"bob": 9.0})
             await expect(frame.locator("#rows tr").first.locator(".move.up")).to_be_visible()
+            await page.wait_for_timeout(1500)  # the movement animation has ended
             await page.screenshot(path=str(shots / "embedded.png"))
     assert problems == [], f"the embedded page logged errors: {problems}"
 
