@@ -26,6 +26,7 @@ from shared.leaderboard_store import DELETED_MARKER_TTL_S, is_tombstone
 from shared.redis_keys import built_key, competition_key_pattern
 from shared.schemas.score_event import ScoreEvent, encode_topic_message
 from tests.support.notifier_clients import closed_with, connect, receive, ws_url
+from tests.support.notifier_driver import ranker_stand_in
 from tests.support.ranker_harness import ranker
 from tests.support.servers import running_app
 from tests.support.topic_reader import read_topic
@@ -316,3 +317,25 @@ async def test_a_deletion_racing_in_flight_events_and_reads_leaves_nothing_behin
                 assert await _rows(pool, table, cid) == 0, table
             gone = await client.get(f"{query}/api/v1/leaderboards/{cid}/top")
             assert gone.status_code == 404
+
+
+async def test_a_notifier_that_missed_the_deleted_message_closes_at_the_next_wake_up(
+    settings_factory: Callable[..., PlatformSettings], settings: PlatformSettings
+) -> None:
+    """The deleted message is lost (the row is deleted behind the notifier's back): once the
+    cached competition expires, the room's next wake-up finds it gone and closes its sockets
+    with the same code."""
+    quick = settings_factory(competition_cache_ttl_s=0.2)
+    async with ranker_stand_in(quick) as stand_in:
+        competition = await stand_in.competition("quiet")
+        await stand_in.set_scores(competition, {"ann": 5})
+        async with (
+            running_app(create_notifier(quick), quick) as notifier,
+            connect(ws_url(notifier, "quiet")) as socket,
+        ):
+            assert (await receive(socket))["type"] == "snapshot"
+            await stand_in.pool.execute("DELETE FROM competitions WHERE id = 'quiet'")
+            await asyncio.sleep(0.5)  # past the competition cache's TTL
+            await stand_in.set_scores(competition, {"bob": 7})  # wakes the room
+            code, reason, _ = await closed_with(socket)
+            assert (code, reason) == (4404, "competition deleted")
