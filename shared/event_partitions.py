@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCK_ID = 0x706F6470  # "podp": partition maintenance (exclusive) vs ranker batches (shared)
+LOCK_KEYS = "$1::int4, hashtext(current_schema())"
+"""The advisory lock's two keys: :data:`LOCK_ID` and the schema, so schemas sharing a database
+(tests, benchmarks) never wait for each other's maintenance."""
 PARTITION_WIDTH = timedelta(days=7)
 WEEKS_AHEAD = 3
 """Weeks created after the current one, so a missed daily run or two changes nothing."""
@@ -93,7 +96,7 @@ async def hold_partitions(connection: DbConnection) -> datetime:
     Taken by every ranker batch before it looks up event ids: no maintenance can drop rows
     (or raise the watermark) until the batch commits.
     """
-    await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", LOCK_ID)
+    await connection.execute(f"SELECT pg_advisory_xact_lock_shared({LOCK_KEYS})", LOCK_ID)
     pruned_before: datetime = await connection.fetchval(
         "SELECT pruned_before FROM score_events_pruned"
     )
@@ -111,17 +114,26 @@ async def week_partitions(connection: DbConnection) -> dict[str, datetime]:
 
 
 async def maintain_partitions(
-    connection: DbConnection, *, horizon: timedelta, now: datetime, prune: bool
+    connection: DbConnection,
+    *,
+    horizon: timedelta,
+    now: datetime,
+    prune: bool,
+    timeout_s: float | None = None,
 ) -> MaintenanceReport:
     """Create the coming weeks and, with ``prune``, drop the weeks beyond the horizon.
 
     One transaction under the exclusive maintenance lock: concurrent or repeated runs
-    serialise and each finds the work already done (idempotent).
+    serialise and each finds the work already done (idempotent). ``timeout_s`` bounds each
+    statement instead of the connection's command timeout: moving or deleting the DEFAULT
+    partition's rows after migration 0005 takes as long as the table is big.
     """
     report = MaintenanceReport()
     async with connection.transaction():
         await connection.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", LOCK_ID)
+        if timeout_s is not None:
+            await connection.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
+        await connection.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEYS})", LOCK_ID)
         watermark: datetime = await connection.fetchval(
             "SELECT pruned_before FROM score_events_pruned"
         )
@@ -141,6 +153,7 @@ async def maintain_partitions(
             status = await connection.execute(
                 f"DELETE FROM {DEFAULT_PARTITION} WHERE event_ts < $1",  # noqa: S608 (a constant)
                 watermark,
+                timeout=timeout_s,
             )
             report.deleted_default_rows = int(status.split()[-1])
         existing = await week_partitions(connection)
@@ -150,7 +163,7 @@ async def maintain_partitions(
         while start <= last:
             name = partition_name(start)
             if name not in existing:
-                report.moved_rows += await _create_week(connection, name, start)
+                report.moved_rows += await _create_week(connection, name, start, timeout_s)
                 report.created.append(name)
             start += PARTITION_WIDTH
         report.kept = sorted(await week_partitions(connection))
@@ -166,7 +179,9 @@ async def maintain_partitions(
     return report
 
 
-async def _create_week(connection: DbConnection, name: str, start: datetime) -> int:
+async def _create_week(
+    connection: DbConnection, name: str, start: datetime, timeout_s: float | None
+) -> int:
     """Create and attach one week, first moving its rows out of the DEFAULT partition
     (attaching refuses while the DEFAULT partition holds rows of the new range)."""
     end = start + PARTITION_WIDTH
@@ -179,9 +194,11 @@ async def _create_week(connection: DbConnection, name: str, start: datetime) -> 
         f" INSERT INTO {name} SELECT * FROM moved",
         start,
         end,
+        timeout=timeout_s,
     )
     await connection.execute(
         f"ALTER TABLE score_events ATTACH PARTITION {name}"
-        f" FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+        f" FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')",
+        timeout=timeout_s,
     )
     return int(moved.split()[-1])

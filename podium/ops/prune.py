@@ -14,6 +14,11 @@ from shared.db import connect
 from shared.event_partitions import MaintenanceReport, maintain_partitions
 from shared.settings import CommonSettings
 
+MAINTENANCE_TIMEOUT_S = 3600.0
+"""Longest statement of a run: the first run after migration 0005 moves the recent rows out of
+the DEFAULT partition and deletes the old ones, as long as the table is big (the chart's
+CronJob gives a run 1,800 s; raise both for a very large table)."""
+
 
 async def prune(settings: CommonSettings, now: datetime | None = None) -> MaintenanceReport:
     """One maintenance run against ``settings``' schema, judged at ``now`` (default: now)."""
@@ -24,6 +29,7 @@ async def prune(settings: CommonSettings, now: datetime | None = None) -> Mainte
             horizon=timedelta(days=settings.dedup_horizon_days),
             now=now or datetime.now(UTC),
             prune=True,
+            timeout_s=MAINTENANCE_TIMEOUT_S,
         )
     finally:
         await connection.close()
