@@ -32,10 +32,12 @@ from starlette.routing import Route as StarletteRoute
 
 from devstack.processes import free_port
 from podium.settings import PlatformSettings
+from services.ingest.app import create_app as create_ingest
 from services.notifier.app import create_app
 from shared.schemas.competition import Competition, ResetSchedule, Visibility
 from shared.windows import CURRENT, previous_periods, resolve_window
 from tests.support.notifier_driver import RankerStandIn, ranker_stand_in
+from tests.support.ranker_harness import ranker as ranker_process
 from tests.support.servers import running_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -123,6 +125,7 @@ async def test_page_shows_the_new_leader_without_reload(
         await expect(rows.nth(1)).to_contain_text("ann")
         await expect(page.locator("#me-rank")).to_have_text("#1")
         await page.screenshot(path=str(shots / "no-reset.png"))
+        await page.close()  # nothing of it runs once the servers stop
     assert problems == [], f"the page logged errors (CSP?): {problems}"
 
 
@@ -239,6 +242,7 @@ async def test_live_page_movement_viewer_card_and_window_tabs(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
             assert overflow <= 0, "the page scrolls sideways at phone width"
+        await page.close()  # nothing of it runs once the servers stop
     assert problems == [], f"the page logged errors (CSP?): {problems}"
 
 
@@ -364,6 +368,7 @@ async def test_embed_mode_headers_and_framing(
             await expect(frame.locator("#rows tr").first.locator(".move.up")).to_be_visible()
             await page.wait_for_timeout(1500)  # the movement animation has ended
             await page.screenshot(path=str(shots / "embedded.png"))
+            await page.close()  # nothing of it runs once the servers stop
     assert problems == [], f"the embedded page logged errors: {problems}"
 
 
@@ -403,6 +408,7 @@ async def test_private_competition_page_with_a_token_in_the_fragment(
         await anonymous_page.goto(f"{base_url}/leaderboards/vault")
         await expect(anonymous_page.locator("#status")).to_have_attribute("data-state", "closed")
         await expect(anonymous_page.locator("#status")).to_contain_text("token")
+        await page.close()  # nothing of it runs once the servers stop
     assert problems == [], f"the page logged errors: {problems}"
 
 
@@ -457,3 +463,63 @@ async def test_text_contrast_is_at_least_4_5_to_1(
         await page.wait_for_timeout(1500)  # the entry animations have ended
         assert await page.evaluate(_CONTRAST_JS) == []
         await page.screenshot(path=str(shots / f"theme-{theme}.png"))
+        await page.close()  # nothing of it runs once the servers stop
+
+
+async def test_a_score_posted_to_ingest_moves_a_row_on_the_page(
+    settings: PlatformSettings,
+    browser: Browser,
+    token_for: Callable[..., str],
+    artifacts_dir: Path,
+    shots: Path,
+) -> None:
+    """The whole way: POST /api/v1/scores -> a real ``podium ranker`` -> the notifier ->
+    ▲ on the page (phone width)."""
+    admin, game = token_for("ops", "admin"), token_for("game", "scores:write:any")
+    with ranker_process(settings, artifacts_dir / "live-page-ranker.log"):
+        async with (
+            running_app(create_ingest(settings), settings) as ingest,
+            running_app(create_app(settings), settings) as notifier,
+            httpx.AsyncClient(base_url=ingest, timeout=10) as client,
+        ):
+            created = await client.post(
+                "/api/v1/competitions",
+                json={"id": "marathon", "name": "City Marathon", "operator": "best"},
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            assert created.status_code == 201, created.text
+
+            async def post(event_id: str, user_id: str, value: float) -> None:
+                response = await client.post(
+                    "/api/v1/scores",
+                    json={
+                        "event_id": event_id,
+                        "competition_id": "marathon",
+                        "user_id": user_id,
+                        "value": value,
+                    },
+                    headers={"Authorization": f"Bearer {game}"},
+                )
+                assert response.status_code == 202, response.text
+
+            page = await browser.new_page(viewport=PHONE)
+            problems = watch_console(page)
+            await page.goto(f"{notifier}/leaderboards/marathon?user=bob")
+            await expect(page.locator("#status")).to_have_text("live")
+            await expect(page.locator("#title")).to_have_text("City Marathon")
+            await post("m1", "ann", 30.0)
+            await post("m2", "bob", 20.0)
+            rows = page.locator("#rows tr")
+            # the first events also wait for the ranker to join its group
+            await expect(rows.nth(1)).to_contain_text("bob", timeout=60_000)
+            await expect(page.locator("#me-rank")).to_have_text("#2")
+            await post("m3", "bob", 45.0)
+            await expect(rows.first).to_contain_text("bob", timeout=10_000)
+            await expect(rows.first.locator(".move.up")).to_contain_text("▲1")
+            await expect(rows.nth(1).locator(".move.down")).to_contain_text("▼1")
+            await expect(page.locator("#me-rank")).to_have_text("#1")
+            await expect(page.locator("#announcer")).to_contain_text("bob up to #1")
+            await page.wait_for_timeout(1000)
+            await page.screenshot(path=str(shots / "phone-posted-score.png"))
+            await page.close()  # nothing of it runs once the servers stop
+    assert problems == [], f"the page logged errors: {problems}"
