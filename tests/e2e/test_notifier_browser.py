@@ -204,6 +204,14 @@ async def test_live_page_movement_viewer_card_and_window_tabs(
         await page.screenshot(path=str(shots / f"{viewport}-moved.png"))
 
         # the keyboard: arrows move along the tablist and select (today's board)
+        await page.evaluate(
+            """() => {
+              const shown = document.getElementById("status");
+              window.statesSeen = [];
+              new MutationObserver(() => window.statesSeen.push(shown.dataset.state))
+                .observe(shown, { attributes: true, attributeFilter: ["data-state"] });
+            }"""
+        )
         await tabs.first.focus()
         await page.keyboard.press("ArrowRight")
         today_tab = tabs.nth(1)
@@ -213,6 +221,9 @@ async def test_live_page_movement_viewer_card_and_window_tabs(
         await expect(today_tab).to_have_attribute("tabindex", "0")
         await expect(rows.first).to_contain_text("dan")
         await expect(rows.nth(1)).to_contain_text("ann")
+        await expect(status).to_have_text("live")
+        # a window change is a new connection, not a lost one
+        assert await page.evaluate("window.statesSeen") == ["connecting", "live"]
         await expect(page.locator("#me-rank")).to_have_text("not ranked yet")
         assert "window=current" in page.url
         assert await today_tab.evaluate("tab => getComputedStyle(tab).outlineStyle !== 'none'"), (

@@ -146,7 +146,7 @@
     if (focus) focusSelectedTab();
     renderBoard(null);
     loadAbout();
-    connect();
+    connect(false);
   }
 
   function renderCountdown() {
@@ -364,7 +364,7 @@
     window.clearInterval(retryTicker);
   }
 
-  function connect() {
+  function connect(retrying) {
     stopTimers();
     const mine = ++generation;
     if (socket) {
@@ -372,7 +372,10 @@
       socket = null;
       previous.close(1000, "window changed");
     }
-    setStatus(wasLive ? "reconnecting" : "connecting", wasLive ? "reconnecting…" : "connecting…");
+    // a retry after a lost connection is "reconnecting"; a first connect or a window change
+    // is "connecting"
+    if (retrying) setStatus("reconnecting", "reconnecting…");
+    else setStatus("connecting", "connecting…");
     const opened = token ? new WebSocket(socketUrl(), ["bearer", token]) : new WebSocket(socketUrl());
     socket = opened;
     lastFrameAt = Date.now();
@@ -413,7 +416,7 @@
     lost = wasLive;
     show();
     retryTicker = window.setInterval(show, 1000);
-    retryTimer = window.setTimeout(connect, delayMs);
+    retryTimer = window.setTimeout(() => connect(true), delayMs);
   }
 
   document.addEventListener("visibilitychange", () => {
@@ -425,5 +428,5 @@
 
   renderMe();
   loadAbout();
-  connect();
+  connect(false);
 })();
