@@ -8,7 +8,9 @@ Input messages are what ingest puts on ``score-events``, as plain dicts (or raw 
 undecodable record), in topic order per competition. Rules:
 
 - dead letters, in this order: undecodable; unknown competition; value above the
-  competition's ``max_value`` (``bad_value``); event time outside [starts_at, ends_at)
+  competition's ``max_value`` (``bad_value``); event time more than the dedup horizon
+  (``horizon``, ``PODIUM_DEDUP_HORIZON_DAYS``) before its receive time
+  (``beyond_dedup_horizon``, issue #18); event time outside [starts_at, ends_at)
   (``outside_competition``); for a reset schedule, received more than ``grace_s`` after its
   period ended (``late``); a score of a banned user (``banned``);
 - an ``event_id`` applies once (score and control ids are separate name spaces); a duplicate
@@ -97,8 +99,15 @@ def period_of(competition: OracleCompetition, moment: datetime) -> tuple[str, da
     return label, datetime.combine(next_start, time(0), tzinfo=zone)
 
 
+DEFAULT_HORIZON = timedelta(days=30)
+"""``PODIUM_DEDUP_HORIZON_DAYS``'s default."""
+
+
 def replay(
-    competitions: dict[str, OracleCompetition], messages: list[Message], grace_s: float
+    competitions: dict[str, OracleCompetition],
+    messages: list[Message],
+    grace_s: float,
+    horizon: timedelta = DEFAULT_HORIZON,
 ) -> OracleResult:
     """Compute the expected leaderboards for ``messages``."""
     histories: dict[tuple[str, str, str], list[tuple[float, datetime, int]]] = defaultdict(list)
@@ -107,7 +116,7 @@ def replay(
     banned: set[tuple[str, str]] = set()
     fates: list[str] = []
     for arrival, message in enumerate(messages):
-        fates.append(_apply(competitions, message, arrival, grace_s, histories,
+        fates.append(_apply(competitions, message, arrival, grace_s, horizon, histories,
                             applied_scores, applied_controls, banned))  # fmt: skip
     standings: dict[Key, dict[str, tuple[float, datetime]]] = defaultdict(dict)
     for (cid, window, user), events in histories.items():
@@ -123,6 +132,7 @@ def _apply(
     message: Message,
     arrival: int,
     grace_s: float,
+    horizon: timedelta,
     histories: dict[tuple[str, str, str], list[tuple[float, datetime, int]]],
     applied_scores: set[str],
     applied_controls: set[str],
@@ -152,12 +162,14 @@ def _apply(
     moment = _parse_time(message["ts"])
     if competition.max_value is not None and value > competition.max_value:
         return "bad_value"
+    received = _parse_time(message["received_at"])
+    if moment < received - horizon:
+        return "beyond_dedup_horizon"
     if (competition.starts_at and moment < competition.starts_at) or (
         competition.ends_at and moment >= competition.ends_at
     ):
         return "outside_competition"
     period = period_of(competition, moment)
-    received = _parse_time(message["received_at"])
     if period is not None and received > period[1] + timedelta(seconds=grace_s):
         return "late"
     if message["event_id"] in applied_scores:

@@ -2,7 +2,7 @@
 
 The workload covers what the replay oracle must agree on: duplicates, out-of-order and equal
 event times, all three operators, both sort orders, reset schedules in several time zones,
-late events, control events and every dead-letter reason.
+late events, events beyond the dedup horizon, control events and every dead-letter reason.
 """
 
 from __future__ import annotations
@@ -90,8 +90,11 @@ def build_workload(seed: int, events: int, users: int = 25) -> Workload:
         # minute grid: equal event times happen; order of times is shuffled (out of order)
         ts = BASE + timedelta(minutes=rng.randrange(-3 * 1440, 13 * 1440, 7))
         received = ts + timedelta(seconds=rng.randrange(600))
-        if rng.random() < 0.03:
+        lateness = rng.random()
+        if lateness < 0.03:
             received = ts + timedelta(days=2)  # late for daily periods
+        elif lateness < 0.04:
+            received = ts + timedelta(days=31)  # beyond the dedup horizon (issue #18)
         value: float = float(rng.randrange(40))
         if cid.startswith("c-sum"):
             value = rng.randrange(1, 30) / 10  # float sums are order-sensitive
