@@ -129,7 +129,19 @@ async def test_trick_ids_are_rejected_with_a_json_4xx_everywhere(stack: Stack, t
         for path, params in reads:
             response = await client.get(query + path, params=params, headers=reader)
             _assert_json_4xx(response, f"query {path} {params}")
-    notifier = stack.urls["notifier"]
+        # the notifier's live page and what it reads besides the socket
+        notifier = stack.urls["notifier"]
+        page_reads = [
+            (f"/leaderboards/{OPEN_COMPETITION}/about", {"user": value}),
+            (f"/leaderboards/{OPEN_COMPETITION}/about", {"window": value}),
+            (f"/leaderboards/{OPEN_COMPETITION}", {"user": value}),
+            (f"/leaderboards/{OPEN_COMPETITION}", {"embed": value or "x"}),
+        ]
+        if value:
+            page_reads += [(f"/leaderboards/{encoded}/about", {}), (f"/leaderboards/{encoded}", {})]
+        for path, params in page_reads:
+            response = await client.get(notifier + path, params=params, headers=reader)
+            _assert_json_4xx(response, f"notifier {path} {params}")
     sockets = [
         ws_url(notifier, OPEN_COMPETITION, f"user={_path(value)}"),
         ws_url(notifier, OPEN_COMPETITION, f"window={_path(value)}"),
