@@ -81,9 +81,13 @@ STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competitio
 # (one string per window keeps the argument count, and so the client's encoding cost, low;
 # identifiers never contain spaces or newlines).
 # Returns -1 when the marker is missing and {-2, marker} when it holds another version (nothing
-# written either way), else per window: the size after the change, 1 if the top N (user and
-# score per rank) changed else 0, the number of top entries after, the entries as member,
-# score, then for each operation the user's 0-based rank (-1 if absent); the marker then
+# written either way); a missing marker is no refusal when the expected version is 0 (the
+# competition's first batch: PostgreSQL held nothing of it, so nothing can have been lost —
+# without this, every new competition's first batch was refused and rebuilt, a keyspace SCAN
+# each, which grew quadratic with 100,000 competitions), else per window: the size after the
+# change, 1 if the top N (user and score per rank) changed else 0, the number of top entries
+# after, the entries as member, score, then for each operation the user's 0-based rank (-1 if
+# absent); the marker then
 # holds the new version. A first element of -2 cannot be a reply's size.
 # The distinct-scores set (issue #15) holds one member per score at least one user holds: its
 # sorted-set score is that score and its member the score's text as Python's repr writes it
@@ -97,8 +101,11 @@ STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competitio
 # the text is built (Lua strings are 1-based).
 _WRITE_SCRIPT_TEMPLATE = Template("""
 local marker = redis.call('GET', KEYS[1])
-if not marker then return -1 end
-if marker ~= ARGV[1] then return {-2, marker} end
+if not marker then
+  if ARGV[1] ~= '0' then return -1 end
+elseif marker ~= ARGV[1] then
+  return {-2, marker}
+end
 local windows = (#KEYS - 1) / 3
 for window = 1, windows do
   if redis.call('EXISTS', KEYS[window * 3 + 1]) == 0

@@ -53,7 +53,7 @@ from services.ranker.repository import (
 from services.ranker.settings import RankerSettings
 from shared import tracing
 from shared.kafka_headers import REQUEST_ID, header_value
-from shared.leaderboard_store import LeaderboardStore, Staleness
+from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import RedisClient
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class BatchApplier:
             indexed = cast(list[IndexedCompetition], written[1])
         for position, item in enumerate(indexed):
             if item.stale is not None:
-                await self._heal(item, first_batch=new_versions[item.competition.id] == 1)
+                await self._heal(item)
                 indexed[position] = await read_back(self.store, item, self.settings.ranker_top_n)
         await self._publish(plan, indexed)
         metrics.EVENTS_APPLIED.labels("score").inc(len(plan.new_scores))
@@ -176,18 +176,17 @@ class BatchApplier:
             metrics.DEAD_LETTERS.labels(dead_letter.reason.value).inc()
         return plan
 
-    async def _heal(self, item: IndexedCompetition, *, first_batch: bool) -> None:
+    async def _heal(self, item: IndexedCompetition) -> None:
         """Rebuild a competition whose write Redis refused (after the commit, under its lock).
 
         Always, even when the marker now equals PostgreSQL's version: a marker left *ahead*
         by an attempt PostgreSQL rolled back holds exactly the version this batch has just
         committed, over standings that are not this batch's (and Redis holds none of this
-        batch's writes either way). The first batch of a competition builds it: not counted
-        as a stale board.
+        batch's writes either way). A competition's first batch is never refused for a missing
+        marker (the write script builds it), so every refusal is a stale board.
         """
         assert item.stale is not None
-        if not (first_batch and item.stale is Staleness.MISSING):
-            metrics.STALE_BOARDS.labels(item.stale.value, "batch").inc()
+        metrics.STALE_BOARDS.labels(item.stale.value, "batch").inc()
         async with self.pool.acquire() as connection:
             await heal_competition(
                 connection,

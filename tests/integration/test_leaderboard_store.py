@@ -41,9 +41,11 @@ async def test_write_refuses_until_built_then_ranks(
 ) -> None:
     store = LeaderboardStore(redis_client, settings.redis_key_prefix)
     writes = {"alltime": [StandingWrite("a", 5.0, T0), StandingWrite("b", 7.0, T0)]}
+    # without a marker, a write after PostgreSQL's version 3 is refused: Redis lost the board
     with pytest.raises(CompetitionNotBuiltError) as refused:
-        await store.write("c1", SortOrder.DESC, writes, VersionStep(0, 1))
+        await store.write("c1", SortOrder.DESC, writes, VersionStep(3, 4))
     assert refused.value.staleness is Staleness.MISSING
+    assert await store.size("c1", "alltime") == 0
     assert await store.rebuild(pool, "c1", SortOrder.DESC) == 0
     assert await store.built_markers(["c1"]) == ["0"]  # no batch applied yet: version 0
     result = await store.write("c1", SortOrder.DESC, writes, VersionStep(0, 1))
@@ -72,6 +74,19 @@ async def test_write_refuses_until_built_then_ranks(
     assert ranks.total == 1
     assert set(ranks.found) == {"b"}
     assert ranks.found["b"].rank == 1
+
+
+async def test_a_first_batch_builds_a_new_competition_without_a_rebuild(
+    settings: PlatformSettings, redis_client: Redis
+) -> None:
+    """Version 0 in PostgreSQL: nothing of the competition exists anywhere, so a missing marker
+    loses nothing; the first batch writes and sets the marker (no refusal, no rebuild)."""
+    store = LeaderboardStore(redis_client, settings.redis_key_prefix)
+    writes = {"alltime": [StandingWrite("a", 5.0, T0), StandingWrite("b", 7.0, T0)]}
+    assert await store.built_markers(["c1"]) == [None]
+    result = await store.write("c1", SortOrder.DESC, writes, VersionStep(0, 1))
+    assert result["alltime"].ranks == {"b": 1, "a": 2}
+    assert await store.built_markers(["c1"]) == ["1"]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from tenacity import RetryCallState
 
 from services.ranker.applier import BatchApplier
-from services.ranker.planner import IncomingEvent
+from services.ranker.planner import BatchPlan, IncomingEvent
 
 
 def _applier(max_backoff_s: float, apply: Any) -> BatchApplier:
@@ -48,11 +48,12 @@ def test_waits_double_from_a_tenth_of_a_second_up_to_the_cap_with_jitter() -> No
 async def test_any_error_is_retried_until_the_batch_applies() -> None:
     calls = 0
 
-    async def apply(events: Sequence[IncomingEvent]) -> None:
+    async def apply(events: Sequence[IncomingEvent]) -> BatchPlan:
         nonlocal calls
         calls += 1
         if calls <= 4:
             raise (OSError if calls % 2 else RuntimeError)("dependency down")
+        return BatchPlan()
 
     before = _retries()
     await asyncio.wait_for(_applier(0.02, apply).apply_with_retries([]), 10)
