@@ -31,7 +31,6 @@ from shared.kafka import create_producer, ensure_topics
 from shared.migrations import migrate
 from shared.redis_client import RedisClient, create_redis
 from shared.redis_keys import prefix_pattern
-from shared.schemas.competition import SortOrder
 
 OPERATORS = ("best", "latest", "sum")
 
@@ -125,10 +124,7 @@ async def run_once(
                 )
         await create_competitions(pool, args.competitions)
         applier = BatchApplier(settings, pool, redis, producer)
-        # steady state: every competition built (an unbuilt one is rebuilt on its first write)
-        for index in range(args.competitions):
-            sort_order = SortOrder.ASC if index % 5 == 0 else SortOrder.DESC
-            await applier.store.rebuild(pool, f"c{index}", sort_order)
+        # no pre-build: a competition's first batch builds its board with its write
         warmup = [decode(0, i, b"", value) for i, value in enumerate(raw[: args.batch])]
         await applier.apply(warmup)
         started = time.perf_counter()
