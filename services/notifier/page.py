@@ -31,20 +31,18 @@ from services.notifier import protocol
 from services.notifier.repository import NotifierRepository
 from services.notifier.schemas import PageAbout, ViewerStanding, WindowTab
 from services.notifier.settings import NotifierSettings
-from shared.auth import Scope
+from services.notifier.ws import readable_competition
 from shared.errors import (
-    AuthenticationError,
     DependencyUnavailableError,
     NotFoundError,
     ValidationFailedError,
 )
 from shared.http.auth import optional_principal
-from shared.schemas.competition import Competition, Visibility
+from shared.schemas.competition import Competition
 from shared.schemas.identifiers import IDENTIFIER_PATTERN
 from shared.windows import (
     ALLTIME,
     CURRENT,
-    is_valid_window,
     period_end,
     previous_periods,
     resolve_window,
@@ -161,21 +159,7 @@ async def leaderboard_about(request: Request) -> Response:
     repository: NotifierRepository = request.app.state.repository
     params = protocol.parse_params(dict(request.query_params), settings.ranker_top_n)
     principal = optional_principal(request, settings)
-    competition = await repository.competition(competition_id)
-    if competition is None:
-        raise NotFoundError(
-            f"competition {competition_id!r} does not exist",
-            details={"field": "path.competition_id"},
-        )
-    if competition.visibility is Visibility.PRIVATE:
-        if principal is None:
-            raise AuthenticationError("this leaderboard is private: a token is required")
-        principal.require(Scope.LEADERBOARDS_READ)
-    if not is_valid_window(competition.reset, params.window):
-        raise ValidationFailedError(
-            f"window {params.window!r} does not exist for a {competition.reset.value!r} reset",
-            details=[{"field": "query.window", "message": "unknown window", "type": "value_error"}],
-        )
+    competition = await readable_competition(repository, competition_id, principal, params.window)
     now = datetime.now(UTC)
     window = resolve_window(competition.reset, params.window, now, competition.timezone)
     about = PageAbout(

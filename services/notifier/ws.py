@@ -45,7 +45,7 @@ from shared.errors import (
 )
 from shared.rate_limit.policy import RateLimitExceededError
 from shared.rate_limit.readers import ReadLimits
-from shared.schemas.competition import Visibility
+from shared.schemas.competition import Competition, Visibility
 from shared.schemas.identifiers import IDENTIFIER_PATTERN
 from shared.windows import CURRENT, is_valid_window, resolve_window
 
@@ -71,6 +71,33 @@ def offered_token(websocket: WebSocket, query_token: str | None) -> tuple[str | 
     return query_token, None
 
 
+async def readable_competition(
+    repository: NotifierRepository,
+    competition_id: str,
+    principal: Principal | None,
+    window: str,
+) -> Competition:
+    """The competition a socket or the live page may read, ``window`` being one of its windows;
+    raise what the client is told otherwise: 404 unknown, 401/403 private without a token or
+    the scope, 400 a window its reset does not have."""
+    competition = await repository.competition(competition_id)
+    if competition is None:
+        raise NotFoundError(
+            f"competition {competition_id!r} does not exist",
+            details={"field": "path.competition_id"},
+        )
+    if competition.visibility is Visibility.PRIVATE:
+        if principal is None:
+            raise AuthenticationError("this leaderboard is private: a token is required")
+        principal.require(Scope.LEADERBOARDS_READ)
+    if not is_valid_window(competition.reset, window):
+        raise ValidationFailedError(
+            f"window {window!r} does not exist for a {competition.reset.value!r} reset",
+            details=[{"field": "query.window", "message": "unknown window", "type": "value_error"}],
+        )
+    return competition
+
+
 async def admit(
     websocket: WebSocket, settings: NotifierSettings, repository: NotifierRepository
 ) -> Subscription:
@@ -92,21 +119,7 @@ async def admit(
                 }
             ],
         )
-    competition = await repository.competition(competition_id)
-    if competition is None:
-        raise NotFoundError(
-            f"competition {competition_id!r} does not exist",
-            details={"field": "path.competition_id"},
-        )
-    if competition.visibility is Visibility.PRIVATE:
-        if principal is None:
-            raise AuthenticationError("this leaderboard is private: a token is required")
-        principal.require(Scope.LEADERBOARDS_READ)
-    if not is_valid_window(competition.reset, params.window):
-        raise ValidationFailedError(
-            f"window {params.window!r} does not exist for a {competition.reset.value!r} reset",
-            details=[{"field": "query.window", "message": "unknown window", "type": "value_error"}],
-        )
+    competition = await readable_competition(repository, competition_id, principal, params.window)
     window = resolve_window(competition.reset, params.window, _now(), competition.timezone)
     return Subscription(
         competition=competition,
