@@ -14,8 +14,10 @@ Modules, in the order a batch flows through them:
 - ``metrics``: the Prometheus series (``podium_ranker_*``).
 
 Dead letters go to ``PODIUM_TOPIC_DEAD_LETTERS`` with the original key, value and headers
-(``request_id``, ``producer``, ``traceparent``), then the headers ``reason`` (``undecodable``, ``unknown_competition``, ``bad_value``, ``bad_time``,
-``outside_competition``, ``late``, ``banned``), ``source_partition``, ``source_offset`` and,
-for undecodable records, ``error``. Delivery is at least once: a replayed batch may publish a
-dead letter or a change message again (change-message versions still increase).
+(``request_id``, ``producer``, ``traceparent``), then the headers ``reason``
+(``undecodable``, ``unknown_competition``, ``bad_value``, ``bad_time``,
+``outside_competition``, ``late``, ``banned``, ``beyond_dedup_horizon``), ``source_partition``,
+``source_offset`` and, for undecodable records, ``error``. Delivery is at least once: a
+replayed batch may publish a dead letter or a change message again (change-message versions
+still increase).
 """
