@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,12 +25,47 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+_LOWEST_PICKED_PORT = 10_000
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PICK_ATTEMPTS = 200
+_handed_out: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    """The first port the kernel hands to outgoing connections (Linux default 32768)."""
+    try:
+        return int(_EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody listens on right now, below the kernel's ephemeral range and not
+    handed out before by this process.
+
+    Below the ephemeral range because a port from it (what binding port 0 gives) can become
+    the source port of an outgoing connection before the server it was picked for binds it:
+    a CI run's soak lost a query replica to "address already in use" while its PostgreSQL
+    started. Never twice, because two picks in a row may coincide before either is bound.
+    """
+    low, high = _LOWEST_PICKED_PORT, _ephemeral_start() - 1
+    picker = random.Random()  # noqa: S311 - spreading ports, not security
+    for _ in range(_PICK_ATTEMPTS if high > low else 0):
+        port = picker.randint(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+        picked: int = probe.getsockname()[1]
+        _handed_out.add(picked)
+        return picked
 
 
 def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:

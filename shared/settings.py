@@ -94,6 +94,13 @@ class CommonSettings(BaseSettings):
     rate_lease_ms: float = Field(
         100.0, gt=0, le=1000, description="How long leased rate-limit tokens stay spendable."
     )
+    rate_check_timeout_s: float = Field(
+        0.1,
+        gt=0,
+        description="Longest a read limit (query requests, notifier connects) waits for its "
+        "Redis check before the request goes on unlimited (fail open): a slow or hung Redis "
+        "must not add its timeout to every read on top of the read's own.",
+    )
 
     # --- auth ----------------------------------------------------------------------------
     jwt_secrets: Annotated[list[SecretStr], NoDecode, BeforeValidator(_split_csv)] = Field(

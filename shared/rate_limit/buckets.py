@@ -11,6 +11,7 @@ outage does not add a timeout to every request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -136,15 +137,25 @@ class RateLimiter:
         The metric label of the owning service.
     failure_backoff_s:
         After a Redis failure, checks fail open without calling Redis for this long.
+    check_timeout_s:
+        When set, the longest one check waits (a slower one is cancelled and fails open);
+        otherwise the client's socket timeout bounds it.
     """
 
     def __init__(
-        self, redis: RedisClient, key_prefix: str, *, service: str, failure_backoff_s: float = 1.0
+        self,
+        redis: RedisClient,
+        key_prefix: str,
+        *,
+        service: str,
+        failure_backoff_s: float = 1.0,
+        check_timeout_s: float | None = None,
     ) -> None:
         self._redis = redis
         self._key_prefix = key_prefix
         self._service = service
         self._failure_backoff_s = failure_backoff_s
+        self._check_timeout_s = check_timeout_s
         self._skip_until = 0.0
         self._script = redis.register_script(_BUCKET_SCRIPT)
 
@@ -170,9 +181,10 @@ class RateLimiter:
         if time.monotonic() < self._skip_until:
             return None
         try:
-            allowed, tokens_text, retry_text, leased = await self._script(
-                keys=[key], args=[repr(policy.per_s), policy.burst, cost, lease]
-            )
+            check = self._script(keys=[key], args=[repr(policy.per_s), policy.burst, cost, lease])
+            if self._check_timeout_s is not None:
+                check = asyncio.wait_for(check, self._check_timeout_s)
+            allowed, tokens_text, retry_text, leased = await check
         except (RedisError, OSError, TimeoutError) as error:
             self._skip_until = time.monotonic() + self._failure_backoff_s
             logger.warning(

@@ -66,8 +66,15 @@ class LeasingRateLimiter(RateLimiter):
         max_tokens: int,
         lease_s: float,
         failure_backoff_s: float = 1.0,
+        check_timeout_s: float | None = None,
     ) -> None:
-        super().__init__(redis, key_prefix, service=service, failure_backoff_s=failure_backoff_s)
+        super().__init__(
+            redis,
+            key_prefix,
+            service=service,
+            failure_backoff_s=failure_backoff_s,
+            check_timeout_s=check_timeout_s,
+        )
         self._max_tokens = max_tokens
         self._lease_s = lease_s
         self._leases: dict[str, _Lease] = {}

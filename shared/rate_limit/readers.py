@@ -60,6 +60,7 @@ class ReadLimits:
             service=service,
             max_tokens=settings.rate_lease_max_tokens,
             lease_s=settings.rate_lease_ms / 1000,
+            check_timeout_s=settings.rate_check_timeout_s,
         )
         return cls(
             limiter,
