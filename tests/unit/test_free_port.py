@@ -13,4 +13,3 @@ def test_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
     assert all(port < _ephemeral_start() for port in ports)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
         server.bind(("127.0.0.1", ports[0]))  # nobody took it meanwhile
-
