@@ -115,9 +115,9 @@ class Replicated:
             server_settings={"search_path": self.settings.db_schema},
         )
         try:
-            return await connection.fetchval(query)
+            return await connection.fetchval(query, timeout=10)
         finally:
-            await connection.close()
+            await connection.close(timeout=10)
 
     async def caught_up(self) -> None:
         """Wait until the replica has replayed everything the primary wrote so far."""
@@ -175,9 +175,20 @@ async def replicated(
         await discard_run_data(settings)
 
 
+CONDITION_CALL_TIMEOUT_S = 10.0
+
+
 async def eventually(condition: Callable[[], Awaitable[object]], timeout_s: float = 30.0) -> None:
+    """Wait until ``condition`` holds; one call that hangs (a connection stuck on a loaded
+    machine) counts as "not yet" after ``CONDITION_CALL_TIMEOUT_S`` instead of hanging the
+    test until pytest-timeout (seen once in CI)."""
     deadline = time.monotonic() + timeout_s
-    while not await condition():
+    while True:
+        try:
+            if await asyncio.wait_for(condition(), CONDITION_CALL_TIMEOUT_S):
+                return
+        except TimeoutError:
+            pass
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
 
