@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from shared.db import connect
 from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore
 from shared.redis_client import create_redis
 from shared.schemas.competition import SortOrder
 from shared.settings import CommonSettings
+from soak.http import HTTP_ERRORS, SoakClient
 from soak.oracle import OracleResult
 
 DRAIN_TIMEOUT_S = 180.0
@@ -144,7 +143,7 @@ async def _compare_redis(
 
 
 async def read_all_pages(
-    client: httpx.AsyncClient, query_url: str, competition_id: str, window: str
+    client: SoakClient, query_url: str, competition_id: str, window: str
 ) -> list[tuple[str, float]]:
     """Every entry of a leaderboard through the query API, following cursors."""
     entries: list[tuple[str, float]] = []
@@ -166,11 +165,11 @@ async def read_all_pages(
 
 async def _compare_query(query_url: str, expected: OracleResult, result: CheckResult) -> None:
     equal = True
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with SoakClient(timeout_s=10.0) as client:
         for competition_id, window in expected.standings:
             try:
                 have = await read_all_pages(client, query_url, competition_id, window)
-            except httpx.HTTPError as error:
+            except HTTP_ERRORS as error:
                 equal = False
                 result.mismatches.append(f"query {(competition_id, window)}: {error}")
                 continue

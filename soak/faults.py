@@ -12,8 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
-
+from soak.http import HTTP_ERRORS, SoakClient
 from soak.platform import Platform
 
 logger = logging.getLogger(__name__)
@@ -53,9 +52,7 @@ class EndToEndProbe:
         self.headers = {"Authorization": f"Bearer {token}"}
         self._values = itertools.count(1)
 
-    async def wait_healthy(
-        self, client: httpx.AsyncClient, timeout_s: float = RECOVERY_TIMEOUT_S
-    ) -> None:
+    async def wait_healthy(self, client: SoakClient, timeout_s: float = RECOVERY_TIMEOUT_S) -> None:
         """Return once a fresh probe event is visible through query; raise on timeout."""
         deadline = time.monotonic() + timeout_s
         value = float(next(self._values))
@@ -77,7 +74,7 @@ class EndToEndProbe:
                         headers=self.headers,
                     )
                     posted = response.status_code == 202
-                except httpx.HTTPError:
+                except HTTP_ERRORS:
                     pass
             else:
                 try:
@@ -86,13 +83,13 @@ class EndToEndProbe:
                     )
                     if response.status_code == 200 and response.json().get("score") == value:
                         return
-                except httpx.HTTPError:
+                except HTTP_ERRORS:
                     pass
             await asyncio.sleep(0.1)
         raise TimeoutError(f"probe {value} not visible after {timeout_s:.0f} s")
 
 
-FaultAction = Callable[[httpx.AsyncClient], Awaitable[tuple[str, str]]]
+FaultAction = Callable[[SoakClient], Awaitable[tuple[str, str]]]
 """Injects one fault; returns what it did and the guarantee it saw broken ("" if kept)."""
 
 
@@ -107,14 +104,14 @@ def fault_actions(platform: Platform, write_token: str) -> list[tuple[str, Fault
             await platform.wait_ready(name)
         return f"SIGKILL {name}, restarted"
 
-    async def kill_ranker(_: httpx.AsyncClient) -> tuple[str, str]:
+    async def kill_ranker(_: SoakClient) -> tuple[str, str]:
         # no readiness wait: the other ranker takes over while this one rejoins the group
         return await kill_and_restart("ranker-a", wait_ready=False), ""
 
-    async def kill_ingest(_: httpx.AsyncClient) -> tuple[str, str]:
+    async def kill_ingest(_: SoakClient) -> tuple[str, str]:
         return await kill_and_restart("ingest-a", wait_ready=True) + " (mid-request)", ""
 
-    async def stall_broker(client: httpx.AsyncClient) -> tuple[str, str]:
+    async def stall_broker(client: SoakClient) -> tuple[str, str]:
         # while the broker answers nothing, ingest must answer (503) within its broker
         # timeout and never 202: an event it cannot have had acknowledged is not accepted
         platform.stall_broker()
@@ -135,24 +132,24 @@ def fault_actions(platform: Platform, write_token: str) -> list[tuple[str, Fault
             broken,
         )
 
-    async def restart_redis(_: httpx.AsyncClient) -> tuple[str, str]:
+    async def restart_redis(_: SoakClient) -> tuple[str, str]:
         platform.restart_redis()
         return "Redis killed and restarted empty", ""
 
-    async def restore_redis_snapshot(_: httpx.AsyncClient) -> tuple[str, str]:
+    async def restore_redis_snapshot(_: SoakClient) -> tuple[str, str]:
         # the snapshot was saved when the schedule began: every board it holds is older
         age_s = platform.restart_redis_from_snapshot()
         return f"Redis killed and restarted from a snapshot saved {age_s:.0f} s earlier", ""
 
-    async def terminate_postgres(_: httpx.AsyncClient) -> tuple[str, str]:
+    async def terminate_postgres(_: SoakClient) -> tuple[str, str]:
         count = await platform.terminate_postgres_connections()
         return f"pg_terminate_backend on {count} Podium connections", ""
 
-    async def crash_postgres(_: httpx.AsyncClient) -> tuple[str, str]:
+    async def crash_postgres(_: SoakClient) -> tuple[str, str]:
         await asyncio.to_thread(platform.crash_postgres)
         return "SIGKILL PostgreSQL (postmaster and backends), restarted with crash recovery", ""
 
-    async def kill_query(client: httpx.AsyncClient) -> tuple[str, str]:
+    async def kill_query(client: SoakClient) -> tuple[str, str]:
         # under read load, the other replica keeps answering while this one is down
         stop = asyncio.Event()
         survivor = asyncio.create_task(_read_until(client, platform.url("query-b"), stop))
@@ -164,7 +161,7 @@ def fault_actions(platform: Platform, write_token: str) -> list[tuple[str, Fault
         broken = "" if answered == asked else f"query-b failed {asked - answered} of {asked} reads"
         return f"{detail}; query-b answered {answered} of {asked} reads meanwhile", broken
 
-    async def kill_notifier(_: httpx.AsyncClient) -> tuple[str, str]:
+    async def kill_notifier(_: SoakClient) -> tuple[str, str]:
         return await kill_and_restart("notifier", wait_ready=True), ""
 
     return [
@@ -188,9 +185,7 @@ class Answer:
     elapsed_s: float
 
 
-async def _post_during_stall(
-    client: httpx.AsyncClient, platform: Platform, write_token: str
-) -> Answer:
+async def _post_during_stall(client: SoakClient, platform: Platform, write_token: str) -> Answer:
     """One write to ingest while the broker is stalled (a probe event of its own)."""
     started = time.monotonic()
     event = {
@@ -206,22 +201,20 @@ async def _post_during_stall(
             f"{platform.url('ingest-b')}/api/v1/scores",
             json=event,
             headers={"Authorization": f"Bearer {write_token}"},
-            timeout=timeout_s,
+            timeout_s=timeout_s,
         )
         status = response.status_code
-    except httpx.HTTPError:
+    except HTTP_ERRORS:
         status = 0
     return Answer(status, time.monotonic() - started)
 
 
-async def _read_until(
-    client: httpx.AsyncClient, base_url: str, stop: asyncio.Event
-) -> tuple[int, int]:
+async def _read_until(client: SoakClient, base_url: str, stop: asyncio.Event) -> tuple[int, int]:
     """Read the probe's rank from ``base_url`` until ``stop``; (answered 200, asked)."""
     answered = asked = 0
     while not stop.is_set():
         asked += 1
-        with contextlib.suppress(httpx.HTTPError):
+        with contextlib.suppress(*HTTP_ERRORS):
             response = await client.get(f"{base_url}/api/v1/leaderboards/{PROBE_COMPETITION}/top")
             answered += response.status_code == 200
         await asyncio.sleep(SURVIVOR_READ_PAUSE_S)
@@ -231,7 +224,7 @@ async def _read_until(
 async def run_schedule(
     platform: Platform,
     probe: EndToEndProbe,
-    client: httpx.AsyncClient,
+    client: SoakClient,
     duration_s: float,
     run_started: float,
     records: list[FaultRecord],

@@ -3,7 +3,8 @@
 The load is open-loop: events are *offered* on a fixed schedule whatever the platform does,
 and each is retried until accepted. What keeps that from collapsing under its own retries
 (issue #16: thousands of retry tasks queued inside one httpx pool, whose request assignment is
-quadratic in queued requests, starved the client for minutes) is a window: at most
+quadratic in queued requests, starved the client for minutes; the client is aiohttp now,
+soak/http.py says why) is a window: at most
 ``max_in_flight`` requests are inside the HTTP client at once — never more than its pool —
 and a failed attempt waits an exponential back-off with jitter outside the window. Per second
 the load records how many events were offered, sent (first attempt started) and accepted;
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+from soak.http import HTTP_ERRORS, SoakClient
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class WriteLoad:
             "ts": datetime.now(UTC).isoformat(),
         }
 
-    async def run(self, client: httpx.AsyncClient, duration_s: float) -> None:
+    async def run(self, client: SoakClient, duration_s: float) -> None:
         """Offer ``rate_eps`` events/s for ``duration_s``, then wait for every retry to land."""
         started = self._started = time.monotonic()
         tick_s = 0.05
@@ -168,7 +169,7 @@ class WriteLoad:
     def _second(self) -> int:
         return int(time.monotonic() - self._started)
 
-    def _launch(self, client: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
+    def _launch(self, client: SoakClient, events: list[dict[str, Any]]) -> None:
         self.stats.offered += len(events)
         self.stats.count(self.stats.offered_per_s, self._second(), len(events))
         if len(events) > 1 and self.rng.random() < self.batch_share:
@@ -180,7 +181,7 @@ class WriteLoad:
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
-    async def _deliver(self, client: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
+    async def _deliver(self, client: SoakClient, events: list[dict[str, Any]]) -> None:
         pending = list(events)
         replica = self.rng.randrange(len(self.ingest_urls))
         offered_at = time.monotonic()
@@ -209,7 +210,7 @@ class WriteLoad:
                 await asyncio.sleep(pause_s * (0.5 + self.rng.random() / 2))
 
     async def _post(
-        self, client: httpx.AsyncClient, base: str, events: list[dict[str, Any]]
+        self, client: SoakClient, base: str, events: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """One attempt; returns the events still to deliver."""
         single = len(events) == 1
@@ -223,7 +224,7 @@ class WriteLoad:
                 response = await client.post(
                     f"{base}/api/v1/scores/batch", json={"events": events}, headers=self.headers
                 )
-        except httpx.HTTPError:
+        except HTTP_ERRORS:
             self.stats.requests.append(
                 RequestRecord("write", started, time.monotonic() - started, 0)
             )

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-import httpx
 from redis.asyncio import Redis
 
 from devstack.broker import start_broker
@@ -25,6 +24,7 @@ from shared.db import application_name
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
 from shared.settings import settings_environment
+from soak.http import HTTP_ERRORS, SoakClient
 
 logger = logging.getLogger(__name__)
 
@@ -166,12 +166,12 @@ class Platform:
         """Poll ``/health/ready`` of a process; returns the seconds it took."""
         started = time.monotonic()
         url = f"http://127.0.0.1:{self.services[name].port}/health/ready"
-        async with httpx.AsyncClient(timeout=1.0) as client:
+        async with SoakClient(timeout_s=1.0) as client:
             while time.monotonic() - started < timeout_s:
                 member = self.processes.get(name)
                 if member is not None and member.process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {member.process.returncode}")
-                with contextlib.suppress(httpx.HTTPError):
+                with contextlib.suppress(*HTTP_ERRORS):
                     if (await client.get(url)).status_code == 200:
                         return time.monotonic() - started
                 await asyncio.sleep(0.1)

@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 import websockets
 
+from soak.http import HTTP_ERRORS, SoakClient
 from soak.load import COMPETITIONS, LoadStats, RequestRecord
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class ReadLoad:
         self.stats = stats
         self.rng = random.Random(seed)  # noqa: S311 - load shape, not security
 
-    async def run(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+    async def run(self, client: SoakClient, stop: asyncio.Event) -> None:
         """Read until ``stop`` is set."""
         pause_s = 1.0 / self.rate_rps
         replicas = itertools.cycle(self.query_urls)
@@ -46,7 +46,7 @@ class ReadLoad:
             try:
                 response = await client.get(next(replicas) + path)
                 status = response.status_code
-            except httpx.HTTPError:
+            except HTTP_ERRORS:
                 status = 0
             self.stats.requests.append(
                 RequestRecord("read", started, time.monotonic() - started, status)

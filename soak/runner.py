@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from services.settings import AllServicesSettings
 from shared.auth import issue_token
 from soak.check import CheckResult, compare, wait_for_drain
 from soak.faults import PROBE_COMPETITION, EndToEndProbe, FaultRecord, run_schedule
+from soak.http import SoakClient
 from soak.load import COMPETITIONS, CompetitionPlan, LoadStats, WriteLoad
 from soak.oracle import OracleCompetition, OracleResult, replay
 from soak.platform import Platform
@@ -128,9 +127,7 @@ def _write_json(path: Path, report: dict[str, Any]) -> None:
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
 
 
-async def _create_competitions(
-    client: httpx.AsyncClient, platform: Platform, admin_token: str
-) -> None:
+async def _create_competitions(client: SoakClient, platform: Platform, admin_token: str) -> None:
     headers = {"Authorization": f"Bearer {admin_token}"}
     plans = [*COMPETITIONS, CompetitionPlan(PROBE_COMPETITION, "desc", "latest")]
     for plan in plans:
@@ -154,8 +151,7 @@ async def _drive(
     settings = platform.settings
     admin = issue_token(settings, "soak-admin", ["admin"])
     writer = issue_token(settings, "soak-server", ["scores:write:any"])
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=limits) as client:
+    async with SoakClient(timeout_s=5.0, max_connections=256) as client:
         await _create_competitions(client, platform, admin)
         load = WriteLoad(
             [platform.url("ingest-a"), platform.url("ingest-b")],

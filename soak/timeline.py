@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from soak.faults import PROBE_COMPETITION
+from soak.http import HTTP_ERRORS, SoakClient
 from soak.load import LoadStats
 from soak.platform import Platform
 
@@ -43,14 +44,14 @@ class Timeline:
     lag_records: dict[int, float] = field(default_factory=dict)
     freshness_ms: dict[int, float | None] = field(default_factory=dict)
 
-    async def run(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+    async def run(self, client: SoakClient, stop: asyncio.Event) -> None:
         """Sample until ``stop`` is set (lag and freshness side by side)."""
         await asyncio.gather(self._sample_lag(client, stop), self._probe_freshness(client, stop))
 
     def _second(self) -> int:
         return int(time.monotonic() - self.run_started)
 
-    async def _sample_lag(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+    async def _sample_lag(self, client: SoakClient, stop: asyncio.Event) -> None:
         while not stop.is_set():
             second = self._second()
             largest: float | None = None
@@ -62,7 +63,7 @@ class Timeline:
                 self.lag_records[second] = largest
             await _pause(stop, SAMPLE_EVERY_S)
 
-    async def _probe_freshness(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+    async def _probe_freshness(self, client: SoakClient, stop: asyncio.Event) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         replicas = itertools.cycle(["ingest-a", "ingest-b"])
         for value in itertools.count(1):
@@ -77,7 +78,7 @@ class Timeline:
                 "value": float(value),
                 "ts": datetime.now(UTC).isoformat(),
             }
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(*HTTP_ERRORS):
                 response = await client.post(
                     f"{self.platform.url(next(replicas))}/api/v1/scores",
                     json=event,
@@ -91,9 +92,7 @@ class Timeline:
                     )
             await _pause(stop, max(0.0, SAMPLE_EVERY_S - (time.monotonic() - started)))
 
-    async def _visible(
-        self, client: httpx.AsyncClient, value: float, stop: asyncio.Event
-    ) -> float | None:
+    async def _visible(self, client: SoakClient, value: float, stop: asyncio.Event) -> float | None:
         """When the query API first showed ``value`` for the probe user (None: not in time)."""
         deadline = time.monotonic() + FRESHNESS_TIMEOUT_S
         url = (
@@ -101,7 +100,7 @@ class Timeline:
             f"/users/{FRESHNESS_USER}"
         )
         while time.monotonic() < deadline and not stop.is_set():
-            with contextlib.suppress(httpx.HTTPError, ValueError):
+            with contextlib.suppress(*HTTP_ERRORS, ValueError):
                 response = await client.get(url)
                 if response.status_code == 200 and response.json().get("score") == value:
                     return time.monotonic()
@@ -114,18 +113,19 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def _largest_sample(client: httpx.AsyncClient, base_url: str, metric: str) -> float | None:
+async def _largest_sample(client: SoakClient, base_url: str, metric: str) -> float | None:
     """The largest value of ``metric`` on a Prometheus text page (None: none, or no answer)."""
     try:
-        response = await client.get(f"{base_url}/metrics", timeout=1.0)
-    except httpx.HTTPError:
+        response = await client.get(f"{base_url}/metrics", timeout_s=1.0)
+    except HTTP_ERRORS:
         return None
     if response.status_code != 200:
         return None
     values = [
-        float(line.rsplit(" ", 1)[1])
-        for line in response.text.splitlines()
-        if line.startswith(metric) and (line[len(metric)] in "{ ")
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == metric
     ]
     return max(values) if values else None
 

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import time
 
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from devstack.processes import free_port
+from soak.http import SoakClient
 from soak.load import WriteLoad
 
 DOWN_S = 10.0
@@ -98,10 +98,9 @@ async def test_load_stays_bounded_while_every_replica_is_down() -> None:
         batch_share=0.2,
         max_in_flight=WINDOW,
     )
-    limits = httpx.Limits(max_connections=WINDOW * 2)
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT_S, limits=limits) as client:
+        async with SoakClient(timeout_s=CLIENT_TIMEOUT_S, max_connections=WINDOW * 2) as client:
             await asyncio.wait_for(load.run(client, DURATION_S), timeout=DURATION_S + 60)
     finally:
         stop.set()

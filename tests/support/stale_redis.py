@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from subprocess import Popen
 
-import httpx
 from websockets.exceptions import WebSocketException
 
 from podium.settings import PlatformSettings
 from soak.check import read_all_pages
+from soak.http import HTTP_ERRORS, SoakClient
 from soak.oracle import Message, OracleCompetition, OracleResult
 from soak.readers import Subscriber
 from tests.support.ranker_harness import http_service, ranker
@@ -53,7 +53,7 @@ async def boards_differing(
 ) -> list[str]:
     """Which views of which boards differ from the oracle (empty: all equal)."""
     differing = []
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with SoakClient(timeout_s=5.0) as client:
         for subscriber in subscribers:
             cid, want = (
                 subscriber.competition_id,
@@ -62,7 +62,7 @@ async def boards_differing(
             try:
                 pages = await read_all_pages(client, query_url, cid, WINDOW)
                 fresh = [(e["user_id"], e["score"]) for e in await subscriber.resync()]
-            except (httpx.HTTPError, OSError, TimeoutError, WebSocketException) as error:
+            except (*HTTP_ERRORS, OSError, WebSocketException) as error:
                 differing.append(f"{cid}: {error!r}")
                 continue
             connected = [(e["user_id"], e["score"]) for e in subscriber.top]
