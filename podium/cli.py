@@ -231,6 +231,11 @@ def token(subject: str, scopes: tuple[str, ...], ttl_s: int | None) -> None:
     default=None,
     help="Draw the run's timeline (load, ingest p99, ranker lag, freshness, faults) as a PNG here.",
 )
+@click.option(
+    "--redis-cluster",
+    is_flag=True,
+    help="Run on a private 3-master Redis Cluster (Debian's redis-server) and kill a master.",
+)
 def soak(
     duration_s: float,
     rate_eps: float,
@@ -238,6 +243,7 @@ def soak(
     batch_share: float,
     work_dir: str,
     plots_dir: str | None,
+    redis_cluster: bool,
 ) -> None:
     """Run the platform as separate processes under load while injecting faults; check it."""
     from pathlib import Path
@@ -257,6 +263,7 @@ def soak(
                 command=" ".join(["podium", "soak", *sys.argv[2:]]),
                 batch_share=batch_share,
                 plots_dir=Path(plots_dir) if plots_dir else None,
+                redis_cluster=redis_cluster,
             )
         )
     except KeyboardInterrupt:

@@ -141,6 +141,10 @@ def fault_actions(platform: Platform, write_token: str) -> list[tuple[str, Fault
         age_s = platform.restart_redis_from_snapshot()
         return f"Redis killed and restarted from a snapshot saved {age_s:.0f} s earlier", ""
 
+    async def kill_redis_master(_: SoakClient) -> tuple[str, str]:
+        # the competition whose board the oracle checks most closely (sums count every event)
+        return await asyncio.to_thread(platform.kill_redis_master, "soak-sum"), ""
+
     async def terminate_postgres(_: SoakClient) -> tuple[str, str]:
         count = await platform.terminate_postgres_connections()
         return f"pg_terminate_backend on {count} Podium connections", ""
@@ -164,12 +168,17 @@ def fault_actions(platform: Platform, write_token: str) -> list[tuple[str, Fault
     async def kill_notifier(_: SoakClient) -> tuple[str, str]:
         return await kill_and_restart("notifier", wait_ready=True), ""
 
+    # a single Redis is restarted empty and from an older snapshot; a cluster loses a master
+    redis_faults: list[tuple[str, FaultAction]] = (
+        [("redis_master_kill", kill_redis_master)]
+        if platform.cluster_ports
+        else [("redis_restart", restart_redis), ("redis_snapshot_restore", restore_redis_snapshot)]
+    )
     return [
         ("ranker_kill", kill_ranker),
         ("ingest_kill", kill_ingest),
         ("broker_stall", stall_broker),
-        ("redis_restart", restart_redis),
-        ("redis_snapshot_restore", restore_redis_snapshot),
+        *redis_faults,
         ("postgres_terminate", terminate_postgres),
         ("postgres_crash", crash_postgres),
         ("query_kill", kill_query),
@@ -231,10 +240,12 @@ async def run_schedule(
 ) -> list[FaultRecord]:
     """Inject every fault at evenly spaced times during the run; measure each recovery.
 
-    Redis saves a snapshot first, which ``redis_snapshot_restore`` later restarts Redis from.
+    A single Redis saves a snapshot first, which ``redis_snapshot_restore`` later restarts
+    Redis from (a cluster has ``redis_master_kill`` instead).
     Each fault is appended to ``records`` as it starts (an interrupted run reports those).
     """
-    await platform.save_redis_snapshot()
+    if not platform.cluster_ports:
+        await platform.save_redis_snapshot()
     actions = fault_actions(platform, probe.token)
     spacing = duration_s / (len(actions) + 1)
     for index, (name, action) in enumerate(actions, start=1):

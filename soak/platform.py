@@ -19,10 +19,12 @@ from redis.asyncio import Redis
 from devstack.broker import start_broker
 from devstack.embedded import REDIS_SNAPSHOT_FILE, start_embedded_postgres, start_embedded_redis
 from devstack.processes import ManagedProcess, free_port, spawn
+from devstack.redis_cluster import RedisClusterServers, pick_node_ports, start_redis_cluster
 from services.settings import AllServicesSettings
 from shared.db import application_name
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
+from shared.redis_keys import built_key
 from shared.settings import settings_environment
 from soak.http import HTTP_ERRORS, SoakClient
 
@@ -48,7 +50,8 @@ class Platform:
 
     Every store is private to the run: PostgreSQL (``embedded-postgres``) so it can be
     SIGKILLed and restarted, Redis so it can be restarted with its data gone or from an older
-    snapshot, the broker because its log is in memory and so it can be stalled.
+    snapshot (or, in cluster mode, a 3-master Redis Cluster whose masters can be killed), the
+    broker because its log is in memory and so it can be stalled.
     """
 
     settings: AllServicesSettings
@@ -58,20 +61,31 @@ class Platform:
     postgres: ManagedProcess | None = None
     redis_port: int = 0
     postgres_port: int = 0
+    cluster_ports: list[int] = field(default_factory=list)  # cluster mode: the nodes' ports
+    cluster: RedisClusterServers | None = None
     services: dict[str, ServiceSpec] = field(default_factory=dict)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     _snapshot_saved_at: float | None = None
 
     @classmethod
-    def create(cls, base: AllServicesSettings, work_dir: Path, run_id: str) -> Platform:
-        """Pick free ports and isolate names for one run."""
+    def create(
+        cls, base: AllServicesSettings, work_dir: Path, run_id: str, *, redis_cluster: bool = False
+    ) -> Platform:
+        """Pick free ports and isolate names for one run (on a Redis Cluster when asked)."""
         redis_port = free_port()
         postgres_port = free_port()
+        cluster_ports = pick_node_ports() if redis_cluster else []
+        redis_url = (
+            ",".join(f"redis://127.0.0.1:{port}" for port in cluster_ports)
+            if redis_cluster
+            else f"redis://127.0.0.1:{redis_port}/0"
+        )
         settings = base.model_copy(
             update={
                 "env": "test",
                 "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",
-                "redis_url": base.redis_url.__class__(f"redis://127.0.0.1:{redis_port}/0"),
+                "redis_url": base.redis_url.__class__(redis_url),
+                "redis_cluster": redis_cluster,
                 "database_url": base.database_url.__class__(
                     f"postgresql://postgres@127.0.0.1:{postgres_port}/postgres"
                 ),
@@ -87,6 +101,7 @@ class Platform:
             work_dir=work_dir,
             redis_port=redis_port,
             postgres_port=postgres_port,
+            cluster_ports=cluster_ports,
         )
         ports = {
             name: free_port() for name in ("ingest-a", "ingest-b", "query", "query-b", "notifier")
@@ -118,7 +133,12 @@ class Platform:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         host, _, port = self.settings.kafka_bootstrap_servers.rpartition(":")
         self.broker = start_broker(host, int(port), log_path=self.work_dir / "broker.log")
-        self.start_redis()
+        if self.cluster_ports:
+            self.cluster = await asyncio.to_thread(
+                start_redis_cluster, self._redis_dir, self.work_dir, self.cluster_ports
+            )
+        else:
+            self.start_redis()
         self.start_postgres()
         await migrate(self.settings)
         await ensure_topics(self.settings)
@@ -133,6 +153,8 @@ class Platform:
         for member in (self.redis, self.broker, self.postgres):
             if member is not None:
                 member.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
         # the stores' data goes with the run (the processes' logs stay for a post-mortem)
         for data_dir in (self._postgres_dir, self._redis_dir):
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -215,6 +237,22 @@ class Platform:
         self.start_redis()
         (self._redis_dir / REDIS_SNAPSHOT_FILE).unlink()  # loaded; the next restart is empty
         return time.monotonic() - self._snapshot_saved_at
+
+    def kill_redis_master(self, competition_id: str) -> str:
+        """Cluster mode: SIGKILL the master holding ``competition_id``'s slot, wait until its
+        replica is promoted, then start the killed node again (it rejoins as a replica).
+        Replication is asynchronous, so the promoted replica may lack the last writes: the
+        platform must notice (the failover changes the cluster's identity) and rebuild."""
+        assert self.cluster is not None, "kill_redis_master needs the cluster mode"
+        master = self.cluster.master_of(built_key(self.settings.redis_key_prefix, competition_id))
+        replica = self.cluster.replica_of(master)
+        self.cluster.kill(master)
+        promoted_s = self.cluster.wait_promoted(replica)
+        self.cluster.restart(master)
+        return (
+            f"SIGKILL Redis Cluster master :{master} ({competition_id}'s slot); replica :{replica}"
+            f" promoted after {promoted_s:.1f} s; :{master} restarted as a replica"
+        )
 
     def _kill_redis(self) -> None:
         """SIGKILL Redis (nothing saved on the way down) and drop any RDB file it would load."""

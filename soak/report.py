@@ -144,7 +144,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"  load: at most {report['load']['max_in_flight_seen']} requests in flight"
         f" (window {report['load']['max_in_flight']}), behind schedule"
         f" {report['load']['fell_behind_seconds']} s",
-        f"  equal to oracle: {report['stores_equal_oracle']}",
+        f"  Redis: {report.get('redis', 'single')};"
+        f" equal to oracle: {report['stores_equal_oracle']}",
         f"  errors: {report['errors']}",
     ]
     for kind, figures in report["latency"].items():

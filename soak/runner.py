@@ -43,9 +43,11 @@ async def run_soak(
     batch_share: float = 0.3,
     command: str = "podium soak",
     plots_dir: Path | None = None,
+    redis_cluster: bool = False,
 ) -> dict[str, Any]:
     """One whole soak run; returns the report (also written to ``report_path`` as JSON, and
-    drawn into ``plots_dir`` as a PNG timeline when given)."""
+    drawn into ``plots_dir`` as a PNG timeline when given). ``redis_cluster`` runs it on a
+    3-master Redis Cluster (a master is killed instead of Redis restarts)."""
     run_id = uuid.uuid4().hex[:8]
     platform = Platform.create(
         base.model_copy(
@@ -61,6 +63,7 @@ async def run_soak(
         ),
         work_dir / run_id,
         run_id,
+        redis_cluster=redis_cluster,
     )
     progress = RunProgress()
     try:
@@ -73,6 +76,7 @@ async def run_soak(
         report = _partial_report(progress, command, duration_s, rate_eps)
     finally:
         await platform.stop()
+    report["redis"] = "cluster (3 masters, 3 replicas)" if redis_cluster else "single"
     text = format_report(report)
     print(text, flush=True)
     if report_path is not None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import redis
 
 from devstack.processes import free_port
+from devstack.redis_cluster import RedisClusterServers, redis_cluster
 from podium.settings import PlatformSettings
 from shared.redis_keys import built_key
 from soak.oracle import Message
@@ -38,7 +39,6 @@ from tests.support.ranker_harness import (
     produce,
     wait_committed,
 )
-from tests.support.redis_cluster import RedisClusterServers, redis_cluster
 from tests.support.stale_redis import (
     COMPETITIONS,
     EVENTS_PER_PHASE,

@@ -26,6 +26,8 @@ from tests.support.servers import podium_command, process_environment
 
 SHORT_DURATION_S = 90.0
 SHORT_RATE_EPS = 150.0
+CLUSTER_DURATION_S = 60.0
+CLUSTER_RATE_EPS = 100.0
 
 
 async def test_short_soak_loses_nothing_and_counts_nothing_twice(
@@ -71,6 +73,43 @@ async def test_short_soak_loses_nothing_and_counts_nothing_twice(
     assert any(row["ranker_lag_records"] is not None for row in timeline)
     assert (artifacts_dir / "soak-timeline.png").stat().st_size > 10_000
     assert report["passed"]
+
+
+async def test_cluster_soak_loses_nothing_when_a_master_dies(
+    settings_factory: SettingsFactory, artifacts_dir: Path, tmp_path: Path
+) -> None:
+    """The same soak on a 3-master Redis Cluster (issue #16): instead of Redis restarts, the
+    master of a board's slot is SIGKILLed mid-stream and its replica (possibly missing the last
+    writes) takes over; every board still ends equal to the oracle, and no process or node is
+    left behind."""
+    report = await run_soak(
+        settings_factory(),
+        duration_s=CLUSTER_DURATION_S,
+        rate_eps=CLUSTER_RATE_EPS,
+        work_dir=tmp_path / "soak",
+        report_path=artifacts_dir / "soak-cluster-report.json",
+        command="pytest tests/e2e/test_soak.py (cluster)",
+        redis_cluster=True,
+    )
+    events = report["events"]
+    assert report["redis"].startswith("cluster")
+    assert events["accepted"] > CLUSTER_DURATION_S * CLUSTER_RATE_EPS * 0.9
+    assert (events["lost"], events["double_counted"], events["rejected"]) == (0, 0, 0)
+    assert all(report["stores_equal_oracle"].values()), report["mismatches"]
+    names = [fault["name"] for fault in report["faults"]]
+    assert "redis_master_kill" in names
+    assert not {"redis_restart", "redis_snapshot_restore"} & set(names)
+    master_kill = next(f for f in report["faults"] if f["name"] == "redis_master_kill")
+    assert "promoted" in master_kill["detail"]
+    assert all(fault["recovery_s"] is not None for fault in report["faults"]), report["faults"]
+    assert [fault["guarantee_broken"] for fault in report["faults"]] == [""] * len(names)
+    assert report["passed"]
+    leftovers = [
+        child
+        for child in psutil.process_iter(["cmdline"])
+        if any(str(tmp_path / "soak") in part for part in child.info["cmdline"] or [])
+    ]
+    assert leftovers == []
 
 
 async def test_ctrl_c_writes_a_partial_report_and_stops_the_platform(

@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio.cluster import RedisCluster
 
 from devstack.cleanup import delete_prefix
+from devstack.redis_cluster import RedisClusterServers, redis_cluster
 from podium.settings import PlatformSettings
 from services.ranker.index import NEXT_VERSION_SCRIPT, PlannedWrite, write_batch
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
@@ -28,7 +29,6 @@ from shared.redis_client import RedisClient, create_redis, server_identity
 from shared.redis_keys import built_key, competition_windows
 from shared.schemas.competition import Competition, SortOrder
 from tests.support.ranker_harness import override
-from tests.support.redis_cluster import RedisClusterServers, redis_cluster
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 IDS = [f"cl-{index}" for index in range(12)]

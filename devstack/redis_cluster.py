@@ -1,9 +1,13 @@
-"""A private Redis Cluster for tests: 3 masters + 3 replicas of Debian's ``redis-server``.
+"""A private Redis Cluster (tests, ``podium soak --redis-cluster``): 3 masters + 3 replicas of
+Debian's ``redis-server``.
 
 Each node runs with ``cluster-enabled yes`` on a free port in its own directory under a tmp
 dir (no snapshots, no AOF), ``redis-cli --cluster create ... --cluster-replicas 1`` joins
-them, and the fixture waits until every node reports ``cluster_state:ok``. Nodes are torn
-down (SIGTERM, then SIGKILL) afterwards whatever happened.
+them, and :func:`start_redis_cluster` waits until every node reports ``cluster_state:ok``.
+:func:`redis_cluster` tears the nodes down (SIGTERM, then SIGKILL) afterwards whatever
+happened. A node killed with :meth:`RedisClusterServers.kill` can be started again with
+:meth:`RedisClusterServers.restart`: its ``nodes.conf`` keeps its identity, so it rejoins as a
+replica of whoever took over its slots.
 
 ``cluster-node-timeout`` is short (1 s) so a SIGKILLed master fails over in a few seconds,
 and ``cluster-replica-validity-factor 0`` lets a replica whose replication link is down take
@@ -59,11 +63,12 @@ def _binary(name: str) -> str:
 
 @dataclass
 class ClusterNodeServer:
-    """One node's port, process and directory."""
+    """One node's port, process and directory, and how it was started (for a restart)."""
 
     port: int
     server: ManagedProcess
     data_dir: Path
+    log_path: Path
 
     def client(self) -> redis.Redis:
         """A plain (non-cluster) client of this node alone."""
@@ -126,6 +131,12 @@ class RedisClusterServers:
             os.killpg(self.node(port).server.process.pid, signal.SIGKILL)
         self.node(port).server.process.wait()
 
+    def restart(self, port: int) -> None:
+        """Start a killed node again on its port and directory (it rejoins the cluster)."""
+        node = self.node(port)
+        node.server = _spawn_node(port, node.data_dir, node.log_path)
+        wait_for_port("127.0.0.1", port, 30, node.server.process)
+
     def wait_promoted(self, replica_port: int, timeout_s: float = 30) -> float:
         """Wait until ``replica_port`` is a master and the cluster is ok; returns seconds."""
         started = time.monotonic()
@@ -161,36 +172,59 @@ def _wait_cluster_ok(nodes: list[ClusterNodeServer], timeout_s: float) -> None:
         raise AssertionError(f"cluster_state not ok on ports {[n.port for n in pending]}")
 
 
-@contextlib.contextmanager
-def redis_cluster(work_dir: Path, log_dir: Path) -> Iterator[RedisClusterServers]:
-    """Run a 3-master, 3-replica Redis Cluster for the block; torn down afterwards."""
-    server_binary, cli_binary = _binary("redis-server"), _binary("redis-cli")
+def pick_node_ports(count: int = MASTERS * 2) -> list[int]:
+    """Free ports for ``count`` nodes (each with its cluster bus port free too)."""
+    return [_node_port() for _ in range(count)]
+
+
+def _spawn_node(port: int, data_dir: Path, log_path: Path) -> ManagedProcess:
+    return spawn(
+        f"redis-cluster-{port}",
+        [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(port),
+         "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+         "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+         "--cluster-replica-validity-factor", "0",
+         "--save", "", "--appendonly", "no", "--dir", str(data_dir),
+         "--daemonize", "no", "--protected-mode", "no"],
+        log_path=log_path,
+    )  # fmt: skip
+
+
+def start_redis_cluster(
+    work_dir: Path, log_dir: Path, ports: list[int] | None = None
+) -> RedisClusterServers:
+    """Start a 3-master, 3-replica cluster on ``ports`` (free ones when not given); every
+    node started is stopped again when this fails. The caller stops it (``stop()``)."""
+    cli_binary = _binary("redis-cli")
     nodes: list[ClusterNodeServer] = []
     cluster = RedisClusterServers(nodes)
     try:
-        for _ in range(MASTERS * 2):
-            port = _node_port()
+        for port in ports or pick_node_ports():
             data_dir = work_dir / f"node-{port}"
             data_dir.mkdir(parents=True)
-            server = spawn(
-                f"redis-cluster-{port}",
-                [server_binary, "--bind", "127.0.0.1", "--port", str(port),
-                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                 "--cluster-replica-validity-factor", "0",
-                 "--save", "", "--appendonly", "no", "--dir", str(data_dir),
-                 "--daemonize", "no", "--protected-mode", "no"],
-                log_path=log_dir / f"redis-cluster-{port}.log",
-            )  # fmt: skip
-            nodes.append(ClusterNodeServer(port, server, data_dir))
-            wait_for_port("127.0.0.1", port, 30, server.process)
-        subprocess.run(
+            log_path = log_dir / f"redis-cluster-{port}.log"
+            nodes.append(
+                ClusterNodeServer(port, _spawn_node(port, data_dir, log_path), data_dir, log_path)
+            )
+            wait_for_port("127.0.0.1", port, 30, nodes[-1].server.process)
+        subprocess.run(  # noqa: S603 - redis-cli from PATH, our own arguments
             [cli_binary, "--cluster", "create",
              *(f"127.0.0.1:{node.port}" for node in nodes),
              "--cluster-replicas", "1", "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         _wait_cluster_ok(nodes, 60)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@contextlib.contextmanager
+def redis_cluster(work_dir: Path, log_dir: Path) -> Iterator[RedisClusterServers]:
+    """Run a 3-master, 3-replica Redis Cluster for the block; torn down afterwards."""
+    cluster = start_redis_cluster(work_dir, log_dir)
+    try:
         yield cluster
     finally:
         cluster.stop()
