@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,20 @@ def latency_summary(samples_ms: Sequence[float]) -> dict[str, float]:
         "p99_ms": round(percentile(samples_ms, 0.99), 2),
         "max_ms": round(max(samples_ms, default=0.0), 2),
         "samples": len(samples_ms),
+    }
+
+
+async def timed_calls(samples: int, call: Callable[[], Awaitable[Any]]) -> dict[str, float]:
+    """p50 and p99 (ms, 3 decimals: the micro benches time sub-millisecond calls) of
+    ``samples`` calls of ``call`` awaited one after another."""
+    durations_ms: list[float] = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        await call()
+        durations_ms.append((time.perf_counter() - started) * 1000)
+    return {
+        "p50_ms": round(percentile(durations_ms, 0.50), 3),
+        "p99_ms": round(percentile(durations_ms, 0.99), 3),
     }
 
 

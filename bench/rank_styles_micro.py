@@ -22,13 +22,13 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from string import Template
 from typing import Any, cast
 
 import asyncpg
 
+from bench.measure import timed_calls
 from services.query.circuit_breaker import CircuitBreaker
 from services.query.leaderboards import Anchor, LeaderboardReader
 from shared.leaderboard import USER_ID_START, encode_member
@@ -38,13 +38,14 @@ from shared.redis_keys import built_key, members_key, prefix_pattern, ranking_ke
 from shared.schemas.competition import Competition, RankStyle, SortOrder
 from shared.settings import CommonSettings
 
-_CID = "bench-styles"
+STYLES_COMPETITION_ID = "bench-styles"
+_CID = STYLES_COMPETITION_ID
 _WINDOW = "alltime"
 _CHUNK = 2000
 _BEFORE_ISSUE_15 = "5095e4c"  # the last commit whose write script keeps no distinct scores
 
 
-def _competition(style: RankStyle) -> Competition:
+def style_competition(style: RankStyle) -> Competition:
     now = datetime.now(UTC)
     return Competition.model_validate(
         {
@@ -63,23 +64,6 @@ def _competition(style: RankStyle) -> Competition:
             "updated_at": now,
         }
     )
-
-
-def _percentiles(samples_s: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_s)
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 3),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
-    }
-
-
-async def _timed(samples: int, call: Callable[[], Awaitable[Any]]) -> dict[str, float]:
-    durations: list[float] = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        await call()
-        durations.append(time.perf_counter() - started)
-    return _percentiles(durations)
 
 
 def _old_write_script() -> str:
@@ -118,7 +102,10 @@ async def run(members: int, distinct: int, samples: int, write_batches: int) -> 
                 for i, user in enumerate(users[start : start + _CHUNK], start=start)
             ]
             await store.write(
-                _CID, SortOrder.DESC, {_WINDOW: writes}, VersionStep(version, version + 1)
+                _CID,
+                SortOrder.DESC,
+                {_WINDOW: writes},
+                VersionStep(version, version + 1),
             )
             version += 1
         reader = LeaderboardReader(
@@ -130,7 +117,7 @@ async def run(members: int, distinct: int, samples: int, write_batches: int) -> 
         zkey = ranking_key(prefix, _CID, _WINDOW)
         results: dict[str, Any] = {"members": members, "distinct_scores": distinct, "reads": {}}
         for style in RankStyle:
-            competition = _competition(style)
+            competition = style_competition(style)
 
             async def from_rank(competition: Competition = competition) -> None:
                 await reader.page(
@@ -151,10 +138,10 @@ async def run(members: int, distinct: int, samples: int, write_batches: int) -> 
                 await reader.around(competition, _WINDOW, rng.choice(users), 5)
 
             results["reads"][style.value] = {
-                "from_rank_page": await _timed(samples, from_rank),
-                "cursor_page": await _timed(samples, after_cursor),
-                "user": await _timed(samples, user),
-                "around": await _timed(samples, around),
+                "from_rank_page": await timed_calls(samples, from_rank),
+                "cursor_page": await timed_calls(samples, after_cursor),
+                "user": await timed_calls(samples, user),
+                "around": await timed_calls(samples, around),
             }
         results["writes"] = await _time_writes(store, rng, users, distinct, write_batches)
         return results
@@ -186,7 +173,11 @@ async def _time_writes(
             _CID, SortOrder.DESC, {_WINDOW: writes}, 0, VersionStep(held, held + 1)
         )
         if kind == "old":  # the old layout: sorted set and members hash only
-            keys = [marker, ranking_key(prefix, _CID, _WINDOW), members_key(prefix, _CID, _WINDOW)]
+            keys = [
+                marker,
+                ranking_key(prefix, _CID, _WINDOW),
+                members_key(prefix, _CID, _WINDOW),
+            ]
             lines = (
                 f"s {encode_member(w.user_id, moment + timedelta(seconds=i))}"
                 f" {-cast(float, w.value)!r}\n"

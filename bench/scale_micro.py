@@ -25,7 +25,8 @@ from typing import Any, cast
 
 import asyncpg
 
-from bench.rank_styles_micro import _competition, _timed
+from bench.measure import timed_calls
+from bench.rank_styles_micro import STYLES_COMPETITION_ID, style_competition
 from bench.ranker_micro import make_settings
 from devstack.cleanup import discard_run_data
 from services.query.circuit_breaker import CircuitBreaker
@@ -37,7 +38,7 @@ from shared.redis_client import RedisClient, create_redis
 from shared.redis_keys import distinct_key, members_key, ranking_key
 from shared.schemas.competition import RankStyle, SortOrder
 
-_CID = "bench-styles"  # the id rank_styles_micro's competitions carry
+_CID = STYLES_COMPETITION_ID  # seeded here, read through rank_styles_micro's competitions
 _WINDOW = "alltime"
 _COPY_CHUNK = 100_000
 
@@ -125,7 +126,7 @@ async def run(members: int, distinct: int, samples: int) -> dict[str, Any]:
         rng = random.Random(19)
         reads: dict[str, Any] = {}
         for style in (RankStyle.UNIQUE, RankStyle.DENSE):
-            competition = _competition(style)
+            competition = style_competition(style)
 
             async def top(competition: Any = competition) -> None:
                 await reader.page(competition, _WINDOW, None, 10)
@@ -142,10 +143,10 @@ async def run(members: int, distinct: int, samples: int) -> dict[str, Any]:
                 await reader.around(competition, _WINDOW, f"u{rng.randrange(members):07d}", 5)
 
             reads[style.value] = {
-                "top_page": await _timed(samples, top),
-                "from_rank_page": await _timed(samples, from_rank),
-                "user": await _timed(samples, user),
-                "around": await _timed(samples, around),
+                "top_page": await timed_calls(samples, top),
+                "from_rank_page": await timed_calls(samples, from_rank),
+                "user": await timed_calls(samples, user),
+                "around": await timed_calls(samples, around),
             }
         return {
             "members": members,

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from soak.http import HTTP_ERRORS, SoakClient
 from soak.platform import Platform
@@ -43,6 +44,30 @@ class FaultRecord:
         return self.at_s, end
 
 
+def probe_event(event_id: str, user_id: str, value: float) -> dict[str, Any]:
+    """A score event on the probe competition (outside what the oracle checks), stamped now."""
+    return {
+        "event_id": event_id,
+        "competition_id": PROBE_COMPETITION,
+        "user_id": user_id,
+        "value": value,
+        "ts": datetime.now(UTC).isoformat(),
+    }
+
+
+async def probe_visible(client: SoakClient, query_url: str, user_id: str, value: float) -> bool:
+    """Whether the query API shows ``value`` as the probe user's score now (False: no answer)."""
+    try:
+        response = await client.get(
+            f"{query_url}/api/v1/leaderboards/{PROBE_COMPETITION}/users/{user_id}"
+        )
+        return response.status_code == 200 and response.json().get("score") == value
+    except HTTP_ERRORS:
+        return False
+    except ValueError:  # not JSON
+        return False
+
+
 class EndToEndProbe:
     """Posts a probe score and waits until the query API shows it: end-to-end health."""
 
@@ -56,13 +81,7 @@ class EndToEndProbe:
         """Return once a fresh probe event is visible through query; raise on timeout."""
         deadline = time.monotonic() + timeout_s
         value = float(next(self._values))
-        event = {
-            "event_id": f"probe-{int(value)}",
-            "competition_id": PROBE_COMPETITION,
-            "user_id": "probe",
-            "value": value,
-            "ts": datetime.now(UTC).isoformat(),
-        }
+        event = probe_event(f"probe-{int(value)}", "probe", value)
         posted = False
         replicas = itertools.cycle(["ingest-a", "ingest-b"])
         while time.monotonic() < deadline:
@@ -76,15 +95,8 @@ class EndToEndProbe:
                     posted = response.status_code == 202
                 except HTTP_ERRORS:
                     pass
-            else:
-                try:
-                    response = await client.get(
-                        f"{self.platform.url('query')}/api/v1/leaderboards/{PROBE_COMPETITION}/users/probe"
-                    )
-                    if response.status_code == 200 and response.json().get("score") == value:
-                        return
-                except HTTP_ERRORS:
-                    pass
+            elif await probe_visible(client, self.platform.url("query"), "probe", value):
+                return
             await asyncio.sleep(0.1)
         raise TimeoutError(f"probe {value} not visible after {timeout_s:.0f} s")
 
@@ -197,13 +209,7 @@ class Answer:
 async def _post_during_stall(client: SoakClient, platform: Platform, write_token: str) -> Answer:
     """One write to ingest while the broker is stalled (a probe event of its own)."""
     started = time.monotonic()
-    event = {
-        "event_id": f"stall-{uuid.uuid4().hex}",
-        "competition_id": PROBE_COMPETITION,
-        "user_id": "stall-probe",
-        "value": 1.0,
-        "ts": datetime.now(UTC).isoformat(),
-    }
+    event = probe_event(f"stall-{uuid.uuid4().hex}", "stall-probe", 1.0)
     timeout_s = platform.settings.kafka_request_timeout_s + 2 * ANSWER_MARGIN_S
     try:
         response = await client.post(

@@ -147,9 +147,13 @@ class Platform:
         await asyncio.gather(*(self.wait_ready(name) for name in self.services))
 
     async def stop(self) -> None:
-        """Stop every process, then the stores, and delete the stores' data."""
-        for name in list(self.processes):
-            self.processes.pop(name).stop()
+        """Stop every process (in parallel: each may take seconds to exit), then the stores,
+        and delete the stores' data; off the event loop, which stays responsive."""
+        members = [self.processes.pop(name) for name in list(self.processes)]
+        await asyncio.gather(*(asyncio.to_thread(member.stop) for member in members))
+        await asyncio.to_thread(self._stop_stores)
+
+    def _stop_stores(self) -> None:
         for member in (self.redis, self.broker, self.postgres):
             if member is not None:
                 member.stop()

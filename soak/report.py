@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
+import math
 from typing import Any
 
 from soak.check import CheckResult
@@ -10,15 +10,21 @@ from soak.faults import FaultRecord
 from soak.load import LoadStats, RequestRecord
 
 
-def _percentiles(latencies_s: list[float]) -> dict[str, float | int]:
+def percentile_ms(latencies_s: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of ``latencies_s`` in milliseconds (None: no samples); the
+    report's figures and the timeline's per-second p99 use this one definition."""
     if not latencies_s:
-        return {"count": 0, "p50_ms": 0.0, "p99_ms": 0.0}
+        return None
     ordered = sorted(latencies_s)
-    p99_index = min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))
+    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))
+    return round(ordered[index] * 1000, 2)
+
+
+def _percentiles(latencies_s: list[float]) -> dict[str, float | int]:
     return {
-        "count": len(ordered),
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p99_ms": round(ordered[p99_index] * 1000, 2),
+        "count": len(latencies_s),
+        "p50_ms": percentile_ms(latencies_s, 0.5) or 0.0,
+        "p99_ms": percentile_ms(latencies_s, 0.99) or 0.0,
     }
 
 

@@ -13,18 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import math
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from soak.faults import PROBE_COMPETITION
+from soak.faults import probe_event, probe_visible
 from soak.http import HTTP_ERRORS, SoakClient
 from soak.load import LoadStats
 from soak.platform import Platform
+from soak.report import percentile_ms
 
 SAMPLE_EVERY_S = 1.0
 FRESHNESS_POLL_S = 0.02
@@ -71,13 +70,9 @@ class Timeline:
                 return
             started = time.monotonic()
             second = self._second()
-            event = {
-                "event_id": f"fresh-{self.run_started:.0f}-{value}",
-                "competition_id": PROBE_COMPETITION,
-                "user_id": FRESHNESS_USER,
-                "value": float(value),
-                "ts": datetime.now(UTC).isoformat(),
-            }
+            event = probe_event(
+                f"fresh-{self.run_started:.0f}-{value}", FRESHNESS_USER, float(value)
+            )
             with contextlib.suppress(*HTTP_ERRORS):
                 response = await client.post(
                     f"{self.platform.url(next(replicas))}/api/v1/scores",
@@ -95,15 +90,10 @@ class Timeline:
     async def _visible(self, client: SoakClient, value: float, stop: asyncio.Event) -> float | None:
         """When the query API first showed ``value`` for the probe user (None: not in time)."""
         deadline = time.monotonic() + FRESHNESS_TIMEOUT_S
-        url = (
-            f"{self.platform.url('query')}/api/v1/leaderboards/{PROBE_COMPETITION}"
-            f"/users/{FRESHNESS_USER}"
-        )
+        query_url = self.platform.url("query")
         while time.monotonic() < deadline and not stop.is_set():
-            with contextlib.suppress(*HTTP_ERRORS, ValueError):
-                response = await client.get(url)
-                if response.status_code == 200 and response.json().get("score") == value:
-                    return time.monotonic()
+            if await probe_visible(client, query_url, FRESHNESS_USER, value):
+                return time.monotonic()
             await asyncio.sleep(FRESHNESS_POLL_S)
         return None
 
@@ -130,13 +120,6 @@ async def _largest_sample(client: SoakClient, base_url: str, metric: str) -> flo
     return max(values) if values else None
 
 
-def _p99_ms(latencies_s: list[float]) -> float | None:
-    if not latencies_s:
-        return None
-    ordered = sorted(latencies_s)
-    return round(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] * 1000, 1)
-
-
 def timeline_rows(stats: LoadStats, timeline: Timeline | None) -> list[dict[str, Any]]:
     """One row per second of the run: offered, sent and accepted events, ingest write p99
     (of the requests started that second), the ranker's largest lag and freshness."""
@@ -152,7 +135,7 @@ def timeline_rows(stats: LoadStats, timeline: Timeline | None) -> list[dict[str,
         rows.append(
             {
                 **row,
-                "write_p99_ms": _p99_ms(writes.get(second, [])),
+                "write_p99_ms": percentile_ms(writes.get(second, []), 0.99),
                 "ranker_lag_records": (
                     timeline.lag_records.get(second) if timeline is not None else None
                 ),

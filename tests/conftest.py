@@ -41,6 +41,39 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 SettingsFactory = Callable[..., PlatformSettings]
 
+TESTS_DIR = Path(__file__).resolve().parent
+# `make test` runs two pytest-xdist workers with --dist loadgroup. These run one after another on
+# one worker, as the whole suite did before: they start whole platforms (tests/e2e), or they
+# bound wall-clock time and must not share the two cores with a second platform test. The
+# other worker runs everything else meanwhile.
+SERIAL_GROUP = "serial"
+SERIAL_MODULES = {
+    "integration/test_ingest_broker_outage.py",
+    "integration/test_ingest_rate_lease.py",
+    "integration/test_query_resilience.py",
+    "integration/test_read_replicas.py",
+    "integration/test_soak_load_bounded.py",
+    "security/test_ws_abuse.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the platform and timing tests in the serial group (see ``SERIAL_MODULES``)."""
+    for item in items:
+        module = item.path.relative_to(TESTS_DIR).as_posix()
+        if module.startswith("e2e/") or module in SERIAL_MODULES:
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+
+
+def worker_log_name(name: str) -> str:
+    """``name`` with the xdist worker's id (``broker-gw0.log``): each worker has its own
+    broker and embedded stores, and their logs must not interleave in one file."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return name
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}-{worker}{dot}{suffix}"
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_gc_watch_after_the_session() -> Iterator[None]:
@@ -62,7 +95,7 @@ def artifacts_dir() -> Path:
 def kafka_bootstrap(artifacts_dir: Path) -> Iterator[str]:
     """A tansu broker on a free port for the whole session."""
     port = free_port()
-    broker = start_broker("127.0.0.1", port, log_path=artifacts_dir / "broker.log")
+    broker = start_broker("127.0.0.1", port, log_path=artifacts_dir / worker_log_name("broker.log"))
     try:
         yield f"127.0.0.1:{port}"
     finally:
@@ -141,7 +174,7 @@ def database_url(request: pytest.FixtureRequest, artifacts_dir: Path) -> Iterato
         "PostgreSQL",
         DATABASE_URL,
         start_postgres,
-        artifacts_dir / "embedded-postgres.log",
+        artifacts_dir / worker_log_name("embedded-postgres.log"),
         "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'",
         "TEST_DATABASE_URL",
     )
@@ -158,7 +191,7 @@ def redis_url(request: pytest.FixtureRequest, artifacts_dir: Path) -> Iterator[s
         "Redis",
         REDIS_URL,
         start_redis,
-        artifacts_dir / "embedded-redis.log",
+        artifacts_dir / worker_log_name("embedded-redis.log"),
         "'redis-server --daemonize yes --port 6379 --save \"\"'",
         "TEST_REDIS_URL",
     )
