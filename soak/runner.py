@@ -164,6 +164,7 @@ async def _drive(
             users,
             seed,
             batch_share=batch_share,
+            max_batch_events=settings.ingest_batch_max_events,
         )
         progress.load = load
         reads = ReadLoad(
