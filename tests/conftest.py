@@ -17,6 +17,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -41,28 +42,35 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 SettingsFactory = Callable[..., PlatformSettings]
 
-TESTS_DIR = Path(__file__).resolve().parent
-# `make test` runs two pytest-xdist workers with --dist loadgroup. These run one after another on
-# one worker, as the whole suite did before: they start whole platforms (tests/e2e), or they
-# bound wall-clock time and must not share the two cores with a second platform test. The
-# other worker runs everything else meanwhile.
-SERIAL_GROUP = "serial"
+# `make test` runs two pytest-xdist workers. These run one after another on one worker, as the
+# whole suite did before: they start whole platforms (every module of tests/e2e), or they bound
+# wall-clock time and must not share the two cores with a second platform test. The other
+# worker runs everything else meanwhile. (xdist's own ``--dist loadgroup`` does not group under
+# pytest 9 here: its node-id suffix is ignored, so the grouping is this scheduler's.)
+SERIAL_SCOPE = "serial"
 SERIAL_MODULES = {
-    "integration/test_ingest_broker_outage.py",
-    "integration/test_ingest_rate_lease.py",
-    "integration/test_query_resilience.py",
-    "integration/test_read_replicas.py",
-    "integration/test_soak_load_bounded.py",
-    "security/test_ws_abuse.py",
+    "tests/integration/test_ingest_broker_outage.py",
+    "tests/integration/test_ingest_rate_lease.py",
+    "tests/integration/test_query_resilience.py",
+    "tests/integration/test_read_replicas.py",
+    "tests/integration/test_soak_load_bounded.py",
+    "tests/security/test_ws_abuse.py",
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put the platform and timing tests in the serial group (see ``SERIAL_MODULES``)."""
-    for item in items:
-        module = item.path.relative_to(TESTS_DIR).as_posix()
-        if module.startswith("e2e/") or module in SERIAL_MODULES:
-            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scope scheduling with one scope for the serial tests and one per other test
+    (the serial scope comes first in collection order, so it starts at once)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SerialScopeScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            if module.startswith("tests/e2e/") or module in SERIAL_MODULES:
+                return SERIAL_SCOPE
+            return nodeid
+
+    return SerialScopeScheduling(config, log)
 
 
 def worker_log_name(name: str) -> str:

@@ -146,6 +146,8 @@ async def test_ctrl_c_writes_a_partial_report_and_stops_the_platform(
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        process.stdout.close()  # a failed assertion above must not leak the pipe to later tests
     text = "".join(output) + rest.decode()
     assert process.returncode == 130, text
     assert "soak INTERRUPTED" in text

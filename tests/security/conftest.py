@@ -24,7 +24,7 @@ from podium.settings import PlatformSettings
 from shared.auth import issue_token
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
-from tests.conftest import TEST_JWT_SECRET
+from tests.conftest import TEST_JWT_SECRET, worker_log_name
 from tests.support.servers import podium_command, process_environment, running_process
 
 SERVICES = ("ingest", "query", "notifier")
@@ -137,7 +137,7 @@ def stack(
     log_dir = artifacts_dir / "security"
     log_dir.mkdir(exist_ok=True)
     ports = {service: free_port() for service in SERVICES}
-    logs = {service: log_dir / f"{service}.log" for service in SERVICES}
+    logs = {service: log_dir / worker_log_name(f"{service}.log") for service in SERVICES}
     for path in logs.values():
         path.unlink(missing_ok=True)
     environment = process_environment(
