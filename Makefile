@@ -18,8 +18,8 @@ install: $(STAMP)  ## Create .venv and install pinned dependencies
 run: $(STAMP)  ## Run the whole platform in the foreground (Ctrl-C stops it)
 	$(BIN)/podium dev
 
-# two pytest-xdist workers: the platform and timing tests one after another on one of them
-# (tests/conftest.py), everything else on the other; PYTEST_WORKERS=0 runs in one process
+# two pytest-xdist workers: the platform and timing tests in two lanes, one test after another
+# in each (tests/conftest.py), the rest wherever a worker is free; PYTEST_WORKERS=0: one process
 PYTEST_WORKERS ?= 2
 
 test: $(STAMP)  ## The whole suite under branch coverage (printed; fails under 85%): real broker, the machine's or embedded PostgreSQL/Redis

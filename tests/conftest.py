@@ -42,35 +42,45 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 SettingsFactory = Callable[..., PlatformSettings]
 
-# `make test` runs two pytest-xdist workers. These run one after another on one worker, as the
-# whole suite did before: they start whole platforms (every module of tests/e2e), or they bound
-# wall-clock time and must not share the two cores with a second platform test. The other
-# worker runs everything else meanwhile. (xdist's own ``--dist loadgroup`` does not group under
-# pytest 9 here: its node-id suffix is ignored, so the grouping is this scheduler's.)
-SERIAL_SCOPE = "serial"
-SERIAL_MODULES = {
-    "tests/integration/test_ingest_broker_outage.py",
-    "tests/integration/test_ingest_rate_lease.py",
-    "tests/integration/test_query_resilience.py",
-    "tests/integration/test_read_replicas.py",
-    "tests/integration/test_soak_load_bounded.py",
-    "tests/security/test_ws_abuse.py",
+# `make test` runs two pytest-xdist workers. The tests that start whole platforms (every module
+# of tests/e2e) or bound wall-clock time run in two lanes: inside a lane one after another, so
+# at most two of them share the two cores at once, and the lanes are balanced by measured
+# duration (~6 minutes each). Every other test is its own scope and fills whichever worker is
+# free. (xdist's ``--dist loadgroup`` does not group under pytest 9 here: its node-id suffix is
+# ignored, so the lanes are this scheduler's.)
+LANE_OF_MODULE = {
+    "tests/e2e/test_soak.py": "lane-a",
+    "tests/e2e/test_competition_delete.py": "lane-a",
+    "tests/e2e/test_install.py": "lane-a",
+    "tests/e2e/test_notifier_browser.py": "lane-a",
+    "tests/e2e/test_dev_stack.py": "lane-a",
+    "tests/e2e/test_store_fallback.py": "lane-a",
+    "tests/e2e/test_tracing.py": "lane-a",
+    "tests/integration/test_ingest_broker_outage.py": "lane-b",
+    "tests/integration/test_ingest_rate_lease.py": "lane-b",
+    "tests/integration/test_query_resilience.py": "lane-b",
+    "tests/integration/test_read_replicas.py": "lane-b",
+    "tests/integration/test_soak_load_bounded.py": "lane-b",
+    "tests/security/test_ws_abuse.py": "lane-b",
 }
+DEFAULT_E2E_LANE = "lane-b"  # every other tests/e2e module
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's scope scheduling with one scope for the serial tests and one per other test
-    (the serial scope comes first in collection order, so it starts at once)."""
+    """xdist's scope scheduling with one scope per lane and one per other test (the lanes
+    come first in collection order, so both start at once)."""
     from xdist.scheduler import LoadScopeScheduling
 
-    class SerialScopeScheduling(LoadScopeScheduling):  # type: ignore[misc]
+    class LaneScheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            if module.startswith("tests/e2e/") or module in SERIAL_MODULES:
-                return SERIAL_SCOPE
+            if module in LANE_OF_MODULE:
+                return LANE_OF_MODULE[module]
+            if module.startswith("tests/e2e/"):
+                return DEFAULT_E2E_LANE
             return nodeid
 
-    return SerialScopeScheduling(config, log)
+    return LaneScheduling(config, log)
 
 
 def worker_log_name(name: str) -> str:
