@@ -183,7 +183,7 @@ def fault_actions(platform: Platform, write_token: str) -> list[tuple[str, Fault
     # a single Redis is restarted empty and from an older snapshot; a cluster loses a master
     redis_faults: list[tuple[str, FaultAction]] = (
         [("redis_master_kill", kill_redis_master)]
-        if platform.cluster_ports
+        if platform.settings.redis_cluster
         else [("redis_restart", restart_redis), ("redis_snapshot_restore", restore_redis_snapshot)]
     )
     return [
@@ -250,7 +250,7 @@ async def run_schedule(
     Redis from (a cluster has ``redis_master_kill`` instead).
     Each fault is appended to ``records`` as it starts (an interrupted run reports those).
     """
-    if not platform.cluster_ports:
+    if not platform.settings.redis_cluster:
         await platform.save_redis_snapshot()
     actions = fault_actions(platform, probe.token)
     spacing = duration_s / (len(actions) + 1)

@@ -133,7 +133,7 @@ class Platform:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         host, _, port = self.settings.kafka_bootstrap_servers.rpartition(":")
         self.broker = start_broker(host, int(port), log_path=self.work_dir / "broker.log")
-        if self.cluster_ports:
+        if self.settings.redis_cluster:
             self.cluster = await asyncio.to_thread(
                 start_redis_cluster, self._redis_dir, self.work_dir, self.cluster_ports
             )

@@ -104,12 +104,7 @@ async def test_cluster_soak_loses_nothing_when_a_master_dies(
     assert all(fault["recovery_s"] is not None for fault in report["faults"]), report["faults"]
     assert [fault["guarantee_broken"] for fault in report["faults"]] == [""] * len(names)
     assert report["passed"]
-    leftovers = [
-        child
-        for child in psutil.process_iter(["cmdline"])
-        if any(str(tmp_path / "soak") in part for part in child.info["cmdline"] or [])
-    ]
-    assert leftovers == []
+    assert _processes_mentioning(tmp_path / "soak") == []
 
 
 async def test_ctrl_c_writes_a_partial_report_and_stops_the_platform(
@@ -160,9 +155,13 @@ async def test_ctrl_c_writes_a_partial_report_and_stops_the_platform(
     (run_dir,) = work_dir.iterdir()
     assert not (run_dir / "postgres").exists()  # the stores' data went with the run
     assert (run_dir / "ranker-a.log").exists()  # the logs stay
-    leftovers = [
+    assert _processes_mentioning(run_dir) == []
+
+
+def _processes_mentioning(path: Path) -> list[psutil.Process]:
+    """Live processes with ``path`` in their command line (what a run must not leave behind)."""
+    return [
         child
         for child in psutil.process_iter(["cmdline"])
-        if any(str(run_dir) in part for part in child.info["cmdline"] or [])
+        if any(str(path) in part for part in child.info["cmdline"] or [])
     ]
-    assert leftovers == []
