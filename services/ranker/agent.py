@@ -318,6 +318,7 @@ def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
 
     async def refresh_lag() -> None:
         lag.refresh()
+        cast(BatchConsumer, app.consumer).observe()
 
     async def forget_revoked(sender: Any, *arguments: Any, **_: Any) -> None:
         lag.forget(arguments[0] if arguments else ())

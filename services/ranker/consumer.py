@@ -35,6 +35,8 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TopicT
 
+from services.ranker import metrics
+
 logger = logging.getLogger(__name__)
 
 FetchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
@@ -75,6 +77,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._handler_ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._batch_started_at: float | None = None
         super().__init__(*args, **kwargs)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
@@ -101,6 +104,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
         else:
             self._handler_ready.set()
 
+    def observe(self) -> None:
+        """Refresh the gauges of partition states and of the batch in flight."""
+        started_at = self._batch_started_at
+        metrics.BATCH_IN_FLIGHT_S.set(time.monotonic() - started_at if started_at else 0.0)
+        active = self._active_partitions
+        metrics.PARTITIONS.labels("assigned").set(len(self.assignment()))
+        metrics.PARTITIONS.labels("active").set(len(active) if active is not None else 0)
+        metrics.PARTITIONS.labels("paused").set(len(self._paused_partitions))
+
     async def wait_empty(self) -> None:
         """Wait for the batch in flight too (faust calls this when partitions are revoked):
         its offsets are committed before another member may take the partitions."""
@@ -117,9 +129,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if not batch or handler is None or self.should_stop:
                     continue
                 self._idle.clear()
+                self._batch_started_at = time.monotonic()
                 try:
                     await handler(batch)
                 finally:
+                    self._batch_started_at = None
                     self._idle.set()
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
@@ -153,7 +167,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if not records or self.should_stop:
             return []
         if not self.flow_active:
-            await self._rewind()
+            await self._rewind(records_dropped=_count(records))
             return []
         batch = accepted(records, active, self._buffered_partitions, self._read_offset)
         if not batch or fetching.batch_within_s <= 0:
@@ -164,16 +178,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if self.should_stop:
                 return []
             if not self.flow_active or self.app.consumer_generation_id != generation:
-                await self._rewind()
+                await self._rewind(records_dropped=len(batch) + _count(records))
                 return []
             if not records:
                 break
             batch += accepted(records, active, self._buffered_partitions, self._read_offset)
         return batch
 
-    async def _rewind(self) -> None:
+    async def _rewind(self, records_dropped: int) -> None:
         """Seek every assigned partition back to its committed offset (faust's
         ``perform_seek``): records fetched but dropped are then fetched again."""
+        _count_fetched(rewound=records_dropped)
         logger.info("group rebalanced while a batch was collected; back to committed offsets")
         await self.perform_seek()
 
@@ -187,10 +202,13 @@ def accepted(
     """One fetch's records in partition order per partition, dropped as faust's ``getmany``
     and ``_drain_messages`` drop them: partitions neither active (paused or revoked) nor
     buffered, and records behind the partition's read offset, which is then moved to the
-    last record taken (``None``: nothing read yet; a seek sets it to the committed offset)."""
+    last record taken (``None``: nothing read yet; a seek sets it to the committed offset).
+    Every record is counted in ``podium_ranker_fetched_records_total`` by outcome."""
     batch: list[ConsumerRecord[bytes, bytes]] = []
+    inactive = behind = 0
     for tp, partition_records in records.items():
         if active is not None and tp not in active and tp not in buffered:
+            inactive += len(partition_records)
             continue
         position = read_offset.get(tp)
         taken = (
@@ -198,10 +216,22 @@ def accepted(
             if position is not None
             else list(partition_records)
         )
+        behind += len(partition_records) - len(taken)
         if taken:
             batch += taken
             read_offset[tp] = taken[-1].offset
+    _count_fetched(accepted=len(batch), inactive_partition=inactive, behind_read_offset=behind)
     return batch
+
+
+def _count(records: Mapping[Any, Sequence[Any]] | None) -> int:
+    return sum(len(partition_records) for partition_records in (records or {}).values())
+
+
+def _count_fetched(**records_by_outcome: int) -> None:
+    for outcome, count in records_by_outcome.items():
+        if count:
+            metrics.FETCHED_RECORDS.labels(outcome).inc(count)
 
 
 class BatchTransport(faust_aiokafka.Transport):

@@ -102,3 +102,28 @@ RECONCILE_PASSES = Counter(
 for _trigger in ("redis_identity", "interval", "command"):
     for _outcome in ("done", "skipped", "failed"):
         RECONCILE_PASSES.labels(_trigger, _outcome)
+
+# --- what the fetcher does with fetched records: a ranker that fetches but applies nothing ---
+FETCH_OUTCOMES = ("accepted", "inactive_partition", "behind_read_offset", "rewound")
+FETCHED_RECORDS = Counter(
+    "podium_ranker_fetched_records_total",
+    "Records the fetcher got from the broker, by outcome: accepted into a batch; dropped because"
+    " the partition was paused or revoked (inactive_partition) or the record was behind the"
+    " partition's read offset (behind_read_offset); dropped while a rebalance moved the group"
+    " on, then fetched again from the committed offset (rewound). Anything but accepted growing"
+    " steadily means records are fetched and never applied.",
+    ["outcome"],
+)
+for _outcome in FETCH_OUTCOMES:
+    FETCHED_RECORDS.labels(_outcome)
+PARTITIONS = Gauge(
+    "podium_ranker_partitions",
+    "Partitions of this process by state: assigned (by the group), active (fetched and"
+    " handed to the ranker), paused (faust paused them: a rebalance or flow control).",
+    ["state"],
+)
+BATCH_IN_FLIGHT_S = Gauge(
+    "podium_ranker_batch_in_flight_seconds",
+    "How long the batch being applied has been in flight (0 when none is): a stuck batch"
+    " grows without bound while the lag grows.",
+)

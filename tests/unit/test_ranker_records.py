@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import REGISTRY
 
+from services.ranker import metrics
 from services.ranker.consumer import accepted
 from services.ranker.records import Score, decode
 from shared.schemas.score_event import ScoreEvent, parse_topic_message
@@ -141,3 +143,22 @@ def test_fetch_started_at_committed_offset_after_a_seek() -> None:
     read_offset: dict[Any, int | None] = {("t", 0): 5}
     batch = accepted({("t", 0): _records(0, range(5, 7))}, {("t", 0)}, set(), read_offset)
     assert [r.offset for r in batch] == [5, 6]
+
+
+def _fetched(outcome: str) -> float:
+    value = REGISTRY.get_sample_value("podium_ranker_fetched_records_total", {"outcome": outcome})
+    return value or 0.0
+
+
+def test_every_fetched_record_is_counted_by_what_became_of_it() -> None:
+    # a ranker that fetches and applies nothing must show it: dropped records are counted
+    before = {outcome: _fetched(outcome) for outcome in metrics.FETCH_OUTCOMES}
+    fetch = {("t", 0): _records(0, range(5, 9)), ("t", 1): _records(1, range(0, 3))}
+    accepted(fetch, {("t", 0)}, set(), {("t", 0): 7})
+    counted = {outcome: _fetched(outcome) - before[outcome] for outcome in metrics.FETCH_OUTCOMES}
+    assert counted == {
+        "accepted": 2,
+        "inactive_partition": 3,
+        "behind_read_offset": 2,
+        "rewound": 0,
+    }
