@@ -1,8 +1,9 @@
 """PNG plots of a soak report's timeline, with a marker at every fault.
 
-One figure, four panels sharing the time axis: events/s offered, sent and accepted; ingest
+One figure, five panels sharing the time axis: events/s offered, sent and accepted; ingest
 write p99; the ranker's largest consumer lag; freshness (a probe score's 202 until the query
-API shows it). matplotlib draws off-screen (the Agg backend: no display on CI or a server).
+API shows it); the broker's CPU. matplotlib draws off-screen (the Agg backend: no display on CI
+or a server).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ def write_plots(report: dict[str, Any], directory: Path) -> Path:
 
     rows = report.get("timeline") or []
     seconds = [row["second"] for row in rows]
-    figure, axes = pyplot.subplots(4, 1, sharex=True, figsize=(11, 10), constrained_layout=True)
-    rate, latency, lag, freshness = axes
+    figure, axes = pyplot.subplots(5, 1, sharex=True, figsize=(11, 12), constrained_layout=True)
+    rate, latency, lag, freshness, broker = axes
     for name, style in (("offered", "-"), ("sent", ":"), ("accepted", "-")):
         rate.plot(seconds, [row[name] for row in rows], style, label=name, linewidth=1)
     rate.set_ylabel("events/s")
@@ -31,7 +32,8 @@ def write_plots(report: dict[str, Any], directory: Path) -> Path:
     _series(latency, seconds, rows, "write_p99_ms", "ingest write p99 (ms)", log=True)
     _series(lag, seconds, rows, "ranker_lag_records", "ranker lag (records)")
     _series(freshness, seconds, rows, "freshness_ms", "freshness: 202 → query (ms)", log=True)
-    freshness.set_xlabel("seconds since the load started")
+    _series(broker, seconds, rows, "broker_cpu_percent", "broker CPU (% of a core)")
+    broker.set_xlabel("seconds since the load started")
     for fault in report.get("faults", []):
         for axis in axes:
             axis.axvline(fault["at_s"], color="tab:red", linestyle="--", linewidth=0.8)
@@ -69,7 +71,7 @@ def _series(
     points = [
         (second, row[key])
         for second, row in zip(seconds, rows, strict=True)
-        if row[key] is not None
+        if row.get(key) is not None  # reports from before a series existed lack its key
     ]
     axis.plot([p[0] for p in points], [p[1] for p in points], ".-", markersize=2, linewidth=0.8)
     axis.set_ylabel(label)

@@ -4,8 +4,10 @@ The report's totals say whether a run kept its guarantees; the timeline says wha
 did to the platform while it ran (the plots in docs/ are drawn from it). Two of its series
 are sampled here, once a second, next to the load: the ranker's consumer lag (the largest
 ``podium_ranker_consumer_lag_records`` over both rankers' partitions, read from their
-/metrics) and freshness (a probe score posted every second, and the time until the query API
-shows it). The rest comes from what the load generator recorded.
+/metrics), freshness (a probe score posted every second, and the time until the query API
+shows it) and the broker's CPU (the dev broker, tansu, saturating starved the rankers in the
+30-minute soak: they fetched slowly while nothing in Podium was busy). The rest comes from what
+the load generator recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from soak.faults import probe_event, probe_visible
@@ -42,6 +45,7 @@ class Timeline:
     run_started: float
     lag_records: dict[int, float] = field(default_factory=dict)
     freshness_ms: dict[int, float | None] = field(default_factory=dict)
+    broker_cpu_percent: dict[int, float] = field(default_factory=dict)
 
     async def run(self, client: SoakClient, stop: asyncio.Event) -> None:
         """Sample until ``stop`` is set (lag and freshness side by side)."""
@@ -51,8 +55,12 @@ class Timeline:
         return int(time.monotonic() - self.run_started)
 
     async def _sample_lag(self, client: SoakClient, stop: asyncio.Event) -> None:
+        broker_cpu = BrokerCpu(self.platform)
         while not stop.is_set():
             second = self._second()
+            percent = broker_cpu.percent()
+            if percent is not None:
+                self.broker_cpu_percent[second] = percent
             largest: float | None = None
             for name in RANKERS:
                 lag = await _largest_sample(client, self.platform.url(name), LAG_METRIC)
@@ -98,6 +106,29 @@ class Timeline:
         return None
 
 
+class BrokerCpu:
+    """The broker process's CPU use since the previous reading, in percent of one core."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+        self._process: psutil.Process | None = None
+
+    def percent(self) -> float | None:
+        """None on the first reading of a (re)started broker, or when there is none."""
+        broker = self._platform.broker
+        try:
+            if broker is None:
+                return None
+            if self._process is None or self._process.pid != broker.process.pid:
+                self._process = psutil.Process(broker.process.pid)
+                self._process.cpu_percent()  # the baseline for the next reading
+                return None
+            return round(float(self._process.cpu_percent()), 1)
+        except psutil.Error:
+            self._process = None
+            return None
+
+
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
@@ -122,7 +153,8 @@ async def _largest_sample(client: SoakClient, base_url: str, metric: str) -> flo
 
 def timeline_rows(stats: LoadStats, timeline: Timeline | None) -> list[dict[str, Any]]:
     """One row per second of the run: offered, sent and accepted events, ingest write p99
-    (of the requests started that second), the ranker's largest lag and freshness."""
+    (of the requests started that second), the ranker's largest lag, freshness and the
+    broker's CPU."""
     writes: dict[int, list[float]] = {}
     run_started = timeline.run_started if timeline is not None else 0.0
     for record in stats.requests:
@@ -140,6 +172,9 @@ def timeline_rows(stats: LoadStats, timeline: Timeline | None) -> list[dict[str,
                     timeline.lag_records.get(second) if timeline is not None else None
                 ),
                 "freshness_ms": timeline.freshness_ms.get(second) if timeline is not None else None,
+                "broker_cpu_percent": (
+                    timeline.broker_cpu_percent.get(second) if timeline is not None else None
+                ),
             }
         )
     return rows

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 from soak.load import LoadStats, RequestRecord
 from soak.plots import write_plots
-from soak.timeline import Timeline, timeline_rows
+from soak.timeline import BrokerCpu, Timeline, timeline_rows
 
 T0 = 1000.0
 
@@ -31,6 +35,7 @@ def _timeline() -> Timeline:
     timeline = Timeline(platform=cast(Any, None), token="", run_started=T0)
     timeline.lag_records.update({0: 0.0, 2: 250.0})
     timeline.freshness_ms.update({0: 12.5, 1: None, 2: 40.0})
+    timeline.broker_cpu_percent.update({1: 35.0, 2: 120.5})
     return timeline
 
 
@@ -42,6 +47,32 @@ def test_one_row_per_second_with_each_series() -> None:
     assert [row["write_p99_ms"] for row in rows] == [None, 200.0, None]
     assert [row["ranker_lag_records"] for row in rows] == [0.0, None, 250.0]
     assert [row["freshness_ms"] for row in rows] == [12.5, None, 40.0]
+    assert [row["broker_cpu_percent"] for row in rows] == [None, 35.0, 120.5]
+
+
+def test_a_report_from_before_a_series_existed_still_plots(tmp_path: Path) -> None:
+    rows = timeline_rows(_stats(), _timeline())
+    for row in rows:
+        del row["broker_cpu_percent"]
+    report = {"events": {"accepted": 27, "lost": 0}, "timeline": rows}
+    assert write_plots(report, tmp_path).read_bytes().startswith(b"\x89PNG")
+
+
+def test_broker_cpu_is_read_from_the_running_broker_process() -> None:
+    # a busy process stands in for the broker: its CPU is measured, not assumed
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        platform = SimpleNamespace(broker=SimpleNamespace(process=busy))
+        cpu = BrokerCpu(cast(Any, platform))
+        assert cpu.percent() is None  # the first reading is the baseline
+        time.sleep(0.5)
+        percent = cpu.percent()
+        assert percent is not None
+        assert percent > 30
+    finally:
+        busy.kill()
+        busy.wait()
+    assert cpu.percent() is None  # gone: no reading, no error
 
 
 def test_the_plot_is_a_png_with_fault_markers(tmp_path: Path) -> None:
@@ -55,4 +86,4 @@ def test_the_plot_is_a_png_with_fault_markers(tmp_path: Path) -> None:
     path = write_plots(report, tmp_path / "plots")
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(data) > 10_000  # four panels drawn, not an empty canvas
+    assert len(data) > 10_000  # five panels drawn, not an empty canvas
