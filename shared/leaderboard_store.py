@@ -226,7 +226,9 @@ LAYOUT_STALE = -3
 # when the rebuild began (else 0), its value then, the version to set, the number of pairs.
 # Returns 0 (nothing done) when the marker changed since, else 1. One script rather than
 # WATCH/MULTI/EXEC: the same atomic step on one Redis and on a Redis Cluster node (all keys
-# share the competition's hash tag), whose client runs transactions through threads.
+# share the competition's hash tag), whose client runs transactions through threads. Old keys
+# go by UNLINK (RENAME onto an existing key would free it inline): a board of a million members
+# is freed by Redis's background thread instead of stalling every client for its free.
 _SWAP_SCRIPT = """
 local marker = redis.call('GET', KEYS[1])
 if ARGV[1] == '0' then
@@ -235,8 +237,11 @@ elseif marker ~= ARGV[2] then
   return 0
 end
 local pairs_end = 1 + 2 * tonumber(ARGV[4])
-for i = 2, pairs_end, 2 do redis.call('RENAME', KEYS[i + 1], KEYS[i]) end
-for i = pairs_end + 1, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 2, pairs_end, 2 do
+  redis.call('UNLINK', KEYS[i])
+  redis.call('RENAME', KEYS[i + 1], KEYS[i])
+end
+for i = pairs_end + 1, #KEYS do redis.call('UNLINK', KEYS[i]) end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1
 """
@@ -558,7 +563,7 @@ class LeaderboardStore:
         )
         if not swapped:
             if temp_keys:
-                await self.redis.delete(*temp_keys)
+                await self.redis.unlink(*temp_keys)
             raise WatchError(f"the built marker of {competition_id} changed during its rebuild")
         return len(rows)
 
@@ -630,13 +635,13 @@ class LeaderboardStore:
             if (key.decode() if isinstance(key, bytes) else key) != marker
         ]
         if keys:
-            await self.redis.delete(*keys)  # one slot: the keys share the {cid} hash tag
+            await self.redis.unlink(*keys)  # one slot: the keys share the {cid} hash tag
 
     async def drop(self, competition_id: str) -> None:
         """Delete every key of a competition (marker included)."""
         keys = await competition_keys(self.redis, self.prefix, competition_id)
         if keys:
-            await self.redis.delete(*keys)
+            await self.redis.unlink(*keys)
 
     # --- reads ----------------------------------------------------------------------------
     async def top(

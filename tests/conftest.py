@@ -234,6 +234,10 @@ def settings_factory(
         "kafka_partitions": 3,
         "database_url": database_url,
         "redis_url": redis_url,
+        # 5 s, not the default 0.5 s: tests check what is right, not how fast, and on two cores
+        # shared with the other lane's soaks a healthy Redis can wait its turn past 0.5 s (a CI
+        # run failed so, rebuilding 20,000 standings). Tests of a hung Redis set it short.
+        "redis_timeout_s": 5.0,
         "db_schema": f"t_{unique_id}",
         "redis_key_prefix": f"t:{unique_id}:",
         "topic_score_events": f"score-events-{unique_id}",

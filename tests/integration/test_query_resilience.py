@@ -48,7 +48,11 @@ async def outage(
 ) -> AsyncIterator[Outage]:
     overrides = getattr(request, "param", {})
     with private_redis(tmp_path / "redis", artifacts_dir / "query-private-redis.log") as server:
-        private = settings_factory(redis_url=server.url, query_breaker_reset_s=0.5, **overrides)
+        private = settings_factory(  # a hung Redis times out as in production, unless overridden
+            redis_url=server.url,
+            query_breaker_reset_s=0.5,
+            **{"redis_timeout_s": 0.5, **overrides},
+        )
         pool = await create_pool(private)
         client = create_redis(private)
         try:
@@ -75,10 +79,10 @@ async def _rebuilds(outage: Outage) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-# Redis calls get 5 s here, not the default 0.5 s: 50 requests from an in-process client (httpx
-# costs milliseconds of CPU per request at this concurrency, more under coverage) share the
-# app's event loop, and a read that waited its turn past 0.5 s would be a 503 this test is not
-# about (a CI run failed so); the hung-Redis tests below keep short timeouts.
+# Redis calls get 5 s here, not the hung-Redis tests' 0.5 s: 50 requests from an in-process
+# client (httpx costs milliseconds of CPU per request at this concurrency, more under
+# coverage) share the app's event loop, and a read that waited its turn past 0.5 s would be a
+# 503 this test is not about (a CI run failed so); the hung-Redis tests below keep short ones.
 @pytest.mark.parametrize(
     "outage", [{"query_cache_ttl_ms": 0, "redis_timeout_s": 5.0}], indirect=True
 )

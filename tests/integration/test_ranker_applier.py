@@ -224,7 +224,9 @@ async def test_redis_unavailable_retries_the_batch_until_it_applies(
     tmp_path: Path,
 ) -> None:
     with private_redis(tmp_path, artifacts_dir / "ranker-applier-redis.log") as server:
-        hung_settings = settings_factory(redis_url=server.url, ranker_retry_max_backoff_s=0.2)
+        hung_settings = settings_factory(
+            redis_url=server.url, ranker_retry_max_backoff_s=0.2, redis_timeout_s=0.5
+        )
         pool: asyncpg.Pool = await create_pool(settings)
         redis: Redis = create_redis(hung_settings)
         producer = create_producer(settings)
