@@ -171,5 +171,18 @@ def format_report(report: dict[str, Any]) -> str:
                 else ""
             )
         )
+    broker = report.get("broker")
+    if broker and broker["cpu_percent_max"] is not None:
+        lines.append(
+            f"  broker CPU (% of a core): first minute {broker['cpu_percent_first_minute']},"
+            f" last minute of load {broker['cpu_percent_last_minute_of_load']},"
+            f" max {broker['cpu_percent_max']}"
+            + (
+                "; SATURATED: the dev broker's fetch cost grows with the batches it stores"
+                " (docs/soak.md, \"The dev broker's limit\"): lag after this is the broker's"
+                if broker["saturated"]
+                else ""
+            )
+        )
     lines += [f"  mismatch: {mismatch}" for mismatch in report["mismatches"][:10]]
     return "\n".join(lines)

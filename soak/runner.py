@@ -23,7 +23,7 @@ from soak.platform import Platform
 from soak.plots import write_plots
 from soak.readers import ReadLoad, Subscriber
 from soak.report import build_report, format_report
-from soak.timeline import Timeline, timeline_rows
+from soak.timeline import Timeline, broker_summary, timeline_rows
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _partial_report(
         max_in_flight=load.max_in_flight if load is not None else 0,
         interrupted=True,
     )
-    report["timeline"] = timeline_rows(stats, progress.timeline)
+    _attach_timeline(report, stats, progress.timeline, duration_s)
     report["events"]["lost"] = report["events"]["double_counted"] = None
     report["stores_equal_oracle"] = dict.fromkeys(report["stores_equal_oracle"])
     report["elapsed_s"] = (
@@ -240,8 +240,16 @@ async def _drive(
         max_in_flight=load.max_in_flight,
     )
     report["batch_share"] = batch_share
-    report["timeline"] = timeline_rows(load.stats, timeline)
+    _attach_timeline(report, load.stats, timeline, duration_s)
     return report
+
+
+def _attach_timeline(
+    report: dict[str, Any], stats: LoadStats, timeline: Timeline | None, duration_s: float
+) -> None:
+    """The per-second timeline and the broker's summary drawn from it."""
+    report["timeline"] = timeline_rows(stats, timeline)
+    report["broker"] = broker_summary(report["timeline"], duration_s)
 
 
 async def _print_progress(load: WriteLoad, run_started: float, duration_s: float) -> None:

@@ -34,6 +34,10 @@ FRESHNESS_TIMEOUT_S = 10.0
 FRESHNESS_USER = "freshness-probe"
 RANKERS = ("ranker-a", "ranker-b")
 LAG_METRIC = "podium_ranker_consumer_lag_records"
+BROKER_WINDOW_S = 60
+"""The broker summary compares its CPU in the first and the last this many seconds of load."""
+BROKER_SATURATED_PERCENT = 90.0
+BROKER_GROWTH_FACTOR = 3.0
 
 
 @dataclass
@@ -178,3 +182,38 @@ def timeline_rows(stats: LoadStats, timeline: Timeline | None) -> list[dict[str,
             }
         )
     return rows
+
+
+def broker_summary(rows: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+    """The dev broker's CPU over the load: mean in the first and the last minute, the most,
+    and whether it saturated. Saturated: the last minute of load averaged at least 90% of a
+    core and at least three times the first minute, at the same offered rate. tansu's
+    in-memory storage lists every stored batch of a partition on each fetch behind its high
+    watermark (docs/soak.md, "The dev broker's limit"), so its CPU grows with the run's
+    length; a report that failed with a saturated broker says so rather than blaming the
+    rankers, which sat idle waiting on fetches."""
+    load_end = int(duration_s)
+    samples = {
+        row["second"]: row["broker_cpu_percent"]
+        for row in rows
+        if row.get("broker_cpu_percent") is not None
+    }
+
+    def mean(first: int, last: int) -> float | None:
+        values = [value for second, value in samples.items() if first <= second < last]
+        return round(sum(values) / len(values), 1) if values else None
+
+    first = mean(0, min(BROKER_WINDOW_S, load_end))
+    last = mean(max(0, load_end - BROKER_WINDOW_S), load_end)
+    saturated = (
+        first is not None
+        and last is not None
+        and last >= BROKER_SATURATED_PERCENT
+        and last >= BROKER_GROWTH_FACTOR * max(first, 1.0)
+    )
+    return {
+        "cpu_percent_first_minute": first,
+        "cpu_percent_last_minute_of_load": last,
+        "cpu_percent_max": max(samples.values()) if samples else None,
+        "saturated": saturated,
+    }

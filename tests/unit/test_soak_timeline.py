@@ -9,9 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+from soak.check import CheckResult
 from soak.load import LoadStats, RequestRecord
 from soak.plots import write_plots
-from soak.timeline import BrokerCpu, Timeline, timeline_rows
+from soak.report import build_report, format_report
+from soak.timeline import BrokerCpu, Timeline, broker_summary, timeline_rows
 
 T0 = 1000.0
 
@@ -87,3 +89,58 @@ def test_the_plot_is_a_png_with_fault_markers(tmp_path: Path) -> None:
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 10_000  # five panels drawn, not an empty canvas
+
+
+def _cpu_rows(first_percent: float, last_percent: float, seconds: int) -> list[dict[str, Any]]:
+    """A load of ``seconds`` whose broker CPU climbs linearly from one value to the other,
+    plus a drain after it whose samples must not count as load."""
+    step = (last_percent - first_percent) / (seconds - 1)
+    rows = [
+        {"second": second, "broker_cpu_percent": first_percent + step * second}
+        for second in range(seconds)
+    ]
+    rows += [{"second": seconds + n, "broker_cpu_percent": 400.0} for n in range(30)]
+    rows.append({"second": seconds + 30, "broker_cpu_percent": None})
+    return rows
+
+
+def test_a_broker_whose_cpu_grew_at_constant_load_is_reported_saturated() -> None:
+    summary = broker_summary(_cpu_rows(20.0, 140.0, 600), duration_s=600)
+    assert summary["saturated"]
+    assert 20.0 < summary["cpu_percent_first_minute"] < 30.0
+    assert 125.0 < summary["cpu_percent_last_minute_of_load"] < 140.0
+    assert summary["cpu_percent_max"] == 400.0  # the drain's samples are in the maximum only
+
+
+def test_a_busy_but_steady_broker_is_not_saturated() -> None:
+    steady = broker_summary(_cpu_rows(95.0, 100.0, 300), duration_s=300)
+    assert not steady["saturated"]  # busy from the start: the load, not a growing log
+    idle = broker_summary(_cpu_rows(5.0, 40.0, 300), duration_s=300)
+    assert not idle["saturated"]
+    empty = broker_summary([{"second": 0, "broker_cpu_percent": None}], duration_s=10)
+    assert empty == {
+        "cpu_percent_first_minute": None,
+        "cpu_percent_last_minute_of_load": None,
+        "cpu_percent_max": None,
+        "saturated": False,
+    }
+
+
+def test_the_printed_report_names_a_saturated_broker() -> None:
+    report = build_report(
+        command="test",
+        duration_s=600,
+        rate_eps=2000,
+        run_started=T0,
+        stats=_stats(),
+        faults=[],
+        check=CheckResult(),
+        lost=0,
+        subscribers=0,
+    )
+    report["broker"] = broker_summary(_cpu_rows(20.0, 140.0, 600), duration_s=600)
+    assert "SATURATED" in format_report(report)
+    report["broker"] = broker_summary(_cpu_rows(20.0, 40.0, 600), duration_s=600)
+    text = format_report(report)
+    assert "broker CPU (% of a core): first minute" in text
+    assert "SATURATED" not in text
