@@ -9,8 +9,12 @@ service's reads at that size (:class:`services.query.leaderboards.LeaderboardRea
 the Redis and Python cost of a read, which is what grows with N): the first top page, a page
 at a random ``from_rank``, one user's rank with percentile, and a neighbourhood of radius 5,
 each timed one at a time (p50/p99), for the default ``unique`` style and for ``dense``.
+With ``--http-seconds``, the same reads over HTTP: a private broker and two ``podium serve
+query`` processes on the board (micro-cache on, and TTL 0 so every read reaches Redis), each
+route driven by wrk for that long (random members for user and around) — the service's
+whole path at that size, parsing, cache and JSON included.
 
-    .venv/bin/python -m bench.scale_micro --members 1000000 --distinct 100000
+    .venv/bin/python -m bench.scale_micro --members 1000000 --distinct 100000 --http-seconds 5
 """
 
 from __future__ import annotations
@@ -20,17 +24,23 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
 
-from bench.measure import timed_calls
+from bench import scripts
+from bench.measure import timed_calls, wrk_figure
 from bench.rank_styles_micro import STYLES_COMPETITION_ID, style_competition
 from bench.ranker_micro import make_settings
+from bench.stack import BenchStack, bench_settings
 from devstack.cleanup import discard_run_data
 from services.query.circuit_breaker import CircuitBreaker
 from services.query.leaderboards import LeaderboardReader
+from services.ranker.settings import RankerSettings
+from services.settings import AllServicesSettings
 from shared.db import create_pool
 from shared.leaderboard_store import LeaderboardStore
 from shared.migrations import migrate
@@ -41,6 +51,12 @@ from shared.schemas.competition import RankStyle, SortOrder
 _CID = STYLES_COMPETITION_ID  # seeded here, read through rank_styles_micro's competitions
 _WINDOW = "alltime"
 _COPY_CHUNK = 100_000
+_HTTP_CONNECTIONS = 16
+_HTTP_READS = {  # wrk's Lua: %07d is a random member's index
+    "top_page": f"/api/v1/leaderboards/{_CID}/top?limit=10",
+    "user": f"/api/v1/leaderboards/{_CID}/users/u%07d",
+    "around": f"/api/v1/leaderboards/{_CID}/around/u%07d?radius=5",
+}
 
 
 async def _seed(pool: asyncpg.Pool, schema: str, members: int, distinct: int) -> None:
@@ -90,7 +106,61 @@ async def _redis_figures(redis: RedisClient) -> tuple[int, float]:
     return int(memory["used_memory"]), float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
-async def run(members: int, distinct: int, samples: int) -> dict[str, Any]:
+def _script_for(path: str, members: int) -> Callable[[int], str]:
+    """wrk's Lua for one read: a random member each request where the path takes one."""
+    script = scripts.random_member(path, members) if "%" in path else scripts.plain_get()
+    return lambda _repeat: script
+
+
+async def _http_reads(
+    settings: RankerSettings, members: int, seconds: float, work_dir: Path
+) -> dict[str, Any]:
+    """Each read of :data:`_HTTP_READS` through ``podium serve query`` processes on the seeded
+    board (same schema and key prefix), with the micro-cache and with TTL 0."""
+    run_id = settings.db_schema.removeprefix("bench_")
+    base = AllServicesSettings(
+        env="test",
+        log_json=False,
+        jwt_secrets=settings.jwt_secrets,
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+    )
+    stack = BenchStack(bench_settings(base, run_id), work_dir, run_id)
+    if (stack.settings.db_schema, stack.settings.redis_key_prefix) != (
+        settings.db_schema,
+        settings.redis_key_prefix,
+    ):
+        raise RuntimeError("the query processes would not read the seeded board")
+    try:
+        await stack.start()
+        figures: dict[str, Any] = {}
+        for name, ttl_overrides in (("hot_cache", {}), ("ttl_0", {"query_cache_ttl_ms": 0})):
+            member = await stack.serve(f"query-{name}", "query", **ttl_overrides)
+            figures[name] = {
+                read: wrk_figure(
+                    member.url if "%" in path else member.url + path,
+                    _script_for(path, members),
+                    work_dir,
+                    f"scale-{name}-{read}",
+                    connections=_HTTP_CONNECTIONS,
+                    duration_s=seconds,
+                    repeats=1,
+                    warmup_s=min(1.0, seconds),
+                )
+                for read, path in _HTTP_READS.items()
+            }
+            stack.stop(f"query-{name}")
+        return figures
+    finally:
+        for name in list(stack.services):
+            stack.stop(name)
+        if stack.broker is not None:
+            stack.broker.stop()  # the data goes with the run's (see run)
+
+
+async def run(
+    members: int, distinct: int, samples: int, http_seconds: float = 0.0
+) -> dict[str, Any]:
     """Seed, rebuild, measure memory and reads; the figures as a dict."""
     settings = make_settings("127.0.0.1:1", 1)  # no broker: nothing here produces
     await migrate(settings)
@@ -148,6 +218,11 @@ async def run(members: int, distinct: int, samples: int) -> dict[str, Any]:
                 "user": await timed_calls(samples, user),
                 "around": await timed_calls(samples, around),
             }
+        http = (
+            await _http_reads(settings, members, http_seconds, Path(".podium/bench/scale"))
+            if http_seconds > 0
+            else None
+        )
         return {
             "members": members,
             "distinct_scores": distinct,
@@ -164,6 +239,7 @@ async def run(members: int, distinct: int, samples: int) -> dict[str, Any]:
                 "memory_usage_bytes": usage,
             },
             "reads": reads,
+            "http_reads": http,
         }
     finally:
         await pool.close()
@@ -177,9 +253,15 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--distinct", type=int, default=100_000, help="distinct scores (ties)")
     parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument(
+        "--http-seconds",
+        type=float,
+        default=0.0,
+        help="also drive each read over HTTP (two query processes, wrk) for this long",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
-    results = asyncio.run(run(args.members, args.distinct, args.samples))
+    results = asyncio.run(run(args.members, args.distinct, args.samples, args.http_seconds))
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

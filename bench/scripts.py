@@ -25,6 +25,17 @@ def plain_get() -> str:
     return "wrk.method = 'GET'\n"
 
 
+def random_member(path_format: str, members: int) -> str:
+    """A GET of ``path_format`` for a random member of a board of ``members`` each request
+    (its one ``%07d`` is the member's index: user ids ``u0000000`` … as the scale bench
+    seeds them)."""
+    return f"""
+function request()
+  return wrk.format("GET", string.format("{path_format}", math.random(0, {members - 1})))
+end
+"""
+
+
 def ingest_single(tag: str, token: str, competitions: int, users: int) -> str:
     """One score event per POST, event ids unique per run, repeat and thread."""
     return (
