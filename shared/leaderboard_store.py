@@ -46,6 +46,7 @@ from shared.leaderboard import (
 from shared.rank_styles import percentile, rank_of, restyled
 from shared.redis_client import RedisClient, RedisPipeline, queue_script
 from shared.redis_keys import (
+    WINDOWS_COMPLETE,
     built_key,
     competition_keys,
     competition_windows,
@@ -53,6 +54,7 @@ from shared.redis_keys import (
     members_key,
     ranking_key,
     rebuild_key,
+    windows_key,
 )
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import RankStyle, SortOrder
@@ -72,12 +74,13 @@ _OTHER_VERSION = -2
 
 STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competition_id = $1"
 
-# KEYS: built marker, then per window its sorted set, members hash and distinct-scores set.
-# ARGV: the standings version Redis must hold (PostgreSQL's before this batch), the version to
-# set (PostgreSQL's after it), top N (0: no tops), then per window one string of operations,
-# each ending in "\n":
+# KEYS: built marker, window index, then per window its sorted set, members hash and
+# distinct-scores set. ARGV: the standings version Redis must hold (PostgreSQL's before this
+# batch), the version to set (PostgreSQL's after it), top N (0: no tops), then per window one
+# string of operations, each ending in "\n":
 #   "s <member> <score>\n"  (set the standing of the member's user)
 #   "d <user>\n"            (remove the user)
+# then the windows' names, in the same order.
 # (one string per window keeps the argument count, and so the client's encoding cost, low;
 # identifiers never contain spaces or newlines).
 # Returns -1 when the marker is missing and {-2, marker} when it holds another version (nothing
@@ -97,6 +100,10 @@ STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competitio
 # ranks count it. A window with users but no distinct-scores set was built before the set
 # existed: the script answers {-2, 'layout'} (a marker that is no version: "behind"), writes
 # nothing, and the caller rebuilds, which builds the set.
+# The window index (shared.redis_keys.competition_windows) gets each written window that
+# holds a ranking after the write and loses one left empty; a new competition's first batch
+# creates it (complete: WINDOWS_COMPLETE). A board built before the index existed gets none
+# here (a partial index would hide its other windows): its next rebuild writes it whole.
 # $user_offset is where the user id starts in a member, derived from the member encoding when
 # the text is built (Lua strings are 1-based).
 _WRITE_SCRIPT_TEMPLATE = Template("""
@@ -106,12 +113,18 @@ if not marker then
 elseif marker ~= ARGV[1] then
   return {-2, marker}
 end
-local windows = (#KEYS - 1) / 3
+local windows = (#KEYS - 2) / 3
 for window = 1, windows do
-  if redis.call('EXISTS', KEYS[window * 3 + 1]) == 0
-      and redis.call('EXISTS', KEYS[window * 3 - 1]) == 1 then
+  if redis.call('EXISTS', KEYS[window * 3 + 2]) == 0
+      and redis.call('EXISTS', KEYS[window * 3]) == 1 then
     return {-2, 'layout'}
   end
+end
+local indexed = true
+if not marker then
+  redis.call('SADD', KEYS[2], '$windows_complete')
+else
+  indexed = redis.call('EXISTS', KEYS[2]) == 1
 end
 redis.call('SET', KEYS[1], ARGV[2])
 local user_offset = $user_offset
@@ -131,7 +144,7 @@ local function same(a, b)
 end
 local result = {}
 for window = 1, windows do
-  local zkey, mkey, dkey = KEYS[window * 3 - 1], KEYS[window * 3], KEYS[window * 3 + 1]
+  local zkey, mkey, dkey = KEYS[window * 3], KEYS[window * 3 + 1], KEYS[window * 3 + 2]
   local before = top_of(zkey)
   local set = {}
   local function forget(score)
@@ -166,7 +179,12 @@ for window = 1, windows do
     set[#set + 1] = member or false
   end
   local after = top_of(zkey)
-  result[#result + 1] = redis.call('ZCARD', zkey)
+  local size = redis.call('ZCARD', zkey)
+  if indexed then
+    local name = ARGV[3 + windows + window]
+    if size > 0 then redis.call('SADD', KEYS[2], name) else redis.call('SREM', KEYS[2], name) end
+  end
+  result[#result + 1] = size
   result[#result + 1] = same(before, after) and 0 or 1
   result[#result + 1] = #after / 2
   for i = 1, #after do result[#result + 1] = after[i] end
@@ -178,7 +196,9 @@ for window = 1, windows do
 end
 return result
 """)
-_WRITE_SCRIPT = _WRITE_SCRIPT_TEMPLATE.substitute(user_offset=USER_ID_START + 1)
+_WRITE_SCRIPT = _WRITE_SCRIPT_TEMPLATE.substitute(
+    user_offset=USER_ID_START + 1, windows_complete=WINDOWS_COMPLETE
+)
 
 # Ranks in each style from one user's 0-based position and score (shared.rank_styles):
 # unique = position + 1; standard = 1 + the users with a strictly better score (ZCOUNT of
@@ -221,9 +241,10 @@ LAYOUT_STALE = -3
 
 
 # The rebuild's swap, a compare-and-set on the built marker (every write of a competition's
-# keys also writes its marker, always to a new value): KEYS: built marker, then per rebuilt
-# window (live, temporary) pairs, then the live keys to delete. ARGV: 1 if the marker existed
-# when the rebuild began (else 0), its value then, the version to set, the number of pairs.
+# keys also writes its marker, always to a new value): KEYS: built marker, window index, then
+# per rebuilt window (live, temporary) pairs, then the live keys to delete. ARGV: 1 if the
+# marker existed when the rebuild began (else 0), its value then, the version to set, the
+# number of pairs, then the rebuilt windows' names (the index is replaced by exactly them).
 # Returns 0 (nothing done) when the marker changed since, else 1. One script rather than
 # WATCH/MULTI/EXEC: the same atomic step on one Redis and on a Redis Cluster node (all keys
 # share the competition's hash tag), whose client runs transactions through threads. Old keys
@@ -236,12 +257,15 @@ if ARGV[1] == '0' then
 elseif marker ~= ARGV[2] then
   return 0
 end
-local pairs_end = 1 + 2 * tonumber(ARGV[4])
-for i = 2, pairs_end, 2 do
+local pairs_end = 2 + 2 * tonumber(ARGV[4])
+for i = 3, pairs_end, 2 do
   redis.call('UNLINK', KEYS[i])
   redis.call('RENAME', KEYS[i + 1], KEYS[i])
 end
 for i = pairs_end + 1, #KEYS do redis.call('UNLINK', KEYS[i]) end
+redis.call('DEL', KEYS[2])
+redis.call('SADD', KEYS[2], ARGV[5])
+for i = 6, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1
 """
@@ -426,12 +450,14 @@ class LeaderboardStore:
         step: VersionStep,
     ) -> tuple[list[str], list[str | float | int]]:
         """The write script's keys and arguments for ``writes`` (tops of ``top_n``; 0: none)."""
-        keys = [built_key(self.prefix, competition_id)]
+        keys = [built_key(self.prefix, competition_id), windows_key(self.prefix, competition_id)]
         arguments: list[str | float | int] = [str(step.expected), str(step.new), top_n]
         descending = sort_order is SortOrder.DESC
+        names: list[str] = []
         for window, items in writes.items():
             if not items:
                 continue
+            names.append(window)
             keys += [
                 ranking_key(self.prefix, competition_id, window),
                 members_key(self.prefix, competition_id, window),
@@ -446,6 +472,7 @@ class LeaderboardStore:
                     for write in items
                 )
             )
+        arguments += names
         return keys, arguments
 
     @staticmethod
@@ -553,12 +580,14 @@ class LeaderboardStore:
             else:
                 deletions += [zkey, mkey, dkey]
         swapped = await self._swap(
-            keys=[marker, *renames, *deletions],
+            keys=[marker, windows_key(self.prefix, competition_id), *renames, *deletions],
             args=[
                 0 if marker_before is None else 1,
                 marker_before or "",
                 str(version),
                 len(renames) // 2,
+                WINDOWS_COMPLETE,
+                *sorted(by_window),
             ],
         )
         if not swapped:

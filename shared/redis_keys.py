@@ -12,6 +12,9 @@ test runs. Under it:
 - ``lb:{<cid>}:built`` — the built marker: the PostgreSQL standings version the competition's
   keys reflect (see :mod:`shared.leaderboard_store`);
 - ``lb:{<cid>}:version`` — the counter of change messages published for the competition;
+- ``lb:{<cid>}:windows`` — the competition's window index, a set of the windows that have a
+  ranking, plus the member ``~`` (:data:`WINDOWS_COMPLETE`): it lists every one (see
+  :func:`competition_windows`);
 - ``<one of the above>:rebuild:<token>`` — a rebuild's temporary copy, renamed into place;
 - ``rl:<policy>:<subject>`` — a rate-limit token bucket (per caller, not per competition).
 
@@ -27,6 +30,8 @@ from shared.redis_client import RedisClient
 _RANKING_SUFFIX = ":z"
 _REBUILD_MARK = ":rebuild:"
 _SCAN_COUNT = 1000
+WINDOWS_COMPLETE = "~"
+"""The window index's member that says it lists every window (no window is named so)."""
 _GLOB_SPECIALS = ("\\", "*", "?", "[", "]")  # backslash first: it escapes the others
 
 
@@ -61,6 +66,11 @@ def built_key(prefix: str, competition_id: str) -> str:
     return f"{_competition_head(prefix, competition_id)}built"
 
 
+def windows_key(prefix: str, competition_id: str) -> str:
+    """The competition's window index (see :func:`competition_windows`)."""
+    return f"{_competition_head(prefix, competition_id)}windows"
+
+
 def version_key(prefix: str, competition_id: str) -> str:
     """The counter of change messages published for a competition."""
     return f"{_competition_head(prefix, competition_id)}version"
@@ -87,10 +97,31 @@ def competition_key_pattern(prefix: str, competition_id: str) -> str:
 
 
 async def competition_windows(redis: RedisClient, prefix: str, competition_id: str) -> set[str]:
-    """The windows of a competition that have a ranking in Redis (one SCAN; the only one).
+    """The windows of a competition that have a ranking in Redis.
 
-    Temporary rebuild keys are not windows. SCAN may return a key twice; a set absorbs that.
+    Read from its window index, which the write script keeps (a written window is added, one
+    left empty removed) and a rebuild's swap replaces whole, in the same atomic steps as the
+    keys themselves: two reads, whatever else Redis holds. Without an index, a competition
+    without a built marker has no windows (the write script writes only into a built board,
+    or into a new one's first batch, which creates the index); one with a marker was built
+    before the index existed, and its windows are found the old way, by one SCAN of the whole
+    keyspace (its cost grows with every key in Redis: 58 ms beside 100,000 keys; the
+    competition's next rebuild gives it an index). Temporary rebuild keys are not windows.
     """
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.exists(built_key(prefix, competition_id))
+        pipe.smembers(windows_key(prefix, competition_id))
+        built, indexed = await pipe.execute()
+    if indexed:
+        members = {key.decode() if isinstance(key, bytes) else key for key in indexed}
+        return members - {WINDOWS_COMPLETE}
+    if not built:
+        return set()
+    return await _scanned_windows(redis, prefix, competition_id)
+
+
+async def _scanned_windows(redis: RedisClient, prefix: str, competition_id: str) -> set[str]:
+    """The windows found by SCAN (SCAN may return a key twice; a set absorbs that)."""
     head = _competition_head(prefix, competition_id)
     pattern = f"{glob_escaped(head)}*{_RANKING_SUFFIX}"
     windows: set[str] = set()

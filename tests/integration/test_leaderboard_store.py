@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,8 +21,11 @@ from shared.leaderboard_store import (
     read_standings_version,
     staleness,
 )
-from shared.redis_keys import built_key
+from shared.redis_client import create_redis
+from shared.redis_keys import WINDOWS_COMPLETE, built_key, competition_windows, windows_key
 from shared.schemas.competition import SortOrder
+from tests.conftest import SettingsFactory
+from tests.support.private_redis import private_redis
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -187,3 +191,80 @@ async def test_rebuild_racing_a_write_keeps_the_newer_standing(
     top = await store.top("c1", "alltime", SortOrder.DESC, 0, 1)
     assert top[0].user_id == "u0"
     assert await store.built_markers(["c1"]) == ["1"]
+
+
+async def _index(redis: Redis, settings: PlatformSettings) -> set[str]:
+    members = await redis.smembers(windows_key(settings.redis_key_prefix, "c1"))
+    return {member.decode() for member in members}
+
+
+async def test_the_window_index_follows_first_batches_writes_removals_and_rebuilds(
+    settings: PlatformSettings, pool: asyncpg.Pool, redis_client: Redis
+) -> None:
+    """Every window with a ranking is in the index and no other: a rebuild reads it instead
+    of scanning the keyspace, so a window missing from it would survive a rebuild stale."""
+    store = LeaderboardStore(redis_client, settings.redis_key_prefix)
+    prefix = settings.redis_key_prefix
+    first = {"alltime": [StandingWrite("a", 5.0, T0)], "2026-W48": [StandingWrite("a", 5.0, T0)]}
+    await store.write("c1", SortOrder.DESC, first, VersionStep(0, 1))  # a new competition
+    assert await _index(redis_client, settings) == {WINDOWS_COMPLETE, "alltime", "2026-W48"}
+    assert await competition_windows(redis_client, prefix, "c1") == {"alltime", "2026-W48"}
+    # the only user leaves one window: it is gone from Redis and from the index
+    leave = {"2026-W48": [StandingWrite("a", None, None)], "2026-W49": [StandingWrite("b", 1, T0)]}
+    await store.write("c1", SortOrder.DESC, leave, VersionStep(1, 2))
+    assert await competition_windows(redis_client, prefix, "c1") == {"alltime", "2026-W49"}
+    # PostgreSQL holds only alltime: the rebuild drops 2026-W49 and the index says so
+    await _insert_standings(pool, [("alltime", "a", 5.0, T0)])
+    assert await store.rebuild(pool, "c1", SortOrder.DESC) == 1
+    assert await store.size("c1", "2026-W49") == 0
+    assert await _index(redis_client, settings) == {WINDOWS_COMPLETE, "alltime"}
+    assert await competition_windows(redis_client, prefix, "c1") == {"alltime"}
+
+
+async def test_a_board_from_before_the_index_is_found_by_scan_and_then_indexed(
+    settings: PlatformSettings, pool: asyncpg.Pool, redis_client: Redis
+) -> None:
+    """An upgraded deployment's boards have a marker and no index: writes do not start a
+    partial one, the windows are found by SCAN, and the next rebuild writes the index whole."""
+    store = LeaderboardStore(redis_client, settings.redis_key_prefix)
+    prefix = settings.redis_key_prefix
+    await store.rebuild(pool, "c1", SortOrder.DESC)
+    await redis_client.delete(windows_key(prefix, "c1"))  # as the previous version left it
+    writes = {"alltime": [StandingWrite("a", 5.0, T0)], "2026-W01": [StandingWrite("g", 1, T0)]}
+    await store.write("c1", SortOrder.DESC, writes, VersionStep(0, 0))
+    assert not await redis_client.exists(windows_key(prefix, "c1"))
+    assert await competition_windows(redis_client, prefix, "c1") == {"alltime", "2026-W01"}
+    await _insert_standings(pool, [("alltime", "a", 5.0, T0)])
+    assert await store.rebuild(pool, "c1", SortOrder.DESC) == 1
+    assert await store.size("c1", "2026-W01") == 0  # the stale window the SCAN found is gone
+    assert await _index(redis_client, settings) == {WINDOWS_COMPLETE, "alltime"}
+
+
+async def test_windows_are_resolved_without_scanning_the_keyspace(
+    settings_factory: SettingsFactory, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    """The point of the index (docs/performance.md, issue #18): a rebuild's cost must not grow
+    with every other key in Redis. A private Redis counts the SCANs."""
+    with private_redis(tmp_path, artifacts_dir / "window-index-redis.log") as server:
+        private = settings_factory(redis_url=server.url)
+        redis = create_redis(private)
+        try:
+            store = LeaderboardStore(redis, private.redis_key_prefix)
+            prefix = private.redis_key_prefix
+
+            async def scans() -> int:
+                stats = await redis.info("commandstats")
+                return int(stats.get("cmdstat_scan", {}).get("calls", 0))
+
+            before = await scans()
+            assert await competition_windows(redis, prefix, "never-built") == set()
+            await store.write(
+                "c1", SortOrder.DESC, {"alltime": [StandingWrite("a", 5, T0)]}, VersionStep(0, 1)
+            )
+            assert await competition_windows(redis, prefix, "c1") == {"alltime"}
+            assert await scans() == before
+            await redis.delete(windows_key(prefix, "c1"))  # a board from before the index
+            assert await competition_windows(redis, prefix, "c1") == {"alltime"}
+            assert await scans() > before
+        finally:
+            await redis.aclose()
