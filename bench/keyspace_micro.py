@@ -20,12 +20,7 @@ import json
 import time
 from typing import Any
 
-from bench.ranker_micro import make_settings
-from devstack.cleanup import discard_run_data
-from shared.db import create_pool
-from shared.leaderboard_store import LeaderboardStore
-from shared.migrations import migrate
-from shared.redis_client import create_redis
+from bench.micro_stores import micro_stores
 from shared.redis_keys import built_key, windows_key
 from shared.schemas.competition import SortOrder
 
@@ -34,14 +29,10 @@ _FILL_CHUNK = 10_000
 
 async def run(sizes: list[int], rebuilds: int) -> dict[str, Any]:
     """Mean ms per rebuild of an unbuilt competition at each keyspace size (ascending)."""
-    settings = make_settings("127.0.0.1:1", 1)  # no broker: nothing here produces
-    await migrate(settings)
-    pool = await create_pool(settings)
-    redis = create_redis(settings)
-    prefix = settings.redis_key_prefix
-    store = LeaderboardStore(redis, prefix)
     ids = [f"k{index}" for index in range(rebuilds)]
-    try:
+    async with micro_stores() as stores:
+        pool, redis, store = stores.pool, stores.redis, stores.store
+        prefix = stores.settings.redis_key_prefix
         await pool.executemany(
             "INSERT INTO competitions (id, name, sort_order, operator, reset)"
             " VALUES ($1, $1, 'desc', 'best', 'none')",
@@ -63,10 +54,6 @@ async def run(sizes: list[int], rebuilds: int) -> dict[str, Any]:
                 await store.rebuild(pool, cid, SortOrder.DESC)
             per_size[str(size)] = round((time.perf_counter() - started) / rebuilds * 1000, 2)
         return {"rebuild_ms_by_other_keys": per_size, "rebuilds_per_size": rebuilds}
-    finally:
-        await pool.close()
-        await redis.aclose()
-        await discard_run_data(settings)
 
 
 def main() -> None:

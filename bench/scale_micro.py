@@ -33,18 +33,14 @@ import asyncpg
 
 from bench import scripts
 from bench.measure import timed_calls, wrk_figure
+from bench.micro_stores import micro_stores
 from bench.rank_styles_micro import STYLES_COMPETITION_ID, style_competition
-from bench.ranker_micro import make_settings
 from bench.stack import BenchStack, bench_settings
-from devstack.cleanup import discard_run_data
 from services.query.circuit_breaker import CircuitBreaker
 from services.query.leaderboards import LeaderboardReader
 from services.ranker.settings import RankerSettings
 from services.settings import AllServicesSettings
-from shared.db import create_pool
-from shared.leaderboard_store import LeaderboardStore
-from shared.migrations import migrate
-from shared.redis_client import RedisClient, create_redis
+from shared.redis_client import RedisClient
 from shared.redis_keys import distinct_key, members_key, ranking_key
 from shared.schemas.competition import RankStyle, SortOrder
 
@@ -162,13 +158,9 @@ async def run(
     members: int, distinct: int, samples: int, http_seconds: float = 0.0
 ) -> dict[str, Any]:
     """Seed, rebuild, measure memory and reads; the figures as a dict."""
-    settings = make_settings("127.0.0.1:1", 1)  # no broker: nothing here produces
-    await migrate(settings)
-    pool = await create_pool(settings)
-    redis = create_redis(settings)
-    prefix = settings.redis_key_prefix
-    store = LeaderboardStore(redis, prefix)
-    try:
+    async with micro_stores() as stores:
+        settings, pool, redis, store = stores.settings, stores.pool, stores.redis, stores.store
+        prefix = settings.redis_key_prefix
         seeded_at = time.perf_counter()
         await _seed(pool, settings.db_schema, members, distinct)
         seed_s = time.perf_counter() - seeded_at
@@ -241,10 +233,6 @@ async def run(
             "reads": reads,
             "http_reads": http,
         }
-    finally:
-        await pool.close()
-        await redis.aclose()
-        await discard_run_data(settings)
 
 
 def main() -> None:
