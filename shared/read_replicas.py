@@ -55,6 +55,7 @@ from pydantic import SecretStr
 
 from shared import db
 from shared.settings import CommonSettings
+from shared.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -220,9 +221,7 @@ class ReadPool:
     async def stop(self) -> None:
         """Stop the checks and close the replicas' pools (idempotent; not the primary)."""
         if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
+            await cancel_and_wait(self._monitor)  # its wait_for may swallow one cancel
             self._monitor = None
         for replica in self.replicas:
             if replica._check_connection is not None:

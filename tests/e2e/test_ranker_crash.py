@@ -39,9 +39,14 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
     expected = workload.expected(settings.ranker_period_grace_s)
     await create_competitions(settings, workload)
     positions: list[Position] = []
-    # the stream keeps arriving while rankers are killed and restarted
+    # the stream keeps arriving while rankers are killed and restarted; its last tenth is held
+    # back until every stop is done, so each stop has work still ahead of it however slowly
+    # the rankers start on a loaded machine (a CI run's last stop came after the whole stream
+    # had been applied)
+    held_back = len(workload.messages) // 10
+    head, tail = workload.messages[:-held_back], workload.messages[-held_back:]
     producing = asyncio.create_task(
-        produce(settings, workload.messages, chunk=40, pause_s=0.2, positions=positions)
+        produce(settings, head, chunk=40, pause_s=0.2, positions=positions)
     )
     log = artifacts_dir / f"ranker-crash-{settings.db_schema}.log"
     options = SHORT_SESSION
@@ -61,6 +66,7 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
         assert missing == [], f"committed past unapplied events: {missing[:5]}"
         progress.append(await committed_offsets(settings))
     await producing
+    await produce(settings, tail, chunk=40, positions=positions)
     ends = end_offsets(positions)
     for committed in progress:  # every kill hit a ranker with work still ahead of it
         assert any(committed[p] < end for p, end in ends.items()), "a kill was not mid-stream"
