@@ -52,6 +52,7 @@ from shared import tracing
 from shared.kafka import create_consumer, ensure_topics
 from shared.schemas.change_message import ChangeMessage
 from shared.settings import CommonSettings
+from shared.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -126,9 +127,7 @@ class _Tail:
         """Stop delivering and close the consumer (idempotent)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 RECANCEL_AFTER_S = 1.0
 
 
-async def cancel_and_wait(task: asyncio.Task[object]) -> None:
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     """Cancel ``task`` and return once it has ended, cancelling it again every
-    :data:`RECANCEL_AFTER_S` while it runs on. Its outcome (cancelled, or an error it ended
-    with meanwhile) is retrieved and dropped: the caller is stopping it."""
+    :data:`RECANCEL_AFTER_S` while it runs on (``asyncio.wait`` neither raises the task's
+    cancellation nor absorbs the caller's). As ``task.cancel(); await task`` with the
+    cancellation suppressed: an error the task had ended with is raised."""
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=RECANCEL_AFTER_S)
-    with contextlib.suppress(asyncio.CancelledError, Exception):
+    with contextlib.suppress(asyncio.CancelledError):
         task.result()

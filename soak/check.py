@@ -35,8 +35,8 @@ class CheckResult:
     mismatches: list[str] = field(default_factory=list)
 
 
-async def wait_for_drain(settings: CommonSettings, accepted_ids: set[str]) -> int:
-    """Wait until PostgreSQL holds every accepted event; the count still missing at the end.
+async def wait_for_drain(settings: CommonSettings, accepted_ids: set[str]) -> set[str]:
+    """Wait until PostgreSQL holds every accepted event; the ids still missing at the end.
 
     It waits as long as the ranker makes progress — a long run at a high rate can leave a
     backlog of minutes behind its load, and a fixed timeout would report events still queued
@@ -70,7 +70,7 @@ async def wait_for_drain(settings: CommonSettings, accepted_ids: set[str]) -> in
                 "SELECT event_id FROM score_events WHERE competition_id <> $1", PROBE_COMPETITION
             )
         }
-        return len(accepted_ids - stored)
+        return accepted_ids - stored
     finally:
         await connection.close()
 

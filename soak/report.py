@@ -184,5 +184,6 @@ def format_report(report: dict[str, Any]) -> str:
                 else ""
             )
         )
+    lines += [f"  lost: {event}" for event in report.get("lost_examples", [])]
     lines += [f"  mismatch: {mismatch}" for mismatch in report["mismatches"][:10]]
     return "\n".join(lines)

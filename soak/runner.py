@@ -235,11 +235,13 @@ async def _drive(
         stats=load.stats,
         faults=faults,
         check=check,
-        lost=missing,
+        lost=len(missing),
         subscribers=len(subscribers),
         max_in_flight=load.max_in_flight,
     )
     report["batch_share"] = batch_share
+    # what a post-mortem starts from: the lost events themselves (competition, user, value, ts)
+    report["lost_examples"] = [load.stats.accepted[event_id] for event_id in sorted(missing)[:10]]
     _attach_timeline(report, load.stats, timeline, duration_s)
     return report
 

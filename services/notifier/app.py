@@ -26,6 +26,7 @@ from shared.rate_limit.buckets import RatePolicy
 from shared.rate_limit.readers import ReadLimits, ReadRateLimitMiddleware
 from shared.redis_client import RedisClient
 from shared.resources import open_resources
+from shared.tasks import cancel_and_wait
 
 SERVICE = "notifier"
 SOCKET_PATH = "/ws/leaderboards/{competition_id}"
@@ -103,9 +104,7 @@ def create_app(settings: NotifierSettings) -> Starlette:
                     }
                     yield
             finally:
-                freezer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await freezer
+                await cancel_and_wait(freezer)
                 await hub.close()
                 unwatch_gc_pauses()
 

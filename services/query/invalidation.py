@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from services.query.settings import QuerySettings
 from shared.change_feed import ChangeSignal, ChangeSignalFeed, SignalHandler
+from shared.tasks import cancel_and_wait
 
 from .catalog import CompetitionCatalog
 from .metrics import CHANGE_LAG, PAGE_CACHE_INVALIDATIONS
@@ -70,7 +71,5 @@ async def follow_changes(
     try:
         yield feed
     finally:
-        attaching.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await attaching
+        await cancel_and_wait(attaching)
         await feed.stop()

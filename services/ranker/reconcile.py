@@ -72,6 +72,7 @@ from shared.redis_client import RedisClient, ServerIdentity, drop_idle_connectio
 from shared.redis_keys import version_key
 from shared.resources import open_resources
 from shared.schemas.competition import Competition
+from shared.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from services.ranker.repository import DbConnection
@@ -324,9 +325,7 @@ async def reconciling(
     try:
         yield reconciler
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 async def reconcile_command(settings: RankerSettings) -> PassReport:

@@ -39,20 +39,23 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
     expected = workload.expected(settings.ranker_period_grace_s)
     await create_competitions(settings, workload)
     positions: list[Position] = []
-    # the stream keeps arriving while rankers are killed and restarted; its last tenth is held
-    # back until every stop is done, so each stop has work still ahead of it however slowly
-    # the rankers start on a loaded machine (a CI run's last stop came after the whole stream
-    # had been applied)
+    # the stream keeps arriving while each ranker runs: every run gets its own slice of it,
+    # produced at a steady pace from its start, and is stopped at a random point once it has
+    # committed some; the last tenth comes after every stop, so each stop had work ahead of
+    # it however slowly the rankers start on a loaded machine (a CI run's last stop once
+    # came after the whole stream had been applied)
     held_back = len(workload.messages) // 10
     head, tail = workload.messages[:-held_back], workload.messages[-held_back:]
-    producing = asyncio.create_task(
-        produce(settings, head, chunk=40, pause_s=0.2, positions=positions)
-    )
+    step = -(-len(head) // len(STOPS))
+    slices = [head[start : start + step] for start in range(0, len(head), step)]
     log = artifacts_dir / f"ranker-crash-{settings.db_schema}.log"
     options = SHORT_SESSION
     progress: list[dict[int, int]] = []
-    for stop_signal in STOPS:
+    for stop_signal, stream in zip(STOPS, slices, strict=True):
         before = await committed_offsets(settings)
+        producing = asyncio.create_task(
+            produce(settings, stream, chunk=40, pause_s=0.2, positions=positions)
+        )
         with ranker(settings, log, **options) as process:
             # wait for this run to commit something, then stop it at a random point
             targets = {partition: offset + 1 for partition, offset in before.items()}
@@ -60,12 +63,12 @@ async def test_sigkill_mid_stream_loses_and_double_counts_nothing(
             await asyncio.sleep(rng.uniform(0.0, 1.5))
             process.send_signal(stop_signal)
             exit_status = process.wait()
+        await producing
         if stop_signal == signal.SIGTERM:
             assert exit_status == 0  # graceful: it commits only what it applied
         missing = await unapplied_below_commit(settings, workload.messages, positions, expected)
         assert missing == [], f"committed past unapplied events: {missing[:5]}"
         progress.append(await committed_offsets(settings))
-    await producing
     await produce(settings, tail, chunk=40, positions=positions)
     ends = end_offsets(positions)
     for committed in progress:  # every kill hit a ranker with work still ahead of it

@@ -44,7 +44,10 @@ def _process_group_members(pgid: int) -> list[str]:
 
 
 def _data_directories() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("podium-test-*"))
+    """The embedded stores' data directories (tests/support/embedded_stores.py). Only theirs:
+    the other lane's read-replica test makes a ``podium-test-replica-*`` one meanwhile."""
+    root = Path(tempfile.gettempdir())
+    return {*root.glob("podium-test-postgres-*"), *root.glob("podium-test-redis-*")}
 
 
 def test_a_session_without_stores_runs_on_embedded_ones_and_leaves_nothing(

@@ -144,3 +144,21 @@ def test_the_printed_report_names_a_saturated_broker() -> None:
     text = format_report(report)
     assert "broker CPU (% of a core): first minute" in text
     assert "SATURATED" not in text
+
+
+def test_the_printed_report_lists_the_lost_events() -> None:
+    report = build_report(
+        command="test",
+        duration_s=10,
+        rate_eps=10,
+        run_started=T0,
+        stats=_stats(),
+        faults=[],
+        check=CheckResult(),
+        lost=1,
+        subscribers=0,
+    )
+    report["lost_examples"] = [{"event_id": "e-17", "competition_id": "soak-sum", "value": 3}]
+    text = format_report(report)
+    assert "lost: {'event_id': 'e-17', 'competition_id': 'soak-sum', 'value': 3}" in text
+    assert not report["passed"]

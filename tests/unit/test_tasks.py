@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from shared.tasks import cancel_and_wait
 
 
@@ -28,11 +30,11 @@ async def test_a_task_that_swallows_one_cancellation_is_still_stopped() -> None:
     assert swallowed == 1
 
 
-async def test_a_task_that_already_failed_is_waited_for_without_raising() -> None:
+async def test_an_error_the_task_ended_with_is_raised_as_awaiting_it_would() -> None:
     async def failing() -> None:
         raise RuntimeError("boom")
 
     task = asyncio.create_task(failing())
     await asyncio.sleep(0)
-    await cancel_and_wait(task)
-    assert task.done()
+    with pytest.raises(RuntimeError, match="boom"):
+        await cancel_and_wait(task)
