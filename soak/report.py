@@ -184,6 +184,12 @@ def format_report(report: dict[str, Any]) -> str:
                 else ""
             )
         )
+    records = report.get("ranker_records")
+    if records:
+        lines.append(
+            "  ranker records fetched: "
+            + ", ".join(f"{outcome} {count}" for outcome, count in records.items())
+        )
     lines += [f"  lost: {event}" for event in report.get("lost_examples", [])]
     lines += [f"  mismatch: {mismatch}" for mismatch in report["mismatches"][:10]]
     return "\n".join(lines)

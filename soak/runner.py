@@ -252,6 +252,7 @@ def _attach_timeline(
     """The per-second timeline and the broker's summary drawn from it."""
     report["timeline"] = timeline_rows(stats, timeline)
     report["broker"] = broker_summary(report["timeline"], duration_s)
+    report["ranker_records"] = timeline.ranker_records.totals() if timeline is not None else {}
 
 
 async def _print_progress(load: WriteLoad, run_started: float, duration_s: float) -> None:

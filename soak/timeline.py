@@ -34,6 +34,7 @@ FRESHNESS_TIMEOUT_S = 10.0
 FRESHNESS_USER = "freshness-probe"
 RANKERS = ("ranker-a", "ranker-b")
 LAG_METRIC = "podium_ranker_consumer_lag_records"
+RECORDS_METRIC = "podium_ranker_fetched_records_total"
 BROKER_WINDOW_S = 60
 """The broker summary compares its CPU in the first and the last this many seconds of load."""
 BROKER_SATURATED_PERCENT = 90.0
@@ -50,6 +51,7 @@ class Timeline:
     lag_records: dict[int, float] = field(default_factory=dict)
     freshness_ms: dict[int, float | None] = field(default_factory=dict)
     broker_cpu_percent: dict[int, float] = field(default_factory=dict)
+    ranker_records: RecordCounts = field(default_factory=lambda: RecordCounts())
 
     async def run(self, client: SoakClient, stop: asyncio.Event) -> None:
         """Sample until ``stop`` is set (lag and freshness side by side)."""
@@ -67,9 +69,17 @@ class Timeline:
                 self.broker_cpu_percent[second] = percent
             largest: float | None = None
             for name in RANKERS:
-                lag = await _largest_sample(client, self.platform.url(name), LAG_METRIC)
-                if lag is not None:
-                    largest = lag if largest is None else max(largest, lag)
+                samples = await _metric_samples(client, self.platform.url(name))
+                lags = [value for metric, _, value in samples if metric == LAG_METRIC]
+                if lags:
+                    largest = max(lags) if largest is None else max(largest, *lags)
+                outcomes = {
+                    labels.get("outcome", ""): value
+                    for metric, labels, value in samples
+                    if metric == RECORDS_METRIC
+                }
+                if outcomes:
+                    self.ranker_records.observe(name, outcomes)
             if largest is not None:
                 self.lag_records[second] = largest
             await _pause(stop, SAMPLE_EVERY_S)
@@ -138,21 +148,52 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def _largest_sample(client: SoakClient, base_url: str, metric: str) -> float | None:
-    """The largest value of ``metric`` on a Prometheus text page (None: none, or no answer)."""
+async def _metric_samples(
+    client: SoakClient, base_url: str
+) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of a Prometheus text page as (name, labels, value); none when the
+    process does not answer (killed, restarting)."""
     try:
         response = await client.get(f"{base_url}/metrics", timeout_s=1.0)
     except HTTP_ERRORS:
-        return None
+        return []
     if response.status_code != 200:
-        return None
-    values = [
-        sample.value
+        return []
+    return [
+        (sample.name, sample.labels, sample.value)
         for family in text_string_to_metric_families(response.text)
         for sample in family.samples
-        if sample.name == metric
     ]
-    return max(values) if values else None
+
+
+class RecordCounts:
+    """The records the rankers fetched over the whole run, by outcome (accepted, or dropped:
+    ``inactive_partition``, ``behind_read_offset``, ``rewound``), from each ranker's
+    ``podium_ranker_fetched_records_total``, sampled once a second. A counter starts again
+    with its process (a fault restarts rankers): a value lower than the last one read means
+    a restart, and the last one is carried over. What a process counted after its last
+    sample before it died is not seen, so the totals are a floor; a lost event's report
+    says whether the rankers dropped records at all."""
+
+    def __init__(self) -> None:
+        self._carried: dict[str, float] = {}
+        self._last: dict[str, dict[str, float]] = {}
+
+    def observe(self, ranker: str, counts: dict[str, float]) -> None:
+        """Take one reading of ``ranker``'s counters (outcome -> value)."""
+        last = self._last.get(ranker, {})
+        if any(counts.get(outcome, 0.0) < value for outcome, value in last.items()):
+            for outcome, value in last.items():
+                self._carried[outcome] = self._carried.get(outcome, 0.0) + value
+        self._last[ranker] = dict(counts)
+
+    def totals(self) -> dict[str, int]:
+        """Per outcome, everything counted so far over every ranker process."""
+        totals = dict(self._carried)
+        for counts in self._last.values():
+            for outcome, value in counts.items():
+                totals[outcome] = totals.get(outcome, 0.0) + value
+        return {outcome: int(value) for outcome, value in sorted(totals.items())}
 
 
 def timeline_rows(stats: LoadStats, timeline: Timeline | None) -> list[dict[str, Any]]:

@@ -72,6 +72,7 @@ async def test_short_soak_loses_nothing_and_counts_nothing_twice(
     assert sum(row["freshness_ms"] is not None for row in timeline) > SHORT_DURATION_S / 2
     assert any(row["ranker_lag_records"] is not None for row in timeline)
     assert report["broker"]["cpu_percent_max"] is not None  # sampled from the broker process
+    assert report["ranker_records"]["accepted"] >= events["accepted"] * 0.9  # read from /metrics
     assert (artifacts_dir / "soak-timeline.png").stat().st_size > 10_000
     assert report["passed"]
 

@@ -13,7 +13,7 @@ from soak.check import CheckResult
 from soak.load import LoadStats, RequestRecord
 from soak.plots import write_plots
 from soak.report import build_report, format_report
-from soak.timeline import BrokerCpu, Timeline, broker_summary, timeline_rows
+from soak.timeline import BrokerCpu, RecordCounts, Timeline, broker_summary, timeline_rows
 
 T0 = 1000.0
 
@@ -162,3 +162,25 @@ def test_the_printed_report_lists_the_lost_events() -> None:
     text = format_report(report)
     assert "lost: {'event_id': 'e-17', 'competition_id': 'soak-sum', 'value': 3}" in text
     assert not report["passed"]
+
+
+def test_record_counts_carry_over_a_restarted_ranker() -> None:
+    counts = RecordCounts()
+    counts.observe("ranker-a", {"accepted": 100.0, "rewound": 0.0})
+    counts.observe("ranker-b", {"accepted": 40.0})
+    counts.observe("ranker-a", {"accepted": 250.0, "rewound": 3.0})
+    counts.observe("ranker-a", {"accepted": 20.0, "rewound": 0.0})  # killed and restarted
+    assert counts.totals() == {"accepted": 310, "rewound": 3}
+    report = build_report(
+        command="test",
+        duration_s=10,
+        rate_eps=10,
+        run_started=T0,
+        stats=_stats(),
+        faults=[],
+        check=CheckResult(),
+        lost=0,
+        subscribers=0,
+    )
+    report["ranker_records"] = counts.totals()
+    assert "ranker records fetched: accepted 310, rewound 3" in format_report(report)
