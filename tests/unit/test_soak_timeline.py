@@ -33,6 +33,21 @@ def _stats() -> LoadStats:
     return stats
 
 
+def _report(*, duration_s: float, rate_eps: float, lost: int) -> dict[str, Any]:
+    """A report of the small load above, no faults and an empty check."""
+    return build_report(
+        command="test",
+        duration_s=duration_s,
+        rate_eps=rate_eps,
+        run_started=T0,
+        stats=_stats(),
+        faults=[],
+        check=CheckResult(),
+        lost=lost,
+        subscribers=0,
+    )
+
+
 def _timeline() -> Timeline:
     timeline = Timeline(platform=cast(Any, None), token="", run_started=T0)
     timeline.lag_records.update({0: 0.0, 2: 250.0})
@@ -127,17 +142,7 @@ def test_a_busy_but_steady_broker_is_not_saturated() -> None:
 
 
 def test_the_printed_report_names_a_saturated_broker() -> None:
-    report = build_report(
-        command="test",
-        duration_s=600,
-        rate_eps=2000,
-        run_started=T0,
-        stats=_stats(),
-        faults=[],
-        check=CheckResult(),
-        lost=0,
-        subscribers=0,
-    )
+    report = _report(duration_s=600, rate_eps=2000, lost=0)
     report["broker"] = broker_summary(_cpu_rows(20.0, 140.0, 600), duration_s=600)
     assert "SATURATED" in format_report(report)
     report["broker"] = broker_summary(_cpu_rows(20.0, 40.0, 600), duration_s=600)
@@ -147,17 +152,7 @@ def test_the_printed_report_names_a_saturated_broker() -> None:
 
 
 def test_the_printed_report_lists_the_lost_events() -> None:
-    report = build_report(
-        command="test",
-        duration_s=10,
-        rate_eps=10,
-        run_started=T0,
-        stats=_stats(),
-        faults=[],
-        check=CheckResult(),
-        lost=1,
-        subscribers=0,
-    )
+    report = _report(duration_s=10, rate_eps=10, lost=1)
     report["lost_examples"] = [{"event_id": "e-17", "competition_id": "soak-sum", "value": 3}]
     text = format_report(report)
     assert "lost: {'event_id': 'e-17', 'competition_id': 'soak-sum', 'value': 3}" in text
@@ -171,16 +166,6 @@ def test_record_counts_carry_over_a_restarted_ranker() -> None:
     counts.observe("ranker-a", {"accepted": 250.0, "rewound": 3.0})
     counts.observe("ranker-a", {"accepted": 20.0, "rewound": 0.0})  # killed and restarted
     assert counts.totals() == {"accepted": 310, "rewound": 3}
-    report = build_report(
-        command="test",
-        duration_s=10,
-        rate_eps=10,
-        run_started=T0,
-        stats=_stats(),
-        faults=[],
-        check=CheckResult(),
-        lost=0,
-        subscribers=0,
-    )
+    report = _report(duration_s=10, rate_eps=10, lost=0)
     report["ranker_records"] = counts.totals()
     assert "ranker records fetched: accepted 310, rewound 3" in format_report(report)
