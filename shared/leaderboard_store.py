@@ -244,7 +244,9 @@ LAYOUT_STALE = -3
 # keys also writes its marker, always to a new value): KEYS: built marker, window index, then
 # per rebuilt window (live, temporary) pairs, then the live keys to delete. ARGV: 1 if the
 # marker existed when the rebuild began (else 0), its value then, the version to set, the
-# number of pairs, then the rebuilt windows' names (the index is replaced by exactly them).
+# number of pairs, then the index's complete mark and the rebuilt windows' names (the index is
+# replaced by exactly them; without them it is only removed: a competition PostgreSQL does
+# not hold gets no index, so nothing of it outlives its marker).
 # Returns 0 (nothing done) when the marker changed since, else 1. One script rather than
 # WATCH/MULTI/EXEC: the same atomic step on one Redis and on a Redis Cluster node (all keys
 # share the competition's hash tag), whose client runs transactions through threads. Old keys
@@ -264,8 +266,10 @@ for i = 3, pairs_end, 2 do
 end
 for i = pairs_end + 1, #KEYS do redis.call('UNLINK', KEYS[i]) end
 redis.call('DEL', KEYS[2])
-redis.call('SADD', KEYS[2], ARGV[5])
-for i = 6, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+if #ARGV >= 5 then
+  redis.call('SADD', KEYS[2], ARGV[5])
+  for i = 6, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1
 """
@@ -586,8 +590,7 @@ class LeaderboardStore:
                 marker_before or "",
                 str(version),
                 len(renames) // 2,
-                WINDOWS_COMPLETE,
-                *sorted(by_window),
+                *([WINDOWS_COMPLETE, *sorted(by_window)] if exists else []),
             ],
         )
         if not swapped:

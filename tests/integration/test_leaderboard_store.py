@@ -193,6 +193,14 @@ async def test_rebuild_racing_a_write_keeps_the_newer_standing(
     assert await store.built_markers(["c1"]) == ["1"]
 
 
+async def _create_c1(pool: asyncpg.Pool) -> None:
+    """The competition row: a rebuild indexes only a competition PostgreSQL holds."""
+    await pool.execute(
+        "INSERT INTO competitions (id, name, sort_order, operator, reset)"
+        " VALUES ('c1', 'c1', 'desc', 'best', 'none')"
+    )
+
+
 async def _index(redis: Redis, settings: PlatformSettings) -> set[str]:
     members = await redis.smembers(windows_key(settings.redis_key_prefix, "c1"))
     return {member.decode() for member in members}
@@ -203,6 +211,7 @@ async def test_the_window_index_follows_first_batches_writes_removals_and_rebuil
 ) -> None:
     """Every window with a ranking is in the index and no other: a rebuild reads it instead
     of scanning the keyspace, so a window missing from it would survive a rebuild stale."""
+    await _create_c1(pool)
     store = LeaderboardStore(redis_client, settings.redis_key_prefix)
     prefix = settings.redis_key_prefix
     first = {"alltime": [StandingWrite("a", 5.0, T0)], "2026-W48": [StandingWrite("a", 5.0, T0)]}
@@ -226,6 +235,7 @@ async def test_a_board_from_before_the_index_is_found_by_scan_and_then_indexed(
 ) -> None:
     """An upgraded deployment's boards have a marker and no index: writes do not start a
     partial one, the windows are found by SCAN, and the next rebuild writes the index whole."""
+    await _create_c1(pool)
     store = LeaderboardStore(redis_client, settings.redis_key_prefix)
     prefix = settings.redis_key_prefix
     await store.rebuild(pool, "c1", SortOrder.DESC)
@@ -268,3 +278,17 @@ async def test_windows_are_resolved_without_scanning_the_keyspace(
             assert await scans() > before
         finally:
             await redis.aclose()
+
+
+async def test_a_rebuild_of_a_competition_postgres_does_not_hold_leaves_no_index(
+    settings: PlatformSettings, pool: asyncpg.Pool, redis_client: Redis
+) -> None:
+    """Deleted (its tombstone expired or removed): the rebuild clears its windows and sets a
+    marker, as before the index, and writes no index that would outlive that marker."""
+    store = LeaderboardStore(redis_client, settings.redis_key_prefix)
+    await store.write(
+        "gone", SortOrder.DESC, {"alltime": [StandingWrite("a", 1.0, T0)]}, VersionStep(0, 1)
+    )
+    assert await store.rebuild(pool, "gone", SortOrder.DESC) == 0
+    assert await store.size("gone", "alltime") == 0
+    assert not await redis_client.exists(windows_key(settings.redis_key_prefix, "gone"))
