@@ -101,9 +101,11 @@ STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competitio
 # existed: the script answers {-2, 'layout'} (a marker that is no version: "behind"), writes
 # nothing, and the caller rebuilds, which builds the set.
 # The window index (shared.redis_keys.competition_windows) gets each written window that
-# holds a ranking after the write and loses one left empty; a new competition's first batch
-# creates it (complete: WINDOWS_COMPLETE). A board built before the index existed gets none
-# here (a partial index would hide its other windows): its next rebuild writes it whole.
+# was empty before and holds a ranking after, and loses one left empty (a window that had
+# users before is listed already: no index write in the steady state); a new competition's
+# first batch creates it (complete: WINDOWS_COMPLETE). A board built before the index
+# existed gets none here (a partial index would hide its other windows): its next rebuild
+# writes it whole.
 # $user_offset is where the user id starts in a member, derived from the member encoding when
 # the text is built (Lua strings are 1-based).
 _WRITE_SCRIPT_TEMPLATE = Template("""
@@ -114,9 +116,10 @@ elseif marker ~= ARGV[1] then
   return {-2, marker}
 end
 local windows = (#KEYS - 2) / 3
+local was_empty = {}  -- the distinct-scores set exists exactly when the window has users
 for window = 1, windows do
-  if redis.call('EXISTS', KEYS[window * 3 + 2]) == 0
-      and redis.call('EXISTS', KEYS[window * 3]) == 1 then
+  was_empty[window] = redis.call('EXISTS', KEYS[window * 3 + 2]) == 0
+  if was_empty[window] and redis.call('EXISTS', KEYS[window * 3]) == 1 then
     return {-2, 'layout'}
   end
 end
@@ -180,7 +183,7 @@ for window = 1, windows do
   end
   local after = top_of(zkey)
   local size = redis.call('ZCARD', zkey)
-  if indexed then
+  if indexed and (size > 0) == was_empty[window] then  -- only a window that appeared or emptied
     local name = ARGV[3 + windows + window]
     if size > 0 then redis.call('SADD', KEYS[2], name) else redis.call('SREM', KEYS[2], name) end
   end
