@@ -191,5 +191,15 @@ def format_report(report: dict[str, Any]) -> str:
             + ", ".join(f"{outcome} {count}" for outcome, count in records.items())
         )
     lines += [f"  lost: {event}" for event in report.get("lost_examples", [])]
+    where = report.get("lost_where")
+    if where:
+        lines.append(
+            f"  lost events on the topic: committed {where.get('committed')},"
+            f" end offsets {where.get('end_offsets')}"
+        )
+        lines += [
+            f"  lost {event_id}: {copies}"
+            for event_id, copies in list(where.get("events", {}).items())[:10]
+        ]
     lines += [f"  mismatch: {mismatch}" for mismatch in report["mismatches"][:10]]
     return "\n".join(lines)

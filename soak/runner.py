@@ -21,6 +21,7 @@ from soak.load import COMPETITIONS, CompetitionPlan, LoadStats, WriteLoad
 from soak.oracle import OracleCompetition, OracleResult, replay
 from soak.platform import Platform
 from soak.plots import write_plots
+from soak.postmortem import locate_lost
 from soak.readers import ReadLoad, Subscriber
 from soak.report import build_report, format_report
 from soak.timeline import Timeline, broker_summary, timeline_rows
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 SUBSCRIBERS_PER_COMPETITION = 2
 CONVERGE_TIMEOUT_S = 10.0
+LOCATE_TIMEOUT_S = 120.0
 
 
 async def run_soak(
@@ -206,6 +208,7 @@ async def _drive(
             printer.cancel()
             stop_sampling.set()  # the timeline covers the load and the faults
         missing = await wait_for_drain(settings, set(load.stats.accepted))
+        lost_where = await _locate(settings, missing) if missing else None
         await asyncio.sleep(max(1.0, settings.query_cache_ttl_ms / 1000 * 2))
         expected = replay(
             {
@@ -242,8 +245,18 @@ async def _drive(
     report["batch_share"] = batch_share
     # what a post-mortem starts from: the lost events themselves (competition, user, value, ts)
     report["lost_examples"] = [load.stats.accepted[event_id] for event_id in sorted(missing)[:10]]
+    if lost_where is not None:
+        report["lost_where"] = lost_where
     _attach_timeline(report, load.stats, timeline, duration_s)
     return report
+
+
+async def _locate(settings: AllServicesSettings, missing: set[str]) -> dict[str, Any]:
+    """Where the lost events are on the topic (a failed post-mortem must not hide the loss)."""
+    try:
+        return await asyncio.wait_for(locate_lost(settings, missing), LOCATE_TIMEOUT_S)
+    except Exception as error:  # noqa: BLE001 - the report says why instead
+        return {"error": repr(error)}
 
 
 def _attach_timeline(
