@@ -16,14 +16,14 @@ from typing import Any
 import orjson
 from aiokafka import TopicPartition
 
+from services.settings import AllServicesSettings
 from shared.kafka import create_consumer
-from shared.settings import CommonSettings
 
 READ_TIMEOUT_MS = 2_000
 MAX_RECORDS = 5_000
 
 
-async def locate_lost(settings: CommonSettings, event_ids: set[str]) -> dict[str, Any]:
+async def locate_lost(settings: AllServicesSettings, event_ids: set[str]) -> dict[str, Any]:
     """Each lost event's copies on the score topic and the group's committed offsets."""
     topic = settings.topic_score_events
     reader = create_consumer(settings, group_id=None, enable_auto_commit=False)

@@ -255,8 +255,9 @@ def handler_class() -> type[BatchHandler]:
     return TracedBatchHandler if tracing.ENABLED else BatchHandler
 
 
-def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
-    """The ranker's faust app for ``settings`` (faust keeps its scratch files in ``datadir``)."""
+def consumer_app(settings: RankerSettings, datadir: Path) -> faust.App:
+    """A faust app in the ranker's consumer group whose consumer hands whole fetches to the
+    handler attached to it (:meth:`BatchConsumer.attach`); nothing is attached yet."""
     brokers = ";".join(
         f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")
     )
@@ -297,6 +298,12 @@ def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
         ),
         [topic],  # subscribed without an agent: every fetch goes to the BatchHandler
     )
+    return app
+
+
+def create_faust_app(settings: RankerSettings, datadir: Path) -> faust.App:
+    """The ranker's faust app for ``settings`` (faust keeps its scratch files in ``datadir``)."""
+    app = consumer_app(settings, datadir)
     lag = LagTracker(lambda tp: app.consumer.highwater(tp))
 
     async def rank() -> None:

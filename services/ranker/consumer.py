@@ -187,10 +187,23 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def _rewind(self, records_dropped: int) -> None:
         """Seek every assigned partition back to its committed offset (faust's
-        ``perform_seek``): records fetched but dropped are then fetched again."""
+        ``perform_seek``): records fetched but dropped are then fetched again.
+
+        aiokafka's ``seek_to_committed`` leaves a partition where it is when its committed
+        offset is None or 0 (nothing committed yet): its fetch position would stay past the
+        dropped records, and the next batch's commit would skip them. Those partitions are
+        seeked to their beginning instead (what ``auto_offset_reset=earliest`` reads from).
+        """
         _count_fetched(rewound=records_dropped)
         logger.info("group rebalanced while a batch was collected; back to committed offsets")
         await self.perform_seek()
+        uncommitted = [
+            aiokafka.TopicPartition(tp.topic, tp.partition)
+            for tp in self.assignment()
+            if not self._read_offset.get(tp)
+        ]
+        if uncommitted:
+            await self._thread.seek_to_beginning(*uncommitted)
 
 
 def accepted(
