@@ -1,4 +1,4 @@
-"""The soak's post-mortem tells the three stories of a lost event apart on a real broker."""
+"""The soak's post-mortem tells the four stories of a lost event apart on a real broker."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ async def test_lost_events_are_placed_behind_past_or_off_the_topic(
             await producer.send_and_wait(topic, body, partition=1)
         await producer.send_and_wait(topic, b"not json", partition=1)
         await producer.send_and_wait(topic, orjson.dumps({"event_id": "e-9"}), partition=0)
+        await producer.send_and_wait(
+            settings.topic_dead_letters,
+            orjson.dumps({"event_id": "e-9"}),
+            partition=0,
+            headers=[("reason", b"late")],
+        )
     finally:
         await producer.stop()
     group = create_consumer(
@@ -46,3 +52,4 @@ async def test_lost_events_are_placed_behind_past_or_off_the_topic(
     ]
     assert found["events"]["e-9"][0]["partition"] == 0
     assert found["events"]["never-sent"] == "not on the topic"
+    assert found["dead_letters"] == {"e-9": "late"}
