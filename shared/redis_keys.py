@@ -105,7 +105,7 @@ async def competition_windows(redis: RedisClient, prefix: str, competition_id: s
     without a built marker has no windows (the write script writes only into a built board,
     or into a new one's first batch, which creates the index); one with a marker was built
     before the index existed, and its windows are found the old way, by one SCAN of the whole
-    keyspace (its cost grows with every key in Redis: 58 ms beside 100,000 keys; the
+    keyspace (its cost grows with every key in Redis: 69 ms beside 100,000 keys; the
     competition's next rebuild gives it an index). Temporary rebuild keys are not windows.
     """
     async with redis.pipeline(transaction=False) as pipe:
