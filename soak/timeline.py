@@ -168,7 +168,7 @@ async def _metric_samples(
 
 class RecordCounts:
     """The records the rankers fetched over the whole run, by outcome (accepted, or dropped:
-    ``inactive_partition``, ``behind_read_offset``, ``rewound``), from each ranker's
+    ``inactive_partition``, ``behind_read_offset``, ``rewound``, ``gap``), from each ranker's
     ``podium_ranker_fetched_records_total``, sampled once a second. A counter starts again
     with its process (a fault restarts rankers): a value lower than the last one read means
     a restart, and the last one is carried over. What a process counted after its last

@@ -19,6 +19,16 @@ which was the ranker's idle latency (a constant ~550 ms, 202 to applied).
 Offsets are not faust's business here either: the handler commits what it applied (see
 ``agent.py``). A rebalance waits for the batch in flight (:meth:`wait_empty`), so the old
 owner commits it before the partition moves.
+
+A batch never skips offsets: the records of a partition must start where the last ones ended
+(or at the offset seeked to). The dev broker breaks that under two concurrent producers (two
+ingest replicas) to one partition: tansu raises a partition's high watermark before it stores
+the batch, so a fetch in between can return the *next* producer's batch while the earlier one
+is not readable yet; the client moves past it, and committing the later batch lost the
+earlier one's events (the short soak lost 1-4 accepted events in about a third of its runs;
+``docs/tansu_gap_probe.py`` shows the skip with plain aiokafka). Such records are held back and
+the partition is fetched again from the first missing offset, until the gap closes or has
+stood for ``gap_wait_s`` (then it is taken as real: transaction markers leave such offsets).
 """
 
 from __future__ import annotations
@@ -26,9 +36,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import aiokafka
 from aiokafka.structs import ConsumerRecord
@@ -67,6 +77,7 @@ class Fetching:
     max_wait_ms: int
     batch_size: int
     batch_within_s: float = 0.0
+    gap_wait_s: float = 2.0
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -78,6 +89,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._idle = asyncio.Event()
         self._idle.set()
         self._batch_started_at: float | None = None
+        self._gaps: dict[Any, tuple[int, float]] = {}
+        """Partitions whose fetch skipped offsets: (first missing offset, when first seen)."""
+        self._tolerated_gaps: set[Any] = set()
+        """Partitions whose next fetch is taken even if it skips offsets (the wait is over)."""
         super().__init__(*args, **kwargs)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
@@ -169,7 +184,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if not self.flow_active:
             await self._rewind(records_dropped=_count(records))
             return []
-        batch = accepted(records, active, self._buffered_partitions, self._read_offset)
+        batch = await self._accept(records, active)
         if not batch or fetching.batch_within_s <= 0:
             return batch
         deadline = time.monotonic() + fetching.batch_within_s
@@ -182,8 +197,44 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 return []
             if not records:
                 break
-            batch += accepted(records, active, self._buffered_partitions, self._read_offset)
+            batch += await self._accept(records, active)
         return batch
+
+    async def _accept(
+        self, records: Mapping[Any, Sequence[ConsumerRecord[bytes, bytes]]], active: set[Any] | None
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """:func:`accepted` records of one fetch; a partition whose records skip offsets is
+        fetched again from the first missing one (see the module docstring)."""
+        tolerated, self._tolerated_gaps = self._tolerated_gaps, set()
+        fetched = accepted(records, active, self._buffered_partitions, self._read_offset, tolerated)
+        for tp in fetched.contiguous:
+            self._gaps.pop(tp, None)
+        if fetched.gaps:
+            await self._refetch_gaps(fetched.gaps)
+        return fetched.batch
+
+    async def _refetch_gaps(self, gaps: Mapping[Any, int]) -> None:
+        """Seek each partition back to its first missing offset; one whose gap has stood for
+        ``gap_wait_s`` is taken as it is on its next fetch."""
+        now = time.monotonic()
+        for tp, missing_from in gaps.items():
+            first_seen = self._gaps.get(tp)
+            if first_seen is None or first_seen[0] != missing_from:
+                first_seen = self._gaps[tp] = (missing_from, now)
+            if now - first_seen[1] >= self.fetching.gap_wait_s:
+                logger.warning(
+                    "partition %s skipped offsets from %d for %.1f s: taking the records after"
+                    " the gap",
+                    tp,
+                    missing_from,
+                    now - first_seen[1],
+                )
+                self._tolerated_gaps.add(tp)
+                metrics.FETCH_GAPS.labels("accepted").inc()
+            else:
+                metrics.FETCH_GAPS.labels("refetched").inc()
+        # in the consumer's thread, as faust's own seeks (it also sets the read offsets)
+        await self._thread.seek_wait(dict(gaps))
 
     async def _rewind(self, records_dropped: int) -> None:
         """Seek every assigned partition back to its committed offset (faust's
@@ -206,19 +257,34 @@ class BatchConsumer(faust_aiokafka.Consumer):
             await self._thread.seek_to_beginning(*uncommitted)
 
 
+class Fetched(NamedTuple):
+    """What :func:`accepted` took from one fetch."""
+
+    batch: list[ConsumerRecord[bytes, bytes]]
+    gaps: dict[Any, int]
+    """Partitions whose records did not start at their read offset: that offset (none taken)."""
+    contiguous: list[Any]
+    """Partitions whose records were taken from their read offset on."""
+
+
 def accepted(
     records: Mapping[Any, Sequence[ConsumerRecord[bytes, bytes]]],
     active: set[Any] | None,
     buffered: set[Any],
     read_offset: MutableMapping[Any, int | None],
-) -> list[ConsumerRecord[bytes, bytes]]:
+    tolerated_gaps: Container[Any] = (),
+) -> Fetched:
     """One fetch's records in partition order per partition, dropped as faust's ``getmany``
     and ``_drain_messages`` drop them: partitions neither active (paused or revoked) nor
-    buffered, and records behind the partition's read offset, which is then moved to the
-    last record taken (``None``: nothing read yet; a seek sets it to the committed offset).
-    Every record is counted in ``podium_ranker_fetched_records_total`` by outcome."""
+    buffered, and records behind the partition's read offset, which is then moved past the
+    last record taken (``None``: not known; a seek sets it to the offset seeked to). A
+    partition whose first record taken lies *beyond* its read offset is held back whole (a
+    gap), unless it is in ``tolerated_gaps``. Every record is counted in
+    ``podium_ranker_fetched_records_total`` by outcome."""
     batch: list[ConsumerRecord[bytes, bytes]] = []
-    inactive = behind = 0
+    gaps: dict[Any, int] = {}
+    contiguous: list[Any] = []
+    inactive = behind = held = 0
     for tp, partition_records in records.items():
         if active is not None and tp not in active and tp not in buffered:
             inactive += len(partition_records)
@@ -230,11 +296,19 @@ def accepted(
             else list(partition_records)
         )
         behind += len(partition_records) - len(taken)
-        if taken:
-            batch += taken
-            read_offset[tp] = taken[-1].offset
-    _count_fetched(accepted=len(batch), inactive_partition=inactive, behind_read_offset=behind)
-    return batch
+        if not taken:
+            continue
+        if position is not None and taken[0].offset > position and tp not in tolerated_gaps:
+            gaps[tp] = position
+            held += len(taken)
+            continue
+        contiguous.append(tp)
+        batch += taken
+        read_offset[tp] = taken[-1].offset + 1
+    _count_fetched(
+        accepted=len(batch), inactive_partition=inactive, behind_read_offset=behind, gap=held
+    )
+    return Fetched(batch, gaps, contiguous)
 
 
 def _count(records: Mapping[Any, Sequence[Any]] | None) -> int:

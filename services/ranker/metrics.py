@@ -104,18 +104,31 @@ for _trigger in ("redis_identity", "interval", "command"):
         RECONCILE_PASSES.labels(_trigger, _outcome)
 
 # --- what the fetcher does with fetched records: a ranker that fetches but applies nothing ---
-FETCH_OUTCOMES = ("accepted", "inactive_partition", "behind_read_offset", "rewound")
+FETCH_OUTCOMES = ("accepted", "inactive_partition", "behind_read_offset", "rewound", "gap")
 FETCHED_RECORDS = Counter(
     "podium_ranker_fetched_records_total",
     "Records the fetcher got from the broker, by outcome: accepted into a batch; dropped because"
     " the partition was paused or revoked (inactive_partition) or the record was behind the"
     " partition's read offset (behind_read_offset); dropped while a rebalance moved the group"
-    " on, then fetched again from the committed offset (rewound). Anything but accepted growing"
+    " on, then fetched again from the committed offset (rewound); held back because the fetch"
+    " skipped offsets before them, then fetched again from the first missing one (gap; see"
+    " PODIUM_RANKER_GAP_WAIT_S). Anything but accepted growing"
     " steadily means records are fetched and never applied.",
     ["outcome"],
 )
 for _outcome in FETCH_OUTCOMES:
     FETCHED_RECORDS.labels(_outcome)
+FETCH_GAPS = Counter(
+    "podium_ranker_fetch_gaps_total",
+    "Fetches whose records of a partition did not start at the offset the ranker expected, by"
+    " what it did: fetched the partition again from the missing offset (refetched), or, after"
+    " PODIUM_RANKER_GAP_WAIT_S of the same gap, took the records after it (accepted: the"
+    " offsets in between hold nothing, e.g. transaction markers). Accepted gaps on a topic"
+    " written only by ingest mean records the broker acknowledged were never readable.",
+    ["outcome"],
+)
+for _outcome in ("refetched", "accepted"):
+    FETCH_GAPS.labels(_outcome)
 PARTITIONS = Gauge(
     "podium_ranker_partitions",
     "Partitions of this process by state: assigned (by the group), active (fetched and"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -119,7 +120,7 @@ def test_undecodable_and_empty_records_keep_the_error() -> None:
     assert empty.decode_error
 
 
-def _records(partition: int, offsets: range) -> list[ConsumerRecord[bytes, bytes]]:
+def _records(partition: int, offsets: Iterable[int]) -> list[ConsumerRecord[bytes, bytes]]:
     return [
         ConsumerRecord("t", partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
         for offset in offsets
@@ -130,19 +131,42 @@ def test_a_fetch_keeps_active_partitions_from_their_read_offset_in_order() -> No
     fetch = {("t", 0): _records(0, range(5, 9)), ("t", 1): _records(1, range(0, 3))}
     fetch[("t", 2)] = _records(2, range(0, 2))
     read_offset: dict[Any, int | None] = {("t", 0): 7, ("t", 1): None}
-    batch = accepted(fetch, {("t", 0), ("t", 1)}, set(), read_offset)
+    batch = accepted(fetch, {("t", 0), ("t", 1)}, set(), read_offset).batch
     assert [(r.partition, r.offset) for r in batch] == [(0, 7), (0, 8), (1, 0), (1, 1), (1, 2)]
-    assert read_offset == {("t", 0): 8, ("t", 1): 2}  # partition 2 is not active: untouched
-    assert accepted(fetch, {("t", 0)}, {("t", 2)}, read_offset)[-1].partition == 2
-    assert accepted(fetch, None, set(), {})  # no active set: every partition
+    # the next offset to read; partition 2 is not active: untouched
+    assert read_offset == {("t", 0): 9, ("t", 1): 3}
+    assert accepted(fetch, {("t", 0)}, {("t", 2)}, read_offset).batch[-1].partition == 2
+    assert accepted(fetch, None, set(), {}).batch  # no active set: every partition
 
 
 def test_fetch_started_at_committed_offset_after_a_seek() -> None:
     # after a rebalance faust seeks to the committed offset and sets the read offset to it:
     # the record at that offset is the first to apply again
     read_offset: dict[Any, int | None] = {("t", 0): 5}
-    batch = accepted({("t", 0): _records(0, range(5, 7))}, {("t", 0)}, set(), read_offset)
+    batch = accepted({("t", 0): _records(0, range(5, 7))}, {("t", 0)}, set(), read_offset).batch
     assert [r.offset for r in batch] == [5, 6]
+
+
+def test_records_beyond_the_read_offset_are_held_back_as_a_gap() -> None:
+    # the broker handed out batch 12.. while batch 10-11 was not readable yet: taking 12..
+    # and committing 15 would lose 10 and 11
+    read_offset: dict[Any, int | None] = {("t", 0): 10, ("t", 1): 3}
+    fetch = {("t", 0): _records(0, range(12, 15)), ("t", 1): _records(1, range(3, 5))}
+    fetched = accepted(fetch, None, set(), read_offset)
+    assert [(r.partition, r.offset) for r in fetched.batch] == [(1, 3), (1, 4)]
+    assert fetched.gaps == {("t", 0): 10}
+    assert fetched.contiguous == [("t", 1)]
+    assert read_offset == {("t", 0): 10, ("t", 1): 5}  # partition 0 is read again from 10
+    # behind and then beyond: still a gap (9 was applied, 10 and 11 are missing)
+    again = accepted({("t", 0): _records(0, [9, 12])}, None, set(), read_offset)
+    assert again.gaps == {("t", 0): 10}
+    assert not again.batch
+    # once the wait is over the gap is taken as real (transaction markers leave such offsets)
+    tolerated = accepted(fetch, None, set(), read_offset, tolerated_gaps={("t", 0)})
+    assert [r.offset for r in tolerated.batch] == [12, 13, 14]
+    assert read_offset[("t", 0)] == 15
+    # nothing known about the position (never seeked): nothing to compare with
+    assert accepted(fetch, None, set(), {}).gaps == {}
 
 
 def _fetched(outcome: str) -> float:
@@ -154,11 +178,13 @@ def test_every_fetched_record_is_counted_by_what_became_of_it() -> None:
     # a ranker that fetches and applies nothing must show it: dropped records are counted
     before = {outcome: _fetched(outcome) for outcome in metrics.FETCH_OUTCOMES}
     fetch = {("t", 0): _records(0, range(5, 9)), ("t", 1): _records(1, range(0, 3))}
-    accepted(fetch, {("t", 0)}, set(), {("t", 0): 7})
+    fetch[("t", 2)] = _records(2, range(4, 6))
+    accepted(fetch, {("t", 0), ("t", 2)}, set(), {("t", 0): 7, ("t", 2): 2})
     counted = {outcome: _fetched(outcome) - before[outcome] for outcome in metrics.FETCH_OUTCOMES}
     assert counted == {
         "accepted": 2,
         "inactive_partition": 3,
         "behind_read_offset": 2,
         "rewound": 0,
+        "gap": 2,
     }
