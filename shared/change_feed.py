@@ -26,6 +26,11 @@ So a message produced after :meth:`start` returned is always delivered (on Kafka
 messages produced up to ``replay_margin_s`` before may be delivered too, which consumers must
 tolerate (change messages are idempotent state, carrying a per-competition ``version``).
 Partitions added to the topic after start-up are not picked up until a restart.
+
+From the first record of a partition on, its records must follow each other: a fetch that
+skipped offsets (the dev broker can hand out a later batch first, see
+:mod:`shared.offset_gaps`) is fetched again from the first missing one, so no change message
+is silently missed (a missed last change would leave sockets and caches stale for good).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from pydantic import ValidationError
 
 from shared import tracing
 from shared.kafka import create_consumer, ensure_topics
+from shared.offset_gaps import GapWatch
 from shared.schemas.change_message import ChangeMessage
 from shared.settings import CommonSettings
 from shared.tasks import cancel_and_wait
@@ -60,7 +66,8 @@ ChangeHandler = Callable[[ChangeMessage], Awaitable[None]]
 
 CHANGE_FEED_MESSAGES = Counter(
     "podium_change_feed_messages_total",
-    "Records read from leaderboard-changes, by outcome (delivered, skipped_old, invalid).",
+    "Records read from leaderboard-changes, by outcome (delivered, skipped_old, invalid;"
+    " held_back: the fetch skipped offsets before them and the partition is fetched again).",
     ["outcome"],
 )
 
@@ -100,6 +107,8 @@ class _Tail:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.threshold_ms = 0
+        self._gap_watch = GapWatch(settings.kafka_gap_wait_s)
+        self._next_offsets: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
         """Assign every partition, position them at "now" and start delivering."""
@@ -185,12 +194,38 @@ class _Tail:
                 logger.exception("change feed fetch failed; retrying")
                 await asyncio.sleep(0.5)
                 continue
-            for records in batches.values():
-                for record in records:
+            for partition, fetched in batches.items():
+                for record in self._consecutive(consumer, partition, fetched):
                     if tracing.ENABLED:
                         await self._deliver_traced(record)
                     else:
                         await self._deliver(record.timestamp, record.value)
+
+    def _consecutive(
+        self,
+        consumer: AIOKafkaConsumer,
+        partition: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """The records to deliver: none when they skip offsets after the last one delivered
+        (the partition is then fetched again from the first missing one), and none delivered
+        twice. Nothing is expected of a partition before its first record (where it starts
+        is the broker's answer, see the module docstring)."""
+        expected = self._next_offsets.get(partition)
+        if expected is not None:
+            records = [record for record in records if record.offset >= expected]
+            if (
+                records
+                and records[0].offset > expected
+                and self._gap_watch.fetch_again(partition, expected)
+            ):
+                CHANGE_FEED_MESSAGES.labels("held_back").inc(len(records))
+                consumer.seek(partition, expected)
+                return []
+        if records:
+            self._gap_watch.closed(partition)
+            self._next_offsets[partition] = records[-1].offset + 1
+        return records
 
     async def _deliver_traced(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Deliver inside a ``receive`` span continuing the context the ranker wrote on the

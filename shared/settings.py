@@ -131,6 +131,15 @@ class CommonSettings(BaseSettings):
         5.0, gt=0, description="Producer request timeout; a publish slower than this is a 503."
     )
     kafka_linger_ms: int = Field(2, ge=0, le=1000, description="Producer batching delay.")
+    kafka_gap_wait_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long a consumer (ranker, change feeds) fetches a partition again whose"
+        " fetch skipped offsets before it takes the gap as real (0: at once). Topics written"
+        " without transactions have none, but a broker can hand out a later batch before an"
+        " earlier one is readable (tansu does, with two producers on a partition): moving on"
+        " would never read it. Transaction markers leave real gaps: each then costs this wait.",
+    )
     kafka_session_timeout_ms: int = Field(
         6000, ge=1000, description="Consumer group session timeout (short in dev: fast joins)."
     )

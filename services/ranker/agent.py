@@ -295,7 +295,7 @@ def consumer_app(settings: RankerSettings, datadir: Path) -> faust.App:
             max_wait_ms=settings.ranker_fetch_max_wait_ms,
             batch_size=settings.ranker_batch_size,
             batch_within_s=settings.ranker_batch_within_s,
-            gap_wait_s=settings.ranker_gap_wait_s,
+            gap_wait_s=settings.kafka_gap_wait_s,
         ),
         [topic],  # subscribed without an agent: every fetch goes to the BatchHandler
     )

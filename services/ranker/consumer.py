@@ -29,6 +29,7 @@ earlier one's events (the short soak lost 1-4 accepted events in about a third o
 ``docs/tansu_gap_probe.py`` shows the skip with plain aiokafka). Such records are held back and
 the partition is fetched again from the first missing offset, until the gap closes or has
 stood for ``gap_wait_s`` (then it is taken as real: transaction markers leave such offsets).
+The change feeds guard against the same skip with the same rule (:mod:`shared.offset_gaps`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TopicT
 
 from services.ranker import metrics
+from shared.offset_gaps import GapWatch
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +91,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._idle = asyncio.Event()
         self._idle.set()
         self._batch_started_at: float | None = None
-        self._gaps: dict[Any, tuple[int, float]] = {}
-        """Partitions whose fetch skipped offsets: (first missing offset, when first seen)."""
         self._tolerated_gaps: set[Any] = set()
         """Partitions whose next fetch is taken even if it skips offsets (the wait is over)."""
         super().__init__(*args, **kwargs)
+        self._gap_watch = GapWatch(self.fetching.gap_wait_s)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -208,7 +209,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         tolerated, self._tolerated_gaps = self._tolerated_gaps, set()
         fetched = accepted(records, active, self._buffered_partitions, self._read_offset, tolerated)
         for tp in fetched.contiguous:
-            self._gaps.pop(tp, None)
+            self._gap_watch.closed(tp)
         if fetched.gaps:
             await self._refetch_gaps(fetched.gaps)
         return fetched.batch
@@ -216,23 +217,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
     async def _refetch_gaps(self, gaps: Mapping[Any, int]) -> None:
         """Seek each partition back to its first missing offset; one whose gap has stood for
         ``gap_wait_s`` is taken as it is on its next fetch."""
-        now = time.monotonic()
         for tp, missing_from in gaps.items():
-            first_seen = self._gaps.get(tp)
-            if first_seen is None or first_seen[0] != missing_from:
-                first_seen = self._gaps[tp] = (missing_from, now)
-            if now - first_seen[1] >= self.fetching.gap_wait_s:
-                logger.warning(
-                    "partition %s skipped offsets from %d for %.1f s: taking the records after"
-                    " the gap",
-                    tp,
-                    missing_from,
-                    now - first_seen[1],
-                )
-                self._tolerated_gaps.add(tp)
-                metrics.FETCH_GAPS.labels("accepted").inc()
-            else:
+            open_s = self._gap_watch.open_since_s(tp)
+            if self._gap_watch.fetch_again(tp, missing_from):
                 metrics.FETCH_GAPS.labels("refetched").inc()
+                continue
+            logger.warning(
+                "partition %s skipped offsets from %d for %.1f s: taking the records after it",
+                tp,
+                missing_from,
+                open_s,
+            )
+            self._tolerated_gaps.add(tp)
+            metrics.FETCH_GAPS.labels("accepted").inc()
         # in the consumer's thread, as faust's own seeks (it also sets the read offsets)
         await self._thread.seek_wait(dict(gaps))
 

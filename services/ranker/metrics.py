@@ -112,7 +112,7 @@ FETCHED_RECORDS = Counter(
     " partition's read offset (behind_read_offset); dropped while a rebalance moved the group"
     " on, then fetched again from the committed offset (rewound); held back because the fetch"
     " skipped offsets before them, then fetched again from the first missing one (gap; see"
-    " PODIUM_RANKER_GAP_WAIT_S). Anything but accepted growing"
+    " PODIUM_KAFKA_GAP_WAIT_S). Anything but accepted growing"
     " steadily means records are fetched and never applied.",
     ["outcome"],
 )
@@ -122,7 +122,7 @@ FETCH_GAPS = Counter(
     "podium_ranker_fetch_gaps_total",
     "Fetches whose records of a partition did not start at the offset the ranker expected, by"
     " what it did: fetched the partition again from the missing offset (refetched), or, after"
-    " PODIUM_RANKER_GAP_WAIT_S of the same gap, took the records after it (accepted: the"
+    " PODIUM_KAFKA_GAP_WAIT_S of the same gap, took the records after it (accepted: the"
     " offsets in between hold nothing, e.g. transaction markers). Accepted gaps on a topic"
     " written only by ingest mean records the broker acknowledged were never readable.",
     ["outcome"],

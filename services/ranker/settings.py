@@ -36,15 +36,6 @@ class RankerSettings(CommonSettings):
         " Kafka answers as soon as data arrives, so this only sets the idle fetch rate (about"
         " 1000 / this per broker per ranker); the dev broker (tansu) always waits it out.",
     )
-    ranker_gap_wait_s: float = Field(
-        2.0,
-        ge=0,
-        description="How long the ranker re-fetches a partition whose fetch skipped offsets"
-        " before it accepts the gap (0: accept at once). A score topic written without"
-        " transactions has none, but a broker can hand out a later batch before an earlier one"
-        " is readable (tansu does, with two ingest replicas): committing past the hole would"
-        " lose its events. Transaction markers leave real gaps: each then costs this wait.",
-    )
     ranker_group_id: str = Field("podium-ranker", description="Ranker consumer group / app id.")
     ranker_period_grace_s: int = Field(
         3600, ge=0, description="Late events still count toward an ended period this long."

@@ -139,3 +139,44 @@ async def test_a_signal_feed_delivers_which_competition_changed_and_when(
     finally:
         await feed.stop()
         await producer.stop()
+
+
+async def test_a_fetch_that_skips_offsets_is_fetched_again_so_no_change_is_missed(
+    settings: PlatformSettings,
+) -> None:
+    """The dev broker can hand out a later batch first (shared/offset_gaps.py); the test makes
+    the same skip by seeking the feed's client past offsets it never read."""
+    delivered: list[int] = []
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handler(change_message: ChangeMessage) -> None:
+        delivered.append(change_message.version)
+        if change_message.version == 3:  # hold the feed while later messages arrive
+            holding.set()
+            await release.wait()
+
+    producer = create_producer(settings)
+    await producer.start()
+    try:
+        async with open_change_feed(settings, handler, replay_margin_s=0.2) as feed:
+            positions = []
+            for version in range(1, 9):
+                key, value = encode_change_message(change("c1", version))
+                positions.append(
+                    await producer.send_and_wait(settings.topic_changes, value, key=key)
+                )
+                if version == 3:
+                    await asyncio.wait_for(holding.wait(), 10)
+            partition = positions[0].topic_partition
+            assert feed._consumer is not None
+            feed._consumer.seek(partition, positions[5].offset)  # versions 4 and 5 skipped
+            release.set()
+            deadline = time.monotonic() + 10
+            while len(delivered) < 8:
+                assert time.monotonic() < deadline, f"delivered {delivered}"
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)
+        assert delivered == list(range(1, 9))
+    finally:
+        await producer.stop()
