@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 _COLUMNS = (
     "id, name, sort_order, operator, reset, timezone, starts_at, ends_at, max_value,"
-    " visibility, rank_style, metadata, created_at, updated_at"
+    " visibility, rank_style, metadata, join_required, max_entrants, max_attempts, created_at,"
+    " updated_at"
 )
 
 
@@ -71,8 +72,10 @@ async def create_competition(
     try:
         row = await connection.fetchrow(
             "INSERT INTO competitions (id, name, sort_order, operator, reset, timezone,"  # noqa: S608
-            " starts_at, ends_at, max_value, visibility, metadata, rank_style)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {_COLUMNS}",
+            " starts_at, ends_at, max_value, visibility, metadata, rank_style, join_required,"
+            " max_entrants, max_attempts) VALUES"
+            f" ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            f" RETURNING {_COLUMNS}",
             competition.id,
             competition.name,
             competition.sort_order.value,
@@ -85,6 +88,9 @@ async def create_competition(
             competition.visibility.value,
             competition.metadata,
             competition.rank_style.value,
+            competition.join_required,
+            competition.max_entrants,
+            competition.max_attempts,
         )
     except asyncpg.UniqueViolationError as error:
         raise ConflictError(
@@ -122,7 +128,7 @@ other, so a holder of this lock has no ranker batch, heal or rebuild of the comp
 between its PostgreSQL reads and its commit."""
 COMPETITION_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended($1::text, 0))"
 
-_DELETED_TABLES = ("standings", "standings_versions", "banned_users")
+_DELETED_TABLES = ("standings", "standings_versions", "banned_users", "entrants", "attempts")
 """What a deletion removes besides the competition row. ``score_events`` and
 ``control_events`` stay (the audit trail, and exact dedup by event id: a replayed record of
 a deleted competition is still a duplicate, so it never lands in a competition created later

@@ -65,6 +65,18 @@ class ConflictError(PodiumError):
     code = "conflict"
 
 
+class CompetitionFullError(ConflictError):
+    """A tournament join beyond the competition's ``max_entrants``."""
+
+    code = "competition_full"
+
+
+class CompetitionClosedError(ConflictError):
+    """A tournament join at or after the competition's ``ends_at``."""
+
+    code = "competition_closed"
+
+
 class PayloadTooLargeError(PodiumError):
     """The request body exceeds ``PODIUM_MAX_BODY_BYTES``."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingest import competitions, moderation, scores
+from services.ingest import competitions, entrants, moderation, scores
 from services.ingest.schemas import (
     BatchAccepted,
     CompetitionPage,
@@ -14,6 +14,7 @@ from services.ingest.schemas import (
 )
 from shared.http.openapi import Operation, Parameter, build_openapi, error_responses
 from shared.schemas.competition import Competition, CompetitionCreate, CompetitionUpdate
+from shared.schemas.entrant import Entrant, EntrantIn, EntrantPage
 from shared.schemas.identifiers import IDENTIFIER_PATTERN
 from shared.schemas.score_event import ScoreEventIn
 
@@ -109,7 +110,7 @@ OPERATIONS: list[Operation] = [
     Operation(
         "PATCH",
         "/api/v1/competitions/{competition_id}",
-        "Change a competition's name, end, max value, visibility or rank style",
+        "Change a competition's name, end, max value, visibility, rank style or tournament rules",
         competitions.update_competition,
         request_model=CompetitionUpdate,
         parameters=(_COMPETITION_ID,),
@@ -143,6 +144,72 @@ OPERATIONS: list[Operation] = [
             "A second DELETE is 404."
         ),
         tags=("competitions",),
+    ),
+    Operation(
+        "POST",
+        "/api/v1/competitions/{competition_id}/entrants",
+        "Join a competition (tournaments)",
+        entrants.join_competition,
+        request_model=EntrantIn,
+        parameters=(_COMPETITION_ID,),
+        responses={
+            200: Entrant,
+            201: Entrant,
+            **error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+        },
+        scopes=(*_WRITE_SCOPES, "admin"),
+        description=(
+            "201 when joined, 200 when already an entrant (a retry is harmless). A"
+            " `scores:write` token joins only its own subject. 409 `competition_full` at"
+            " `max_entrants` (exact under concurrent joins on every replica), 409"
+            " `competition_closed` at or after `ends_at`. In a `join_required` competition"
+            " only entrants' scores count."
+        ),
+        tags=("tournaments",),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/competitions/{competition_id}/entrants",
+        "List a competition's entrants",
+        entrants.list_entrants,
+        parameters=(
+            _COMPETITION_ID,
+            Parameter(
+                "limit",
+                "query",
+                "Page size.",
+                schema={
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": entrants.PAGE_MAX,
+                    "default": entrants.PAGE_DEFAULT,
+                },
+            ),
+            Parameter(
+                "after",
+                "query",
+                "Continue after this user id (`next_after`).",
+                _IDENTIFIER_SCHEMA,
+            ),
+        ),
+        responses={200: EntrantPage, **_ADMIN_ERRORS, **error_responses(400, 404, 422)},
+        scopes=_ADMIN,
+        tags=("tournaments",),
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/competitions/{competition_id}/entrants/{user_id}",
+        "Remove an entrant and their standings",
+        entrants.remove_entrant,
+        parameters=(_COMPETITION_ID, _USER_ID),
+        responses={202: ControlAccepted, **_ADMIN_ERRORS, **error_responses(404, 422)},
+        scopes=_ADMIN,
+        description=(
+            "The place is free at once and the user's later scores are refused `not_joined`;"
+            " their standings and attempts are erased by a `remove_user` control event, in"
+            " order with the competition's scores."
+        ),
+        tags=("tournaments",),
     ),
     Operation(
         "DELETE",

@@ -14,6 +14,7 @@ from services.ingest.context import IngestContext
 from services.ingest.publisher import publisher_class
 from services.ingest.rate_policies import RatePolicies
 from services.ingest.settings import IngestSettings
+from services.ingest.tournament_gate import TournamentGate
 from shared.competition_cache import CompetitionCache
 from shared.http.app import create_service_app
 from shared.http.client_ip import parse_networks
@@ -82,6 +83,9 @@ def create_app(settings: IngestSettings) -> Starlette:
                 trusted_proxies=parse_networks(settings.trusted_proxies),
                 store=LeaderboardStore(resources.require_redis(), settings.redis_key_prefix),
                 producer=producer,
+                tournament_gate=TournamentGate(
+                    resources.require_pool(), ttl_s=settings.competition_cache_ttl_s
+                ),
             )
             app.state.resources = resources  # pool gauges on /metrics
             app.state.readiness_checks = resources.readiness_checks

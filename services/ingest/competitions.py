@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
-_NOT_NULL_ON_UPDATE = ("name", "visibility", "rank_style")
+_NOT_NULL_ON_UPDATE = ("name", "visibility", "rank_style", "join_required")
 
 
 def _competition_json(competition: Competition) -> dict[str, Any]:
@@ -72,9 +72,11 @@ async def create_competition(request: Request) -> Response:
 
 
 async def update_competition(request: Request) -> Response:
-    """Change name, end, max value, visibility or rank style; ``null`` clears ``ends_at`` and
-    ``max_value``. A new rank style applies to every read and push from then on (within the
-    services' competition cache TTL): ranks are styled when read, nothing is rewritten."""
+    """Change name, end, max value, visibility, rank style or the tournament rules; ``null``
+    clears ``ends_at``, ``max_value``, ``max_entrants`` and ``max_attempts``. A new rank
+    style applies to every read and push from then on (within the services' competition
+    cache TTL): ranks are styled when read, nothing is rewritten. New tournament rules apply
+    to events applied from then on (as a new ``max_value`` does)."""
     context = ingest_context(request)
     _, decision = await authenticate_admin(request, context)
     competition_id = path_identifier(request, "competition_id")

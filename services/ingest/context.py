@@ -11,6 +11,7 @@ from starlette.requests import Request
 from services.ingest.publisher import EventPublisher
 from services.ingest.rate_policies import RatePolicies
 from services.ingest.settings import IngestSettings
+from services.ingest.tournament_gate import TournamentGate
 from shared.competition_cache import CompetitionCache
 from shared.http.client_ip import IPNetwork
 from shared.leaderboard_store import LeaderboardStore
@@ -32,6 +33,8 @@ class IngestContext:
     """The leaderboards in Redis (a competition's deletion removes its keys)."""
     producer: AIOKafkaProducer
     """The raw producer (a deletion announces itself on ``leaderboard-changes``)."""
+    tournament_gate: TournamentGate
+    """Entrant and attempt checks of tournament scores."""
 
 
 def ingest_context(request: Request) -> IngestContext:

@@ -38,7 +38,8 @@ class EventResult(BaseModel):
 
     A rejected item names the ``reason`` (``validation_failed``, ``forbidden``,
     ``unknown_competition``, ``not_started``, ``ended``, ``beyond_dedup_horizon``,
-    ``ts_outside_competition``, ``above_max_value``), the first offending ``field`` and, for
+    ``ts_outside_competition``, ``above_max_value``, ``not_joined``, ``attempts_exhausted``),
+    the first offending ``field`` and, for
     schema errors, every problem in ``details``.
     """
 

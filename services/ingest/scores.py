@@ -13,16 +13,19 @@ from services.ingest.access import authenticate, limit_score_writer, require_sco
 from services.ingest.admission import Admission, Rejection
 from services.ingest.body import read_json_body
 from services.ingest.context import ingest_context
+from services.ingest.database import database_errors_mapped
 from services.ingest.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from services.ingest.publisher import OutgoingRecord
 from services.ingest.records import encode_score, rfc3339
 from services.ingest.schemas import EventResult
+from services.ingest.tournament_gate import applies_to
 from shared.auth import Principal
 from shared.errors import EventRejectedError, PermissionDeniedError, ValidationFailedError
 from shared.http.errors import validation_details
 from shared.http.responses import JSONResponse
 from shared.kafka_headers import origin_headers
 from shared.logging import request_id_var
+from shared.schemas.competition import Competition
 from shared.schemas.score_event import ScoreEventIn
 
 VALIDATION_FAILED = "validation_failed"
@@ -52,6 +55,11 @@ async def post_score(request: Request) -> Response:
     rejection = Admission(principal, received_at, context.settings.dedup_horizon_days).check(
         event, competition
     )
+    if rejection is None and competition is not None and applies_to(competition):
+        with database_errors_mapped():
+            [rejection] = await context.tournament_gate.refusals(
+                [(event, competition)], received_at
+            )
     if rejection is not None:
         EVENTS_REJECTED.labels(rejection.reason).inc()
         details = {"reason": rejection.reason, "field": rejection.field}
@@ -146,15 +154,31 @@ async def post_batch(request: Request) -> Response:
 
     admission = Admission(principal, received_at, context.settings.dedup_horizon_days)
     received = rfc3339(received_at)
-    records: list[OutgoingRecord] = []
     admitted: list[tuple[int, ScoreEventIn]] = []
+    gated: list[tuple[int, ScoreEventIn, Competition]] = []
     for index, event in valid:
-        rejection = admission.check(event, competitions.get(event.competition_id))
-        if rejection is None:
-            records.append(OutgoingRecord(event.competition_id, encode_score(event, received)))
-            admitted.append((index, event))
-        else:
+        competition = competitions.get(event.competition_id)
+        rejection = admission.check(event, competition)
+        if rejection is not None:
             results[index] = _result(_rejected(index, event.event_id, rejection))
+        elif competition is not None and applies_to(competition):
+            gated.append((index, event, competition))
+        else:
+            admitted.append((index, event))
+    if gated:
+        with database_errors_mapped():
+            refusals = await context.tournament_gate.refusals(
+                [(event, competition) for _, event, competition in gated], received_at
+            )
+        for (index, event, _), refusal in zip(gated, refusals, strict=True):
+            if refusal is None:
+                admitted.append((index, event))
+            else:
+                results[index] = _result(_rejected(index, event.event_id, refusal))
+        admitted.sort(key=lambda item: item[0])  # published in request order
+    records = [
+        OutgoingRecord(event.competition_id, encode_score(event, received)) for _, event in admitted
+    ]
     await context.publisher.publish(records, _headers(principal))
 
     for index, event in admitted:

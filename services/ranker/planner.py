@@ -57,6 +57,10 @@ class StoredState:
     standings: dict[StandingKey, Standing]
     pruned_before: datetime = NOTHING_PRUNED
     """Event rows older than this may have been dropped (``shared.event_partitions``)."""
+    entrants: set[UserKey] = field(default_factory=set)
+    """The batch's users who joined their ``join_required`` competition."""
+    attempts: dict[StandingKey, int] = field(default_factory=dict)
+    """Applied attempts of the batch's users in ``max_attempts`` competitions, per window."""
 
 
 @dataclass
@@ -75,6 +79,10 @@ class BatchPlan:
     # to write; users touched by a control event must also vanish from every other window
     touched: dict[str, dict[str, set[str]]] = field(default_factory=lambda: defaultdict(dict))
     controlled: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # attempts: the users whose stored counts a control event erased (deleted first), then
+    # the absolute counts after the batch
+    attempts_cleared: set[UserKey] = field(default_factory=set)
+    attempts: dict[StandingKey, int] = field(default_factory=dict)
 
 
 def users_of(events: list[IncomingEvent]) -> set[UserKey]:
@@ -114,6 +122,7 @@ def plan_batch(
     seen_scores = set(state.known_score_ids)
     seen_controls = set(state.known_control_ids)
     banned = set(state.banned)
+    attempts = dict(state.attempts)
     rules: dict[str, CompetitionRules | None] = {}
     touched, dead_letters, new_scores = plan.touched, plan.dead_letters, plan.new_scores
     new_standing = tuple.__new__  # Standing(...) without the NamedTuple's Python __new__
@@ -139,9 +148,10 @@ def plan_batch(
         user = message.user_id
         if message.kind == "control":
             windows_of_user = touched[cid].setdefault(user, set())
-            _plan_control(
+            if _plan_control(
                 plan, message, current, stored_windows, windows_of_user, seen_controls, banned
-            )
+            ):
+                _clear_attempts(plan, attempts, cid, user)
             continue
         windows = competition_rules.judge(message)
         if isinstance(windows, DeadLetterReason):
@@ -160,6 +170,17 @@ def plan_batch(
         if banned and (cid, user) in banned:
             dead_letters.append(DeadLetter(event, DeadLetterReason.BANNED))
             continue
+        if competition_rules.join_required and (cid, user) not in state.entrants:
+            dead_letters.append(DeadLetter(event, DeadLetterReason.NOT_JOINED))
+            continue
+        limit = competition_rules.max_attempts
+        if limit is not None:
+            attempt_key = (cid, windows[-1], user)  # the period, or alltime without a reset
+            used = attempts.get(attempt_key, 0)
+            if used >= limit:
+                dead_letters.append(DeadLetter(event, DeadLetterReason.ATTEMPTS_EXHAUSTED))
+                continue
+            attempts[attempt_key] = plan.attempts[attempt_key] = used + 1
         seen_scores.add(event_id)
         new_scores.append(message)
         value, ts = message.value, message.ts
@@ -199,15 +220,15 @@ def _plan_control(
     windows_of_user: set[str],
     seen_controls: set[str],
     banned: set[UserKey],
-) -> None:
+) -> bool:
     """A control event in batch order: the user leaves every window they are in so far
     (stored or from this batch's scores, all of which are in ``windows_of_user``); a
-    replayed one only marks the user for a Redis rewrite."""
+    replayed one only marks the user for a Redis rewrite. True when it applied."""
     cid, user = message.competition_id, message.user_id
     plan.controlled[cid].add(user)
     if message.event_id in seen_controls:
         plan.duplicates += 1
-        return
+        return False
     seen_controls.add(message.event_id)
     plan.new_controls.append(message)
     for window in stored_windows.pop((cid, user), set()) | windows_of_user:
@@ -216,3 +237,13 @@ def _plan_control(
     if message.action is ControlAction.BAN_USER and (cid, user) not in banned:
         banned.add((cid, user))
         plan.new_bans.append((cid, user))
+    return True
+
+
+def _clear_attempts(plan: BatchPlan, attempts: dict[StandingKey, int], cid: str, user: str) -> None:
+    """A removed user starts their attempts afresh, like their standings (the stored rows
+    are deleted before the batch's new counts are written)."""
+    plan.attempts_cleared.add((cid, user))
+    for key in [key for key in attempts if key[0] == cid and key[2] == user]:
+        del attempts[key]
+        plan.attempts.pop(key, None)

@@ -16,6 +16,7 @@ from services.ranker.planner import BatchPlan, StandingKey, StoredState, UserKey
 from services.ranker.rules import Standing
 from shared.competitions import get_competitions
 from shared.event_partitions import hold_partitions
+from shared.schemas.competition import Competition
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -94,6 +95,7 @@ async def load_state(
         user_cids,
         user_ids,
     )
+    entrants, attempts = await _load_tournament_state(connection, competitions, users)
     return StoredState(
         competitions=competitions,
         known_score_ids={row["event_id"] for row in known_scores},
@@ -106,7 +108,51 @@ async def load_state(
             for row in rows
         },
         pruned_before=pruned_before,
+        entrants=entrants,
+        attempts=attempts,
     )
+
+
+async def _load_tournament_state(
+    connection: DbConnection, competitions: dict[str, Competition], users: set[UserKey]
+) -> tuple[set[UserKey], dict[StandingKey, int]]:
+    """Which of the batch's users joined their ``join_required`` competition, and the
+    attempts stored for users of ``max_attempts`` competitions (every window: a control
+    event erases them all). No query for a batch without such competitions."""
+    joining = sorted(
+        (cid, user)
+        for cid, user in users
+        if cid in competitions and competitions[cid].join_required
+    )
+    counting = sorted(
+        (cid, user)
+        for cid, user in users
+        if cid in competitions and competitions[cid].max_attempts is not None
+    )
+    entrants: set[UserKey] = set()
+    attempts: dict[StandingKey, int] = {}
+    if joining:
+        rows = await connection.fetch(
+            "SELECT e.competition_id, e.user_id FROM entrants e"
+            " JOIN unnest($1::text[], $2::text[]) AS u(cid, uid)"
+            " ON e.competition_id = u.cid AND e.user_id = u.uid",
+            [cid for cid, _ in joining],
+            [user for _, user in joining],
+        )
+        entrants = {(row["competition_id"], row["user_id"]) for row in rows}
+    if counting:
+        rows = await connection.fetch(
+            "SELECT a.competition_id, a.window_label, a.user_id, a.attempts FROM attempts a"
+            " JOIN unnest($1::text[], $2::text[]) AS u(cid, uid)"
+            " ON a.competition_id = u.cid AND a.user_id = u.uid",
+            [cid for cid, _ in counting],
+            [user for _, user in counting],
+        )
+        attempts = {
+            (row["competition_id"], row["window_label"], row["user_id"]): row["attempts"]
+            for row in rows
+        }
+    return entrants, attempts
 
 
 async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
@@ -148,6 +194,24 @@ async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
             " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
             [cid for cid, _ in plan.new_bans],
             [user for _, user in plan.new_bans],
+        )
+    if plan.attempts_cleared:
+        cleared = sorted(plan.attempts_cleared)
+        await connection.execute(
+            "DELETE FROM attempts a USING unnest($1::text[], $2::text[]) AS d(cid, uid)"
+            " WHERE a.competition_id = d.cid AND a.user_id = d.uid",
+            [cid for cid, _ in cleared],
+            [user for _, user in cleared],
+        )
+    if plan.attempts:
+        counted = sorted(plan.attempts)
+        await connection.execute(
+            "INSERT INTO attempts (competition_id, window_label, user_id, attempts)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])"
+            " ON CONFLICT (competition_id, user_id, window_label)"
+            " DO UPDATE SET attempts = EXCLUDED.attempts",
+            *_columns(counted),
+            [plan.attempts[key] for key in counted],
         )
     if plan.deletes:
         keys = sorted(plan.deletes)

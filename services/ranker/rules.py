@@ -40,6 +40,8 @@ class DeadLetterReason(StrEnum):
     LATE = "late"
     BANNED = "banned"
     BEYOND_DEDUP_HORIZON = "beyond_dedup_horizon"
+    NOT_JOINED = "not_joined"
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"
 
 
 class Standing(NamedTuple):
@@ -141,6 +143,8 @@ class CompetitionRules:
         "_starts",
         "_timezone",
         "combine",
+        "join_required",
+        "max_attempts",
     )
 
     def __init__(
@@ -159,6 +163,10 @@ class CompetitionRules:
         self._timezone = competition.timezone
         self._starts = competition.starts_at
         self._ends = competition.ends_at
+        self.join_required = competition.join_required
+        """Only entrants' scores apply (the planner checks, after the duplicate check)."""
+        self.max_attempts = competition.max_attempts
+        """Applied scores per user and attempt window (the last of :meth:`judge`'s windows)."""
 
     def judge(self, message: ScoreMessage) -> list[str] | DeadLetterReason:
         """The windows ``message`` counts toward (a shared list: do not change it), or why

@@ -67,6 +67,18 @@ def _check_timezone(value: str) -> str:
 
 Metadata = dict[str, str | int | float | bool | None]
 
+MAX_LIMIT = 2**31 - 1
+"""The largest entrant or attempt limit (PostgreSQL ``integer``)."""
+_JOIN_REQUIRED = (
+    "Tournament: only entrants' scores count (`POST .../entrants` first); other scores are"
+    " refused `not_joined`."
+)
+_MAX_ENTRANTS = "How many may join (null: no limit); a join beyond it is 409 `competition_full`."
+_MAX_ATTEMPTS = (
+    "How many score events of a user apply per window (the event's period, or all-time"
+    " without a reset; null: no limit); later ones are refused `attempts_exhausted`."
+)
+
 
 class CompetitionCreate(BaseModel):
     """Body of ``POST /api/v1/competitions``."""
@@ -89,6 +101,9 @@ class CompetitionCreate(BaseModel):
         " first), `standard` (1224) or `dense` (1223); applies to every read and push.",
     )
     metadata: Metadata = Field(default_factory=dict, max_length=16)
+    join_required: bool = Field(False, description=_JOIN_REQUIRED)
+    max_entrants: int | None = Field(None, ge=1, le=MAX_LIMIT, description=_MAX_ENTRANTS)
+    max_attempts: int | None = Field(None, ge=1, le=MAX_LIMIT, description=_MAX_ATTEMPTS)
 
     _tz = field_validator("timezone")(_check_timezone)
 
@@ -111,6 +126,9 @@ class CompetitionUpdate(BaseModel):
     rank_style: RankStyle | None = Field(
         None, description="A new rank style (`unique`, `standard`, `dense`); not null."
     )
+    join_required: bool | None = Field(None, description=_JOIN_REQUIRED + " Not null.")
+    max_entrants: int | None = Field(None, ge=1, le=MAX_LIMIT, description=_MAX_ENTRANTS)
+    max_attempts: int | None = Field(None, ge=1, le=MAX_LIMIT, description=_MAX_ATTEMPTS)
 
 
 class Competition(BaseModel):
@@ -134,6 +152,9 @@ class Competition(BaseModel):
         " first), `standard` (1224) or `dense` (1223); applies to every read and push.",
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+    join_required: bool = Field(False, description=_JOIN_REQUIRED)
+    max_entrants: int | None = Field(None, description=_MAX_ENTRANTS)
+    max_attempts: int | None = Field(None, description=_MAX_ATTEMPTS)
     created_at: datetime
     updated_at: datetime
 

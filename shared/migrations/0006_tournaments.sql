@@ -1,0 +1,30 @@
+-- Issue #14: tournaments. A competition may require players to join it first
+-- (join_required), cap how many may join (max_entrants) and cap how many events of a user
+-- apply per window (max_attempts: the event's period window, or alltime without a reset).
+ALTER TABLE competitions
+    ADD COLUMN join_required boolean NOT NULL DEFAULT false,
+    ADD COLUMN max_entrants integer CHECK (max_entrants > 0),
+    ADD COLUMN max_attempts integer CHECK (max_attempts > 0);
+
+-- Who joined, and when (ingest's clock, the clock that stamps received_at): a score counts
+-- in a join_required competition only when its received_at is at or after joined_at, a
+-- pure function of the stored row and the event, so a replayed batch decides as the first
+-- attempt did. Joins are written by ingest under the competition row's lock (capacity is
+-- never exceeded by concurrent joins on any number of replicas).
+CREATE TABLE entrants (
+    competition_id  text NOT NULL,
+    user_id         text NOT NULL,
+    joined_at       timestamptz NOT NULL,
+    PRIMARY KEY (competition_id, user_id)
+);
+
+-- Per (competition, attempt window, user): how many of the user's score events applied
+-- since the user's last removal. Written by the ranker in the batch's transaction, like the
+-- standings it goes with.
+CREATE TABLE attempts (
+    competition_id  text NOT NULL,
+    window_label    text NOT NULL,
+    user_id         text NOT NULL,
+    attempts        integer NOT NULL CHECK (attempts > 0),
+    PRIMARY KEY (competition_id, user_id, window_label)
+);
