@@ -21,8 +21,12 @@ undecodable record), in topic order per competition. Rules:
   scored it; ``latest``: the value of the event with the latest event time, the later arrival
   on equal times, reached at that time; ``sum``: the sum (added in arrival order), reached at
   the latest event time;
-- ``remove_user`` erases the user's standings in every window (later events start afresh);
-  ``ban_user`` does that and dead-letters the user's later scores;
+- tournaments (issue #14), after the ban check: in a ``join_required`` competition a score
+  of a user who is not among ``entrants`` is ``not_joined``; with ``max_attempts``, a score
+  whose attempt window (its period, or ``alltime`` without a reset) already holds that many
+  applied events of the user since their last removal is ``attempts_exhausted``;
+- ``remove_user`` erases the user's standings in every window (later events start afresh,
+  attempts too); ``ban_user`` does that and dead-letters the user's later scores;
 - rank order: better score first, then earlier reached time, then user id.
 """
 
@@ -53,6 +57,8 @@ class OracleCompetition:
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     max_value: float | None = None
+    join_required: bool = False
+    max_attempts: int | None = None
 
 
 @dataclass
@@ -62,6 +68,8 @@ class OracleResult:
     standings: dict[Key, dict[str, tuple[float, datetime]]]
     fates: list[str]  # "applied", "duplicate" or a dead-letter reason, per message
     sort_orders: dict[str, str] = field(default_factory=dict)
+    attempts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """Applied attempts per (competition, attempt window, user) of ``max_attempts`` ones."""
 
     def ranking(self, competition_id: str, window: str) -> list[tuple[str, float]]:
         """(user, score) in rank order."""
@@ -108,8 +116,10 @@ def replay(
     messages: list[Message],
     grace_s: float,
     horizon: timedelta = DEFAULT_HORIZON,
+    entrants: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
 ) -> OracleResult:
-    """Compute the expected leaderboards for ``messages``."""
+    """Compute the expected leaderboards for ``messages``; ``entrants`` are the (competition,
+    user) pairs that joined before the stream."""
     histories: dict[tuple[str, str, str], list[tuple[float, datetime, int]]] = defaultdict(list)
     applied_scores: set[str] = set()
     applied_controls: set[str] = set()
@@ -117,13 +127,24 @@ def replay(
     fates: list[str] = []
     for arrival, message in enumerate(messages):
         fates.append(_apply(competitions, message, arrival, grace_s, horizon, histories,
-                            applied_scores, applied_controls, banned))  # fmt: skip
+                            applied_scores, applied_controls, banned, entrants))  # fmt: skip
     standings: dict[Key, dict[str, tuple[float, datetime]]] = defaultdict(dict)
     for (cid, window, user), events in histories.items():
         if events:
             standings[(cid, window)][user] = _standing(competitions[cid], events)
+    # attempts: how many events the attempt window's history holds (it restarts at removal)
+    attempts = {
+        (cid, window, user): len(events)
+        for (cid, window, user), events in histories.items()
+        if events
+        and competitions[cid].max_attempts is not None
+        and (window == "alltime") == (competitions[cid].reset == "none")
+    }
     return OracleResult(
-        dict(standings), fates, {cid: comp.sort_order for cid, comp in competitions.items()}
+        dict(standings),
+        fates,
+        {cid: comp.sort_order for cid, comp in competitions.items()},
+        attempts,
     )
 
 
@@ -137,6 +158,7 @@ def _apply(
     applied_scores: set[str],
     applied_controls: set[str],
     banned: set[tuple[str, str]],
+    entrants: set[tuple[str, str]] | frozenset[tuple[str, str]],
 ) -> str:
     if isinstance(message, bytes):
         try:
@@ -176,8 +198,15 @@ def _apply(
         return "duplicate"
     if (cid, user) in banned:
         return "banned"
-    applied_scores.add(message["event_id"])
+    if competition.join_required and (cid, user) not in entrants:
+        return "not_joined"
     windows = ["alltime"] + ([period[0]] if period else [])
+    if (
+        competition.max_attempts is not None
+        and len(histories[(cid, windows[-1], user)]) >= competition.max_attempts
+    ):
+        return "attempts_exhausted"
+    applied_scores.add(message["event_id"])
     for window in windows:
         histories[(cid, window, user)].append((value, moment, arrival))
     return "applied"

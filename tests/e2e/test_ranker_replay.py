@@ -26,7 +26,8 @@ async def test_replay_equals_oracle(settings: PlatformSettings, artifacts_dir: P
     workload = build_workload(seed=1, events=3000)
     expected = workload.expected(settings.ranker_period_grace_s)
     assert {"applied", "duplicate", "late", "banned", "bad_value", "undecodable",
-            "unknown_competition", "outside_competition"} <= set(expected.fates)  # fmt: skip
+            "unknown_competition", "outside_competition", "not_joined",
+            "attempts_exhausted"} <= set(expected.fates)  # fmt: skip
     await create_competitions(settings, workload)
     positions = await produce(settings, workload.messages)
     log = artifacts_dir / f"ranker-replay-{settings.db_schema}.log"

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devstack.processes import free_port
 from podium.settings import PlatformSettings
+from shared import entrants
 from shared.competitions import create_competition
 from shared.db import create_pool
 from shared.kafka import create_producer
@@ -48,7 +49,10 @@ COMPETITIONS = [
         "c-sum", "desc", "sum", "monthly", "Asia/Tokyo", starts_at=BASE - timedelta(days=1)
     ),
     OracleCompetition("c-sum-asc", "asc", "sum", "daily", ends_at=BASE + timedelta(days=9)),
+    # a tournament: half the users joined, two attempts a day
+    OracleCompetition("c-cup", "desc", "best", "daily", join_required=True, max_attempts=2),
 ]
+JOINED_BEFORE = BASE - timedelta(days=30)
 
 
 @dataclass
@@ -57,16 +61,24 @@ class Workload:
 
     competitions: dict[str, OracleCompetition]
     messages: list[Message] = field(default_factory=list)
+    entrants: set[tuple[str, str]] = field(default_factory=set)
+    """(competition, user) pairs that join before the stream."""
 
     def expected(self, grace_s: float) -> OracleResult:
         """What the ranker must end with."""
-        return replay(self.competitions, self.messages, grace_s)
+        return replay(self.competitions, self.messages, grace_s, entrants=self.entrants)
 
 
 def build_workload(seed: int, events: int, users: int = 25) -> Workload:
     """A random but reproducible workload of about ``events`` messages."""
     rng = random.Random(seed)
     workload = Workload({competition.id: competition for competition in COMPETITIONS})
+    workload.entrants = {
+        (competition.id, f"u{user}")
+        for competition in COMPETITIONS
+        if competition.join_required
+        for user in range(0, users, 2)
+    }
     ids = list(workload.competitions)
     sent: list[dict[str, Any]] = []
     for index in range(events):
@@ -136,8 +148,12 @@ async def create_competitions(settings: PlatformSettings, workload: Workload) ->
                     starts_at=competition.starts_at,
                     ends_at=competition.ends_at,
                     max_value=competition.max_value,
+                    join_required=competition.join_required,
+                    max_attempts=competition.max_attempts,
                 ),
             )
+        for cid, user in sorted(workload.entrants):
+            await entrants.join(pool, cid, user, JOINED_BEFORE)
     finally:
         await pool.close()
 
@@ -285,7 +301,8 @@ async def read_redis(
 
 
 async def assert_matches_oracle(settings: PlatformSettings, expected: OracleResult) -> None:
-    """PostgreSQL standings and Redis rankings equal the oracle exactly."""
+    """PostgreSQL standings and attempts and Redis rankings equal the oracle exactly."""
+    assert await postgres_attempts(settings) == expected.attempts, "attempts differ"
     postgres = await postgres_standings(settings)
     want = {key: rows for key, rows in expected.standings.items() if rows}
     assert set(postgres) == set(want), "windows differ"
@@ -295,6 +312,21 @@ async def assert_matches_oracle(settings: PlatformSettings, expected: OracleResu
     redis_rankings = await read_redis(settings, windows, expected.sort_orders)
     for key in windows:
         assert redis_rankings[key] == expected.ranking(*key), f"Redis ranking differs in {key}"
+
+
+async def postgres_attempts(settings: PlatformSettings) -> dict[tuple[str, str, str], int]:
+    """The ``attempts`` table: applied attempts per (competition, window, user)."""
+    connection = await asyncpg.connect(
+        settings.database_url.get_secret_value(),
+        server_settings={"search_path": settings.db_schema},
+    )
+    try:
+        rows = await connection.fetch(
+            "SELECT competition_id, window_label, user_id, attempts FROM attempts"
+        )
+    finally:
+        await connection.close()
+    return {(r["competition_id"], r["window_label"], r["user_id"]): r["attempts"] for r in rows}
 
 
 async def dead_letter_reasons(settings: PlatformSettings) -> Counter[str]:
