@@ -25,6 +25,8 @@ class QueryContext:
     catalog: CompetitionCatalog
     reader: LeaderboardReader
     pages: PageCache
+    pool: ReadPool
+    """PostgreSQL replicas (tournament attempts; the catalog reads competitions itself)."""
     page_flights: SingleFlight[Representation] = field(default_factory=SingleFlight)
 
     @classmethod
@@ -51,6 +53,7 @@ class QueryContext:
             catalog=CompetitionCatalog(pool, settings),
             reader=reader,
             pages=PageCache(settings.query_cache_ttl_ms),
+            pool=pool,
         )
 
 

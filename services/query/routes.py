@@ -3,6 +3,7 @@ documentation of every operation (top pages are served by :mod:`services.query.t
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,11 +11,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.query.signed_cursor import decode_cursor, encode_cursor
+from shared.db import POSTGRES_FAILURES
+from shared.entrants import attempt_window as attempt_window_at
+from shared.entrants import attempts_used
 from shared.errors import BadRequestError, NotFoundError
 from shared.http.openapi import Operation, Parameter, error_responses
 from shared.http.representation import Representation
-from shared.schemas.competition import Competition, Visibility
-from shared.windows import CURRENT, resolve_window
+from shared.schemas.competition import Competition, ResetSchedule, Visibility
+from shared.windows import ALLTIME, CURRENT, resolve_window
 
 from . import params
 from .catalog import may_read_private, not_found
@@ -32,6 +36,8 @@ DEFAULT_COMPETITIONS_LIMIT = 20
 _PUBLIC_HEADERS = {"cache-control": "public, no-cache"}
 _PRIVATE_HEADERS = {"cache-control": "private, no-cache"}
 _STALE_HEADER = "x-podium-stale"
+
+logger = logging.getLogger(__name__)
 
 
 def _context(request: Request) -> QueryContext:
@@ -83,7 +89,29 @@ async def user_standing(request: Request) -> Response:
         "total": ranks.total,
         "percentile": ranks.percentiles[user_id],
     }
+    if competition.max_attempts is not None:
+        payload["attempts"] = await attempts_of(context, competition, window, user_id)
     return Representation.of(payload).respond(request.headers, headers=cache_headers(competition))
+
+
+async def attempts_of(
+    context: QueryContext, competition: Competition, window: str, user_id: str
+) -> dict[str, Any] | None:
+    """The user's attempts in the read window's attempt window (see ``schemas.Attempts``),
+    from PostgreSQL; None (absent from the answer) when it cannot be read: the standing is
+    Redis's answer and stays available without PostgreSQL."""
+    assert competition.max_attempts is not None
+    if window == ALLTIME and competition.reset is not ResetSchedule.NONE:
+        attempt_window = attempt_window_at(competition, datetime.now(UTC))
+    else:
+        attempt_window = window
+    key = (competition.id, attempt_window, user_id)
+    try:
+        used = await attempts_used(context.pool, [key])
+    except POSTGRES_FAILURES:
+        logger.warning("attempts of %s unreadable", user_id, exc_info=True)
+        return None
+    return {"window": attempt_window, "used": used.get(key, 0), "max": competition.max_attempts}
 
 
 async def around(request: Request) -> Response:

@@ -45,6 +45,17 @@ class TopPage(_Strict):
     )
 
 
+class Attempts(_Strict):
+    """A user's applied attempts in one attempt window of a ``max_attempts`` competition."""
+
+    window: str = Field(
+        description="The attempt window: the read window's period (the current period when"
+        " reading `alltime` of a competition with a reset), or `alltime` without a reset."
+    )
+    used: int = Field(ge=0)
+    max: int = Field(ge=1)
+
+
 class UserStanding(_Strict):
     """A user's rank and score in a window, and how many users it ranks."""
 
@@ -55,6 +66,9 @@ class UserStanding(_Strict):
     score: float
     total: int = Field(ge=0, description="Users the window ranks.")
     percentile: float = Field(gt=0, le=100, description=_PERCENTILE)
+    attempts: Attempts | None = Field(
+        None, description="Attempts used, in a competition with `max_attempts` (else absent)."
+    )
 
 
 class Neighbourhood(_Strict):
