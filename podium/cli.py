@@ -109,7 +109,8 @@ def ranker() -> None:
 @main.command()
 @click.option("--competition", "competition_id", default=None, help="Only this competition.")
 def rebuild(competition_id: str | None) -> None:
-    """Rebuild Redis leaderboards from PostgreSQL standings (all competitions by default)."""
+    """Rebuild Redis leaderboards from PostgreSQL standings (all competitions by default,
+    each with its team board)."""
     from services.ranker.rebuild import rebuild_leaderboards
     from shared.errors import NotFoundError
 
@@ -120,7 +121,7 @@ def rebuild(competition_id: str | None) -> None:
         raise click.BadParameter(error.message, param_hint="--competition") from error
     for cid, count in loaded.items():
         click.echo(f"rebuilt {cid}: {count} standing(s)")
-    click.echo(f"rebuilt {len(loaded)} competition(s)")
+    click.echo(f"rebuilt {len(loaded)} board(s)")
 
 
 @main.command()

@@ -9,14 +9,15 @@ import asyncpg
 from shared.errors import ConflictError
 from shared.read_replicas import ReadPool
 from shared.schemas.competition import Competition, CompetitionCreate, CompetitionUpdate
+from shared.teams import team_board_id
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 _COLUMNS = (
     "id, name, sort_order, operator, reset, timezone, starts_at, ends_at, max_value,"
-    " visibility, rank_style, metadata, join_required, max_entrants, max_attempts, created_at,"
-    " updated_at"
+    " visibility, rank_style, metadata, join_required, max_entrants, max_attempts, teams,"
+    " created_at, updated_at"
 )
 
 
@@ -46,6 +47,16 @@ async def get_competitions(
     return {row["id"]: _from_row(row) for row in rows}
 
 
+async def all_competitions(
+    connection: asyncpg.Pool | asyncpg.Connection | ReadPool,
+) -> list[Competition]:
+    """Every competition, ordered by id."""
+    rows = await connection.fetch(
+        f"SELECT {_COLUMNS} FROM competitions ORDER BY id"  # noqa: S608 - constant columns
+    )
+    return [_from_row(row) for row in rows]
+
+
 async def list_competitions(
     connection: asyncpg.Pool | asyncpg.Connection | ReadPool,
     *,
@@ -73,8 +84,8 @@ async def create_competition(
         row = await connection.fetchrow(
             "INSERT INTO competitions (id, name, sort_order, operator, reset, timezone,"  # noqa: S608
             " starts_at, ends_at, max_value, visibility, metadata, rank_style, join_required,"
-            " max_entrants, max_attempts) VALUES"
-            f" ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            " max_entrants, max_attempts, teams) VALUES"
+            f" ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             f" RETURNING {_COLUMNS}",
             competition.id,
             competition.name,
@@ -91,6 +102,7 @@ async def create_competition(
             competition.join_required,
             competition.max_entrants,
             competition.max_attempts,
+            competition.teams.model_dump(mode="json") if competition.teams else None,
         )
     except asyncpg.UniqueViolationError as error:
         raise ConflictError(
@@ -128,7 +140,14 @@ other, so a holder of this lock has no ranker batch, heal or rebuild of the comp
 between its PostgreSQL reads and its commit."""
 COMPETITION_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended($1::text, 0))"
 
-_DELETED_TABLES = ("standings", "standings_versions", "banned_users", "entrants", "attempts")
+_DELETED_TABLES = (
+    "standings",
+    "standings_versions",
+    "banned_users",
+    "entrants",
+    "attempts",
+    "team_members",
+)
 """What a deletion removes besides the competition row. ``score_events`` and
 ``control_events`` stay (the audit trail, and exact dedup by event id: a replayed record of
 a deleted competition is still a duplicate, so it never lands in a competition created later
@@ -147,9 +166,10 @@ async def delete_competition(
     )
     if deleted is None:
         return False
+    boards = [competition_id, team_board_id(competition_id)]  # rows of its team board too
     for table in _DELETED_TABLES:
         await connection.execute(
-            f"DELETE FROM {table} WHERE competition_id = $1",  # noqa: S608 - constant names
-            competition_id,
+            f"DELETE FROM {table} WHERE competition_id = ANY($1::text[])",  # noqa: S608
+            boards,
         )
     return True

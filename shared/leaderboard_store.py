@@ -58,6 +58,7 @@ from shared.redis_keys import (
 )
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import RankStyle, SortOrder
+from shared.teams import competition_of
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -775,8 +776,8 @@ async def _read_standings(
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             return await _read_standings(connection, competition_id)
-    exists = await source.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM competitions WHERE id = $1)", competition_id
+    exists = await source.fetchval(  # a team board exists while its competition does
+        "SELECT EXISTS (SELECT 1 FROM competitions WHERE id = $1)", competition_of(competition_id)
     )
     version = await read_standings_version(source, competition_id)
     rows = await source.fetch(

@@ -26,7 +26,14 @@ undecodable record), in topic order per competition. Rules:
   whose attempt window (its period, or ``alltime`` without a reset) already holds that many
   applied events of the user since their last removal is ``attempts_exhausted``;
 - ``remove_user`` erases the user's standings in every window (later events start afresh,
-  attempts too); ``ban_user`` does that and dead-letters the user's later scores;
+  attempts too); ``ban_user`` does that and dead-letters the user's later scores; both take
+  the user out of their team;
+- team boards (issue #14, ``teams`` = ``sum``, ``best`` or ``mean``): a user's team is the
+  ``team_id`` of their latest applied score carrying one; per window, a team's score is the sum
+  (exactly rounded), best (by the sort order) or mean of its members' final scores there, over
+  the members who have one, reached at the earliest time a member reached the best score
+  (``best``) or the latest member's reached time (``sum``, ``mean``); the board is kept under
+  ``<competition id>~teams`` and ranked like the competition;
 - rank order: better score first, then earlier reached time, then user id.
 """
 
@@ -59,6 +66,8 @@ class OracleCompetition:
     max_value: float | None = None
     join_required: bool = False
     max_attempts: int | None = None
+    teams: str | None = None
+    """The team aggregate (``sum``, ``best``, ``mean``), or None: no team board."""
 
 
 @dataclass
@@ -124,14 +133,19 @@ def replay(
     applied_scores: set[str] = set()
     applied_controls: set[str] = set()
     banned: set[tuple[str, str]] = set()
+    teams: dict[tuple[str, str], str] = {}  # (competition, user) -> team
     fates: list[str] = []
     for arrival, message in enumerate(messages):
         fates.append(_apply(competitions, message, arrival, grace_s, horizon, histories,
-                            applied_scores, applied_controls, banned, entrants))  # fmt: skip
+                            applied_scores, applied_controls, banned, entrants,
+                            teams))  # fmt: skip
     standings: dict[Key, dict[str, tuple[float, datetime]]] = defaultdict(dict)
     for (cid, window, user), events in histories.items():
         if events:
             standings[(cid, window)][user] = _standing(competitions[cid], events)
+    for (cid, window), rows in list(standings.items()):
+        if competitions[cid].teams is not None:
+            standings[(cid + "~teams", window)] = _team_board(competitions[cid], rows, teams)
     # attempts: how many events the attempt window's history holds (it restarts at removal)
     attempts = {
         (cid, window, user): len(events)
@@ -140,12 +154,33 @@ def replay(
         and competitions[cid].max_attempts is not None
         and (window == "alltime") == (competitions[cid].reset == "none")
     }
-    return OracleResult(
-        dict(standings),
-        fates,
-        {cid: comp.sort_order for cid, comp in competitions.items()},
-        attempts,
-    )
+    sort_orders = {cid: comp.sort_order for cid, comp in competitions.items()}
+    sort_orders.update({cid + "~teams": order for cid, order in list(sort_orders.items())})
+    return OracleResult(dict(standings), fates, sort_orders, attempts)
+
+
+def _team_board(
+    competition: OracleCompetition,
+    rows: dict[str, tuple[float, datetime]],
+    teams: dict[tuple[str, str], str],
+) -> dict[str, tuple[float, datetime]]:
+    """One window's team standings from its users' final standings."""
+    by_team: dict[str, list[tuple[float, datetime]]] = defaultdict(list)
+    for user, standing in rows.items():
+        team = teams.get((competition.id, user))
+        if team is not None:
+            by_team[team].append(standing)
+    board = {}
+    for team, members in by_team.items():
+        scores = [score for score, _ in members]
+        if competition.teams == "best":
+            best = max(scores) if competition.sort_order == "desc" else min(scores)
+            board[team] = (best, min(moment for score, moment in members if score == best))
+            continue
+        total = math.fsum(scores)
+        value = total if competition.teams == "sum" else total / len(members)
+        board[team] = (value, max(moment for _, moment in members))
+    return board
 
 
 def _apply(
@@ -159,6 +194,7 @@ def _apply(
     applied_controls: set[str],
     banned: set[tuple[str, str]],
     entrants: set[tuple[str, str]] | frozenset[tuple[str, str]],
+    teams: dict[tuple[str, str], str],
 ) -> str:
     if isinstance(message, bytes):
         try:
@@ -179,6 +215,7 @@ def _apply(
             histories[key] = []
         if message["action"] == "ban_user":
             banned.add((cid, user))
+        teams.pop((cid, user), None)
         return "applied"
     value = float(message["value"])
     moment = _parse_time(message["ts"])
@@ -207,6 +244,8 @@ def _apply(
     ):
         return "attempts_exhausted"
     applied_scores.add(message["event_id"])
+    if competition.teams is not None and message.get("team_id") is not None:
+        teams[(cid, user)] = message["team_id"]
     for window in windows:
         histories[(cid, window, user)].append((value, moment, arrival))
     return "applied"

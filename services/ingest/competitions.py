@@ -17,8 +17,9 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -37,6 +38,7 @@ from shared.http.errors import validation_details
 from shared.http.responses import JSONResponse
 from shared.schemas.change_message import ChangeMessage
 from shared.schemas.competition import Competition, CompetitionCreate, CompetitionUpdate
+from shared.teams import team_board_id
 
 logger = logging.getLogger(__name__)
 
@@ -184,17 +186,25 @@ async def _delete_everywhere(context: IngestContext, competition_id: str) -> boo
     async with context.pool.acquire() as connection:
         await connection.execute(COMPETITION_LOCK_SQL, competition_id)
         try:
+            competition = await repository.get_competition(
+                cast(asyncpg.Connection, connection), competition_id
+            )
+            boards = [competition_id]
+            if competition is not None and competition.teams is not None:
+                boards.append(team_board_id(competition_id))  # its team board goes with it
             try:
                 async with connection.transaction():
                     if not await repository.delete_competition(connection, competition_id):
                         return False
-                    await context.store.delete(competition_id)
+                    for board in boards:
+                        await context.store.delete(board)
             except (RedisError, OSError) as error:
                 raise DependencyUnavailableError(
                     "Redis did not answer; the competition was not deleted"
                 ) from error
             try:
-                await context.store.delete(competition_id)
+                for board in boards:
+                    await context.store.delete(board)
             except (RedisError, OSError):
                 # PostgreSQL no longer has it and the first pass cleared Redis; only a
                 # reader's rebuild racing this very moment could have left keys behind

@@ -25,17 +25,17 @@ def rfc3339(moment: datetime) -> str:
 def encode_score(event: ScoreEventIn, received_at: str) -> bytes:
     """The ``score-events`` value of a validated event (schema v1); ``received_at`` is the
     receive time as :func:`rfc3339` text, also the event time when the event has none."""
-    return orjson.dumps(
-        {
-            "v": 1,
-            "kind": "score",
-            "event_id": event.event_id,
-            "competition_id": event.competition_id,
-            "user_id": event.user_id,
-            "value": event.value,
-            "ts": received_at if event.ts is None else event.ts,
-            "received_at": received_at,
-            "metadata": event.metadata,
-        },
-        option=orjson.OPT_UTC_Z,
-    )
+    message = {
+        "v": 1,
+        "kind": "score",
+        "event_id": event.event_id,
+        "competition_id": event.competition_id,
+        "user_id": event.user_id,
+        "value": event.value,
+        "ts": received_at if event.ts is None else event.ts,
+        "received_at": received_at,
+        "metadata": event.metadata,
+    }
+    if event.team_id is not None:  # absent otherwise: the record stays as it was
+        message["team_id"] = event.team_id
+    return orjson.dumps(message, option=orjson.OPT_UTC_Z)

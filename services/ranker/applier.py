@@ -131,6 +131,7 @@ class BatchApplier:
                 users_of(batch),
                 [m.event_id for m in decoded if m.kind == "score"],
                 [m.event_id for m in decoded if m.kind == "control"],
+                (m for m in decoded if m.kind == "score"),
             )
             plan = plan_batch(
                 batch,

@@ -9,19 +9,23 @@ of the batch produces the same writes.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import NamedTuple
+from datetime import timedelta
 
-from services.ranker.records import ControlMessage, IncomingEvent, ScoreMessage
+from services.ranker.plan_state import (
+    BatchPlan,
+    DeadLetter,
+    StandingKey,
+    StoredState,
+    UserKey,
+)
+from services.ranker.records import ControlMessage, IncomingEvent
 from services.ranker.rules import (
     NO_HORIZON,
-    NOTHING_PRUNED,
     CompetitionRules,
     DeadLetterReason,
     Standing,
 )
-from shared.schemas.competition import Competition
+from services.ranker.teams import plan_teams
 from shared.schemas.score_event import ControlAction
 
 __all__ = [
@@ -34,55 +38,6 @@ __all__ = [
     "plan_batch",
     "users_of",
 ]
-
-UserKey = tuple[str, str]  # (competition_id, user_id)
-StandingKey = tuple[str, str, str]  # (competition_id, window, user_id)
-
-
-class DeadLetter(NamedTuple):
-    """An event that can never apply, with the reason."""
-
-    event: IncomingEvent
-    reason: DeadLetterReason
-
-
-@dataclass(frozen=True, slots=True)
-class StoredState:
-    """What PostgreSQL holds for the batch's events, read under the competition locks."""
-
-    competitions: dict[str, Competition]
-    known_score_ids: set[str]
-    known_control_ids: set[str]
-    banned: set[UserKey]
-    standings: dict[StandingKey, Standing]
-    pruned_before: datetime = NOTHING_PRUNED
-    """Event rows older than this may have been dropped (``shared.event_partitions``)."""
-    entrants: set[UserKey] = field(default_factory=set)
-    """The batch's users who joined their ``join_required`` competition."""
-    attempts: dict[StandingKey, int] = field(default_factory=dict)
-    """Applied attempts of the batch's users in ``max_attempts`` competitions, per window."""
-
-
-@dataclass
-class BatchPlan:
-    """The outcome of a batch: what to insert, upsert and delete, and what to report."""
-
-    new_scores: list[ScoreMessage] = field(default_factory=list)
-    new_controls: list[ControlMessage] = field(default_factory=list)
-    new_bans: list[UserKey] = field(default_factory=list)
-    upserts: dict[StandingKey, Standing] = field(default_factory=dict)
-    deletes: set[StandingKey] = field(default_factory=set)
-    final: dict[StandingKey, Standing] = field(default_factory=dict)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    duplicates: int = 0
-    # per competition: users whose standings Redis must hold as in ``final``, with the windows
-    # to write; users touched by a control event must also vanish from every other window
-    touched: dict[str, dict[str, set[str]]] = field(default_factory=lambda: defaultdict(dict))
-    controlled: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    # attempts: the users whose stored counts a control event erased (deleted first), then
-    # the absolute counts after the batch
-    attempts_cleared: set[UserKey] = field(default_factory=set)
-    attempts: dict[StandingKey, int] = field(default_factory=dict)
 
 
 def users_of(events: list[IncomingEvent]) -> set[UserKey]:
@@ -123,6 +78,8 @@ def plan_batch(
     seen_controls = set(state.known_control_ids)
     banned = set(state.banned)
     attempts = dict(state.attempts)
+    team_of: dict[UserKey, str | None] = {}  # the batch's team changes, in batch order
+    team_boards = state.team_boards
     rules: dict[str, CompetitionRules | None] = {}
     touched, dead_letters, new_scores = plan.touched, plan.dead_letters, plan.new_scores
     new_standing = tuple.__new__  # Standing(...) without the NamedTuple's Python __new__
@@ -152,6 +109,8 @@ def plan_batch(
                 plan, message, current, stored_windows, windows_of_user, seen_controls, banned
             ):
                 _clear_attempts(plan, attempts, cid, user)
+                if cid in team_boards:
+                    team_of[(cid, user)] = None  # removed or banned: out of their team
             continue
         windows = competition_rules.judge(message)
         if isinstance(windows, DeadLetterReason):
@@ -183,6 +142,8 @@ def plan_batch(
             attempts[attempt_key] = plan.attempts[attempt_key] = used + 1
         seen_scores.add(event_id)
         new_scores.append(message)
+        if team_boards and cid in team_boards and message.team_id is not None:
+            team_of[(cid, user)] = message.team_id
         value, ts = message.value, message.ts
         for window in windows:
             key = (cid, window, user)
@@ -209,6 +170,8 @@ def plan_batch(
                         upserts[key] = after
                 elif key in stored:
                     deletes.add(key)
+    if team_boards:
+        plan_teams(plan, state, current, team_of)
     return plan
 
 

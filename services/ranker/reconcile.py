@@ -73,6 +73,7 @@ from shared.redis_keys import version_key
 from shared.resources import open_resources
 from shared.schemas.competition import Competition
 from shared.tasks import cancel_and_wait
+from shared.teams import boards_of, competition_of
 
 if TYPE_CHECKING:
     from services.ranker.repository import DbConnection
@@ -191,9 +192,14 @@ class Reconciler:
         }
         if not suspects and not self._unannounced:
             return
-        competitions = await get_competitions(
-            cast(asyncpg.Connection, connection), sorted(suspects.keys() | self._unannounced)
-        )
+        board_ids = suspects.keys() | self._unannounced
+        competitions = boards_of(
+            await get_competitions(
+                cast(asyncpg.Connection, connection),
+                sorted({competition_of(board_id) for board_id in board_ids}),
+            ),
+            board_ids,
+        )  # a team board is healed like a competition (shared.teams)
         for competition_id in sorted(suspects):
             competition = competitions.get(competition_id)
             if competition is None:

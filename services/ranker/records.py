@@ -64,6 +64,8 @@ class ScoreMessage(Protocol):
     def received_at(self) -> datetime: ...
     @property
     def metadata(self) -> dict[str, MetadataValue]: ...
+    @property
+    def team_id(self) -> str | None: ...
 
 
 class ControlMessage(Protocol):
@@ -97,6 +99,7 @@ class Score(NamedTuple):
     received_at: datetime
     metadata: dict[str, MetadataValue]
     kind: Literal["score"] = "score"
+    team_id: str | None = None
 
 
 class IncomingEvent(NamedTuple):
@@ -157,6 +160,7 @@ def _fast_score(raw: bytes) -> Score | None:
         received_at = _times.get(data["received_at"]) or _time(data["received_at"])
         version = data.get("v", 1)
         metadata = data.get("metadata", _NO_METADATA)
+        team_id = data.get("team_id")
     except (orjson.JSONDecodeError, KeyError, TypeError):  # TypeError: not an object
         return None
     if (
@@ -171,6 +175,13 @@ def _fast_score(raw: bytes) -> Score | None:
         or not (competition_id in _identifiers or _new_identifier(competition_id))
         or type(user_id) is not str
         or not (user_id in _identifiers or _new_identifier(user_id))
+        or (
+            team_id is not None
+            and (
+                type(team_id) is not str
+                or not (team_id in _identifiers or _new_identifier(team_id))
+            )
+        )
     ):
         return None
     if type(number) is float:
@@ -185,7 +196,8 @@ def _fast_score(raw: bytes) -> Score | None:
     elif type(metadata) is not dict or (metadata and not _scalar_values(metadata)):
         return None
     return _new(
-        Score, (event_id, competition_id, user_id, number, ts, received_at, metadata, "score")
+        Score,
+        (event_id, competition_id, user_id, number, ts, received_at, metadata, "score", team_id),
     )
 
 

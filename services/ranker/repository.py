@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, cast
 import asyncpg
 
 from services.ranker.planner import BatchPlan, StandingKey, StoredState, UserKey
+from services.ranker.records import ScoreMessage
 from services.ranker.rules import Standing
 from shared.competitions import get_competitions
 from shared.event_partitions import hold_partitions
 from shared.schemas.competition import Competition
+from shared.teams import competition_of, team_board
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -25,12 +27,13 @@ if TYPE_CHECKING:
 
 
 async def lock_competitions(connection: DbConnection, competition_ids: Iterable[str]) -> None:
-    """Take the transaction-scoped advisory locks of these competitions, in a fixed order."""
+    """Take the transaction-scoped advisory locks of these competitions, in a fixed order
+    (a team board's is its competition's: one batch writes both)."""
     await connection.execute(
         "SELECT pg_advisory_xact_lock(lock_key) FROM ("
         " SELECT DISTINCT hashtextextended(cid, 0) AS lock_key"
         " FROM unnest($1::text[]) AS cid ORDER BY 1) AS ordered",
-        sorted(set(competition_ids)),
+        sorted({competition_of(cid) for cid in competition_ids}),  # a team board: its own
     )
 
 
@@ -62,9 +65,11 @@ async def load_state(
     users: set[UserKey],
     score_ids: list[str],
     control_ids: list[str],
+    scores: Iterable[ScoreMessage] = (),
 ) -> StoredState:
     """Read what the batch's events depend on: competitions, seen ids, bans, standings and
-    how far event rows were pruned.
+    how far event rows were pruned; for competitions with a team board, the team state
+    (``scores``: the batch's scores, for the teams they name).
 
     The partitions are held (shared lock) before the event ids are looked up: the ids are
     probed in every partition (dedup is by event_id whatever the event time), and no
@@ -96,21 +101,86 @@ async def load_state(
         user_ids,
     )
     entrants, attempts = await _load_tournament_state(connection, competitions, users)
+    standings = {
+        (row["competition_id"], row["window_label"], row["user_id"]): Standing(
+            row["score"], row["reached_at"], row["last_event_ts"]
+        )
+        for row in rows
+    }
+    team_boards = {
+        cid: team_board(competition)
+        for cid, competition in competitions.items()
+        if competition.teams is not None
+    }
+    team_members: dict[UserKey, str] = {}
+    if team_boards:
+        team_members = await _load_team_state(connection, team_boards, users, scores, standings)
+        competitions.update({board.id: board for board in team_boards.values()})
     return StoredState(
         competitions=competitions,
         known_score_ids={row["event_id"] for row in known_scores},
         known_control_ids={row["event_id"] for row in known_controls},
         banned={(row["competition_id"], row["user_id"]) for row in banned},
-        standings={
-            (row["competition_id"], row["window_label"], row["user_id"]): Standing(
-                row["score"], row["reached_at"], row["last_event_ts"]
-            )
-            for row in rows
-        },
+        standings=standings,
         pruned_before=pruned_before,
         entrants=entrants,
         attempts=attempts,
+        team_boards=team_boards,
+        team_members=team_members,
     )
+
+
+async def _load_team_state(
+    connection: DbConnection,
+    team_boards: dict[str, Competition],
+    users: set[UserKey],
+    scores: Iterable[ScoreMessage],
+    standings: dict[StandingKey, Standing],
+) -> dict[UserKey, str]:
+    """The teams of the batch's users, every member of those teams and of the teams the
+    batch's scores name, and (added to ``standings``) those members' standings and the teams'
+    own. Three statements, only for batches of competitions with a team board."""
+    batch_users = sorted((cid, user) for cid, user in users if cid in team_boards)
+    rows = await connection.fetch(
+        "SELECT m.competition_id, m.user_id, m.team_id FROM team_members m"
+        " JOIN unnest($1::text[], $2::text[]) AS u(cid, uid)"
+        " ON m.competition_id = u.cid AND m.user_id = u.uid",
+        [cid for cid, _ in batch_users],
+        [user for _, user in batch_users],
+    )
+    own_teams = {(row["competition_id"], row["user_id"]): row["team_id"] for row in rows}
+    teams = {(cid, team) for (cid, _), team in own_teams.items()}
+    teams.update(
+        (score.competition_id, score.team_id)
+        for score in scores
+        if score.team_id is not None and score.competition_id in team_boards
+    )
+    involved = sorted(teams)
+    rows = await connection.fetch(
+        "SELECT m.competition_id, m.user_id, m.team_id FROM team_members m"
+        " JOIN unnest($1::text[], $2::text[]) AS t(cid, team)"
+        " ON m.competition_id = t.cid AND m.team_id = t.team",
+        [cid for cid, _ in involved],
+        [team for _, team in involved],
+    )
+    members = {(row["competition_id"], row["user_id"]): row["team_id"] for row in rows}
+    members.update(own_teams)
+    wanted = sorted(
+        {key for key in members if key not in users}
+        | {(team_boards[cid].id, team) for cid, team in involved}
+    )
+    for row in await connection.fetch(
+        "SELECT s.competition_id, s.window_label, s.user_id, s.score, s.reached_at,"
+        " s.last_event_ts FROM standings s"
+        " JOIN unnest($1::text[], $2::text[]) AS u(cid, uid)"
+        " ON s.competition_id = u.cid AND s.user_id = u.uid",
+        [cid for cid, _ in wanted],
+        [user for _, user in wanted],
+    ):
+        standings[(row["competition_id"], row["window_label"], row["user_id"])] = Standing(
+            row["score"], row["reached_at"], row["last_event_ts"]
+        )
+    return members
 
 
 async def _load_tournament_state(
@@ -160,9 +230,10 @@ async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
     if plan.new_scores:
         await connection.execute(
             "INSERT INTO score_events (event_id, competition_id, user_id, value, event_ts,"
-            " received_at, metadata)"
-            " SELECT e, c, u, v, t, r, m FROM json_to_recordset($1::json)"
-            " AS x(e text, c text, u text, v float8, t timestamptz, r timestamptz, m jsonb)"
+            " received_at, metadata, team_id)"
+            " SELECT e, c, u, v, t, r, m, g FROM json_to_recordset($1::json)"
+            " AS x(e text, c text, u text, v float8, t timestamptz, r timestamptz, m jsonb,"
+            " g text)"
             " ON CONFLICT (event_id, event_ts) DO NOTHING",
             _rows_json(
                 {
@@ -173,6 +244,7 @@ async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
                     "t": event.ts,
                     "r": event.received_at,
                     "m": event.metadata,
+                    "g": event.team_id,
                 }
                 for event in plan.new_scores
             ),
@@ -213,6 +285,8 @@ async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
             *_columns(counted),
             [plan.attempts[key] for key in counted],
         )
+    if plan.team_changes:
+        await _write_team_changes(connection, plan.team_changes)
     if plan.deletes:
         keys = sorted(plan.deletes)
         await connection.execute(
@@ -242,6 +316,28 @@ async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
                 }
                 for cid, window, user in sorted(upserts)
             ),
+        )
+
+
+async def _write_team_changes(connection: DbConnection, changes: dict[UserKey, str | None]) -> None:
+    """Users' new teams (upserted) and users out of their team (deleted)."""
+    moved = sorted((key, team) for key, team in changes.items() if team is not None)
+    left = sorted(key for key, team in changes.items() if team is None)
+    if moved:
+        await connection.execute(
+            "INSERT INTO team_members (competition_id, user_id, team_id)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
+            " ON CONFLICT (competition_id, user_id) DO UPDATE SET team_id = EXCLUDED.team_id",
+            [cid for (cid, _), _ in moved],
+            [user for (_, user), _ in moved],
+            [team for _, team in moved],
+        )
+    if left:
+        await connection.execute(
+            "DELETE FROM team_members m USING unnest($1::text[], $2::text[]) AS d(cid, uid)"
+            " WHERE m.competition_id = d.cid AND m.user_id = d.uid",
+            [cid for cid, _ in left],
+            [user for _, user in left],
         )
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.schemas.identifiers import Identifier
+from shared.schemas.identifiers import BoardId, Identifier
 
 
 class LeaderboardEntry(BaseModel):
@@ -59,7 +59,9 @@ class ChangeMessage(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     v: Literal[1] = 1
-    competition_id: Identifier
+    competition_id: BoardId = Field(
+        description="The board: a competition, or its team board (`<competition id>~teams`)."
+    )
     version: int = Field(ge=1)
     emitted_at: datetime
     windows: list[WindowChange]

@@ -50,6 +50,24 @@ class RankStyle(StrEnum):
     DENSE = "dense"
 
 
+class TeamAggregate(StrEnum):
+    """How a team's score is made of its members' scores in a window."""
+
+    SUM = "sum"
+    BEST = "best"
+    MEAN = "mean"
+
+
+class TeamsSetting(BaseModel):
+    """A competition's team board: members' standings add up per team and window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aggregate: TeamAggregate = Field(
+        description="`sum` of the members' scores, the `best` one, or their `mean`."
+    )
+
+
 class Visibility(StrEnum):
     """`private` leaderboards need a `leaderboards:read` token."""
 
@@ -72,6 +90,10 @@ MAX_LIMIT = 2**31 - 1
 _JOIN_REQUIRED = (
     "Tournament: only entrants' scores count (`POST .../entrants` first); other scores are"
     " refused `not_joined`."
+)
+_TEAMS = (
+    "A team board (null: none). Scores may carry `team_id`; a user's team is the `team_id` of"
+    " their latest applied event carrying one. Set at creation only."
 )
 _MAX_ENTRANTS = "How many may join (null: no limit); a join beyond it is 409 `competition_full`."
 _MAX_ATTEMPTS = (
@@ -104,6 +126,7 @@ class CompetitionCreate(BaseModel):
     join_required: bool = Field(False, description=_JOIN_REQUIRED)
     max_entrants: int | None = Field(None, ge=1, le=MAX_LIMIT, description=_MAX_ENTRANTS)
     max_attempts: int | None = Field(None, ge=1, le=MAX_LIMIT, description=_MAX_ATTEMPTS)
+    teams: TeamsSetting | None = Field(None, description=_TEAMS)
 
     _tz = field_validator("timezone")(_check_timezone)
 
@@ -155,6 +178,7 @@ class Competition(BaseModel):
     join_required: bool = Field(False, description=_JOIN_REQUIRED)
     max_entrants: int | None = Field(None, description=_MAX_ENTRANTS)
     max_attempts: int | None = Field(None, description=_MAX_ATTEMPTS)
+    teams: TeamsSetting | None = Field(None, description=_TEAMS)
     created_at: datetime
     updated_at: datetime
 

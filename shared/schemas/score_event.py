@@ -61,6 +61,11 @@ class ScoreEventIn(BaseModel):
     value: float = Field(allow_inf_nan=False)
     ts: IsoDatetime | None = Field(None, description="Event time; the receive time if absent.")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    team_id: Identifier | None = Field(
+        None,
+        description="The user's team from this event on (competitions with a team board;"
+        " ignored, but kept with the event, elsewhere).",
+    )
 
     _metadata = field_validator("metadata")(_check_metadata)
 
@@ -86,6 +91,7 @@ class ScoreEvent(BaseModel):
     ts: AwareDatetime
     received_at: AwareDatetime
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    team_id: Identifier | None = None
 
     # only the bound that keeps a record writable: other producers' records are otherwise
     # taken as they are (the ranker's fast decode path accepts exactly what this model does)
@@ -128,7 +134,10 @@ def parse_topic_message(raw: bytes) -> ScoreEvent | ControlEvent:
 
 
 def encode_topic_message(message: ScoreEvent | ControlEvent) -> bytes:
-    """Encode one ``score-events`` record as compact JSON."""
+    """Encode one ``score-events`` record as compact JSON (a score without a team carries no
+    ``team_id``, as ingest writes it)."""
+    if isinstance(message, ScoreEvent) and message.team_id is None:
+        return message.model_dump_json(exclude={"team_id"}).encode()
     return message.model_dump_json().encode()
 
 

@@ -166,7 +166,7 @@ async def test_backup_drop_restore_rebuild_gives_every_leaderboard_back(
     assert restore.returncode == 0, restore.stderr
     rebuild = _podium(settings, "rebuild")
     assert rebuild.returncode == 0, rebuild.stderr
-    assert "rebuilt 3 competition(s)" in rebuild.stdout
+    assert "rebuilt 3 board(s)" in rebuild.stdout
 
     assert await _tables(pool) == tables_before
     assert await _leaderboards(store) == leaderboards_before

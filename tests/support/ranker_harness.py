@@ -33,7 +33,12 @@ from shared.kafka import create_producer
 from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import create_redis
 from shared.schemas.change_message import ChangeMessage
-from shared.schemas.competition import CompetitionCreate, SortOrder
+from shared.schemas.competition import (
+    CompetitionCreate,
+    SortOrder,
+    TeamAggregate,
+    TeamsSetting,
+)
 from soak.check import postgres_standings
 from soak.oracle import Message, OracleCompetition, OracleResult, replay
 from tests.support.servers import podium_command, process_environment, running_process
@@ -51,7 +56,12 @@ COMPETITIONS = [
     OracleCompetition("c-sum-asc", "asc", "sum", "daily", ends_at=BASE + timedelta(days=9)),
     # a tournament: half the users joined, two attempts a day
     OracleCompetition("c-cup", "desc", "best", "daily", join_required=True, max_attempts=2),
+    # team boards: every aggregate; users mostly stay in one team, some move
+    OracleCompetition("c-team-sum", "desc", "latest", "weekly", teams="sum"),
+    OracleCompetition("c-team-best", "asc", "best", "none", teams="best"),
+    OracleCompetition("c-team-mean", "desc", "sum", "daily", "Europe/Berlin", teams="mean"),
 ]
+TEAMS = 4
 JOINED_BEFORE = BASE - timedelta(days=30)
 
 
@@ -119,6 +129,11 @@ def build_workload(seed: int, events: int, users: int = 25) -> Workload:
             "user_id": user, "value": value, "ts": ts.isoformat(),
             "received_at": received.isoformat(), "metadata": {"i": index},
         }  # fmt: skip
+        if workload.competitions.get(cid, COMPETITIONS[0]).teams is not None:
+            team_roll = rng.random()
+            if team_roll < 0.75:  # the user's own team, or now and then another one
+                team = int(user[1:]) % TEAMS if team_roll < 0.65 else rng.randrange(TEAMS)
+                message["team_id"] = f"t{team}"
         sent.append(message)
         workload.messages.append(message)
     return workload
@@ -150,6 +165,9 @@ async def create_competitions(settings: PlatformSettings, workload: Workload) ->
                     max_value=competition.max_value,
                     join_required=competition.join_required,
                     max_attempts=competition.max_attempts,
+                    teams=TeamsSetting(aggregate=TeamAggregate(competition.teams))
+                    if competition.teams
+                    else None,
                 ),
             )
         for cid, user in sorted(workload.entrants):

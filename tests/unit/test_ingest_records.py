@@ -39,6 +39,7 @@ RECEIVED = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
             "value": -3,
             "ts": "2026-03-01T12:00:00Z",
         },
+        {"event_id": "e-4", "competition_id": "c-4", "user_id": "u-4", "value": 1, "team_id": "t"},
     ],
 )
 def test_encode_score_matches_the_model_encoding(body: dict[str, object]) -> None:
@@ -52,6 +53,7 @@ def test_encode_score_matches_the_model_encoding(body: dict[str, object]) -> Non
         ts=event.ts or RECEIVED,
         received_at=RECEIVED,
         metadata=event.metadata,
+        team_id=event.team_id,
     )
     assert parse_topic_message(fast) == model
     assert orjson.loads(fast) == orjson.loads(encode_topic_message(model))

@@ -62,6 +62,11 @@ VARIANTS: list[tuple[dict[str, Any], bool]] = [
     ({"v": 1.0}, False),
     ({"kind": "control", "action": "ban_user"}, False),
     ({"kind": "other"}, False),
+    ({"team_id": "red"}, True),
+    ({"team_id": None}, True),
+    ({"team_id": "r d"}, False),
+    ({"team_id": 7}, False),
+    ({"team_id": "t" * 65}, False),
 ]
 
 
@@ -97,6 +102,7 @@ def test_decode_matches_the_topic_model(overrides: dict[str, Any], fast: bool) -
         assert (got.value, got.ts, got.received_at) == (model.value, model.ts, model.received_at)
         assert got.ts.utcoffset() == model.ts.utcoffset()
         assert got.metadata == model.metadata
+        assert got.team_id == model.team_id
         assert [type(value) for value in got.metadata.values()] == [
             type(value) for value in model.metadata.values()
         ]

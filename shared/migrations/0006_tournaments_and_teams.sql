@@ -28,3 +28,20 @@ CREATE TABLE attempts (
     attempts        integer NOT NULL CHECK (attempts > 0),
     PRIMARY KEY (competition_id, user_id, window_label)
 );
+
+-- Issue #14: team boards. `teams` is null (no team board) or {"aggregate": "sum"|"best"|"mean"}.
+-- A user's team is the team_id of their latest applied event that carried one (team_members,
+-- written by the ranker in the batch's transaction). The team board of a competition is kept
+-- like a competition of its own, under the board id "<competition id>~teams" ('~' is no
+-- identifier character, so no competition can have that id): its standings (user_id = team id)
+-- in `standings`, its version in `standings_versions`, its Redis keys under that id; so every
+-- rebuild, heal and reconcile path covers it (shared/teams.py).
+ALTER TABLE competitions ADD COLUMN teams jsonb;
+ALTER TABLE score_events ADD COLUMN team_id text;
+CREATE TABLE team_members (
+    competition_id  text NOT NULL,
+    user_id         text NOT NULL,
+    team_id         text NOT NULL,
+    PRIMARY KEY (competition_id, user_id)
+);
+CREATE INDEX team_members_team ON team_members (competition_id, team_id);
