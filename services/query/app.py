@@ -26,7 +26,8 @@ from .context import QueryContext
 from .invalidation import follow_changes
 from .routes import OPERATIONS
 from .settings import QuerySettings
-from .top import TOP_PATH, TopPages
+from .teams import TEAM_OPERATIONS
+from .top import TEAMS_TOP_PATH, TOP_PATH, TopPages
 
 SERVICE = "query"
 API_VERSION = "1.0.0"
@@ -37,7 +38,7 @@ def openapi_document() -> dict[str, Any]:
     return build_openapi(
         "Podium query",
         API_VERSION,
-        [*standard_operations(), *OPERATIONS],
+        [*standard_operations(), *OPERATIONS, *TEAM_OPERATIONS],
         description="Read API: leaderboards (top pages, a user, around a user, friends)"
         " and competitions.",
     )
@@ -81,7 +82,10 @@ def create_app(settings: QuerySettings) -> Starlette:
 
     routes = [
         Route(TOP_PATH, TopPages(), methods=["GET"]),
-        *operation_routes(operation for operation in OPERATIONS if operation.endpoint),
+        Route(TEAMS_TOP_PATH, TopPages(teams=True), methods=["GET"]),
+        *operation_routes(
+            operation for operation in [*OPERATIONS, *TEAM_OPERATIONS] if operation.endpoint
+        ),
         openapi_route(openapi_document()),
     ]
     return create_service_app(

@@ -62,7 +62,7 @@ async def readable(request: Request) -> tuple[QueryContext, Competition]:
     return context, await context.catalog.readable(request, competition_id)
 
 
-def _resolved_window(request: Request, competition: Competition) -> str:
+def resolved_window(request: Request, competition: Competition) -> str:
     window = params.window(request.query_params, competition)
     return resolve_window(competition.reset, window, datetime.now(UTC), competition.timezone)
 
@@ -72,7 +72,7 @@ async def user_standing(request: Request) -> Response:
     """A user's rank and score; 404 when the user has no standing in the window."""
     context, competition = await readable(request)
     user_id = params.identifier(request.path_params["uid"], "user_id")
-    window = _resolved_window(request, competition)
+    window = resolved_window(request, competition)
     ranks = await context.reader.ranks(competition, window, [user_id])
     entry = ranks.found.get(user_id)
     if entry is None:
@@ -125,7 +125,7 @@ async def around(request: Request) -> Response:
         minimum=0,
         maximum=params.MAX_RADIUS,
     )
-    window = _resolved_window(request, competition)
+    window = resolved_window(request, competition)
     neighbourhood = await context.reader.around(competition, window, user_id, radius)
     if neighbourhood.rank is None:
         raise NotFoundError(
@@ -148,7 +148,7 @@ async def users_ranks(request: Request) -> Response:
     """Ranks of up to 100 users, best first; users without a standing listed as absent."""
     context, competition = await readable(request)
     user_ids = params.user_ids(request.query_params)
-    window = _resolved_window(request, competition)
+    window = resolved_window(request, competition)
     ranks = await context.reader.ranks(competition, window, user_ids)
     # best first; inside a tie (standard, dense) in first-reached order, as every page
     found = sorted(ranks.found.values(), key=lambda entry: ranks.positions[entry.user_id])
@@ -218,21 +218,21 @@ async def competition_detail(request: Request) -> Response:
 
 
 # --- the operations, documented once ------------------------------------------------------
-_CID = Parameter("cid", "path", "Competition id.")
+CID = Parameter("cid", "path", "Competition id.")
 _UID = Parameter("uid", "path", "User id.")
-_WINDOW = Parameter(
+WINDOW = Parameter(
     "window",
     "query",
     "`alltime` (default), `current`, or a period label of the competition's reset schedule"
     " (`2026-11-25`, `2026-W48`, `2026-11`).",
 )
-_ETAG = Parameter("If-None-Match", "header", "An ETag from an earlier answer: 304 if unchanged.")
-_READ_SCOPES = ("leaderboards:read", "admin")
-_PRIVATE_NOTE = (
+ETAG = Parameter("If-None-Match", "header", "An ETag from an earlier answer: 304 if unchanged.")
+READ_SCOPES = ("leaderboards:read", "admin")
+PRIVATE_NOTE = (
     "Public competitions need no token. Private ones answer 401 without a token and 404 when"
     " the token lacks `leaderboards:read` (or `admin`)."
 )
-_LEADERBOARD_ERRORS = error_responses(400, 401, 404, 429, 503)
+LEADERBOARD_ERRORS = error_responses(400, 401, 404, 429, 503)
 _RANKS_NOTE = (
     " Ranks follow the competition's `rank_style` (`unique`: 1234, `standard`: 1224,"
     " `dense`: 1223; inside a tie, first to reach the score first). `percentile` is"
@@ -245,39 +245,41 @@ def _integer(minimum: int, maximum: int, default: int) -> dict[str, int | str]:
     return {"type": "integer", "minimum": minimum, "maximum": maximum, "default": default}
 
 
+TOP_PARAMETERS = (
+    CID,
+    Parameter(
+        "limit",
+        "query",
+        "Entries per page.",
+        _integer(1, params.MAX_LIMIT, params.DEFAULT_LIMIT),
+    ),
+    Parameter(
+        "cursor",
+        "query",
+        "`next_cursor` or `prev_cursor` of a page (opaque, signed).",
+    ),
+    Parameter(
+        "from_rank",
+        "query",
+        "Start the page at the first entry ranked `from_rank` or worse in the"
+        " competition's rank style (not with `cursor`: 400).",
+        {"type": "integer", "minimum": 1, "maximum": params.MAX_FROM_RANK},
+    ),
+    WINDOW,
+    ETAG,
+)
+
 OPERATIONS = [
     Operation(
         "GET",
         "/api/v1/leaderboards/{cid}/top",
         "A page of the leaderboard, best first",
         None,  # routed by services.query.top.TopPages (raw ASGI, the hot path)
-        {200: TopPage, 304: "not modified", **_LEADERBOARD_ERRORS},
-        parameters=(
-            _CID,
-            Parameter(
-                "limit",
-                "query",
-                "Entries per page.",
-                _integer(1, params.MAX_LIMIT, params.DEFAULT_LIMIT),
-            ),
-            Parameter(
-                "cursor",
-                "query",
-                "`next_cursor` or `prev_cursor` of a page (opaque, signed).",
-            ),
-            Parameter(
-                "from_rank",
-                "query",
-                "Start the page at the first entry ranked `from_rank` or worse in the"
-                " competition's rank style (not with `cursor`: 400).",
-                {"type": "integer", "minimum": 1, "maximum": params.MAX_FROM_RANK},
-            ),
-            _WINDOW,
-            _ETAG,
-        ),
-        scopes=_READ_SCOPES,
+        {200: TopPage, 304: "not modified", **LEADERBOARD_ERRORS},
+        parameters=TOP_PARAMETERS,
+        scopes=READ_SCOPES,
         auth_optional=True,
-        description=_PRIVATE_NOTE
+        description=PRIVATE_NOTE
         + " Hot pages come from a micro-cache; when Redis is down a cached page may be served"
         " with `X-Podium-Stale: true`." + _RANKS_NOTE,
         tags=("leaderboards",),
@@ -287,11 +289,11 @@ OPERATIONS = [
         "/api/v1/leaderboards/{cid}/users/{uid}",
         "A user's rank and score",
         user_standing,
-        {200: UserStanding, 304: "not modified", **_LEADERBOARD_ERRORS},
-        parameters=(_CID, _UID, _WINDOW, _ETAG),
-        scopes=_READ_SCOPES,
+        {200: UserStanding, 304: "not modified", **LEADERBOARD_ERRORS},
+        parameters=(CID, _UID, WINDOW, ETAG),
+        scopes=READ_SCOPES,
         auth_optional=True,
-        description=_PRIVATE_NOTE + _RANKS_NOTE,
+        description=PRIVATE_NOTE + _RANKS_NOTE,
         tags=("leaderboards",),
     ),
     Operation(
@@ -299,9 +301,9 @@ OPERATIONS = [
         "/api/v1/leaderboards/{cid}/around/{uid}",
         "A user and their neighbours",
         around,
-        {200: Neighbourhood, 304: "not modified", **_LEADERBOARD_ERRORS},
+        {200: Neighbourhood, 304: "not modified", **LEADERBOARD_ERRORS},
         parameters=(
-            _CID,
+            CID,
             _UID,
             Parameter(
                 "radius",
@@ -309,12 +311,12 @@ OPERATIONS = [
                 "Neighbours on each side.",
                 _integer(0, params.MAX_RADIUS, params.DEFAULT_RADIUS),
             ),
-            _WINDOW,
-            _ETAG,
+            WINDOW,
+            ETAG,
         ),
-        scopes=_READ_SCOPES,
+        scopes=READ_SCOPES,
         auth_optional=True,
-        description=_PRIVATE_NOTE + _RANKS_NOTE,
+        description=PRIVATE_NOTE + _RANKS_NOTE,
         tags=("leaderboards",),
     ),
     Operation(
@@ -322,21 +324,21 @@ OPERATIONS = [
         "/api/v1/leaderboards/{cid}/users",
         "Ranks of a set of users (friends)",
         users_ranks,
-        {200: UsersRanks, 304: "not modified", **_LEADERBOARD_ERRORS},
+        {200: UsersRanks, 304: "not modified", **LEADERBOARD_ERRORS},
         parameters=(
-            _CID,
+            CID,
             Parameter(
                 "ids",
                 "query",
                 f"Comma-separated user ids, at most {params.MAX_IDS}.",
                 required=True,
             ),
-            _WINDOW,
-            _ETAG,
+            WINDOW,
+            ETAG,
         ),
-        scopes=_READ_SCOPES,
+        scopes=READ_SCOPES,
         auth_optional=True,
-        description=_PRIVATE_NOTE + _RANKS_NOTE,
+        description=PRIVATE_NOTE + _RANKS_NOTE,
         tags=("leaderboards",),
     ),
     Operation(
@@ -353,9 +355,9 @@ OPERATIONS = [
                 _integer(1, params.MAX_LIMIT, DEFAULT_COMPETITIONS_LIMIT),
             ),
             Parameter("cursor", "query", "`next_cursor` of the previous page (opaque, signed)."),
-            _ETAG,
+            ETAG,
         ),
-        scopes=_READ_SCOPES,
+        scopes=READ_SCOPES,
         auth_optional=True,
         description="Private competitions are listed only for `leaderboards:read` tokens.",
         tags=("competitions",),
@@ -366,10 +368,10 @@ OPERATIONS = [
         "A competition with its entrants and windows",
         competition_detail,
         {200: CompetitionDetail, 304: "not modified", **error_responses(401, 404, 429, 503)},
-        parameters=(_CID, _ETAG),
-        scopes=_READ_SCOPES,
+        parameters=(CID, ETAG),
+        scopes=READ_SCOPES,
         auth_optional=True,
-        description=_PRIVATE_NOTE,
+        description=PRIVATE_NOTE,
         tags=("competitions",),
     ),
 ]

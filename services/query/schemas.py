@@ -113,3 +113,54 @@ class CompetitionDetail(Competition):
     entrants: int = Field(ge=0)
     current_window: str = Field(description="What ``window=current`` means right now.")
     windows: list[WindowSummary]
+
+
+class TeamEntry(_Strict):
+    """A team on the team board."""
+
+    rank: int = Field(ge=1, description="In the competition's rank style.")
+    team_id: str
+    score: float = Field(description="The aggregate of its members' scores in the window.")
+
+
+class TeamTopPage(_Strict):
+    """One page of a team board, best first (paged like the individual board)."""
+
+    competition_id: str
+    window: str = Field(description="The window read (``current`` resolved to its label).")
+    total: int = Field(ge=0, description="Teams the window ranks.")
+    entries: list[TeamEntry]
+    next_cursor: str | None = Field(None, description="The page after this one (null: last).")
+    prev_cursor: str | None = Field(None, description="The page before this one (null: first).")
+
+
+class TeamStanding(_Strict):
+    """A team's rank and score in a window, and its members."""
+
+    competition_id: str
+    window: str
+    team_id: str
+    rank: int = Field(ge=1, description="In the competition's rank style.")
+    score: float
+    total: int = Field(ge=0, description="Teams the window ranks.")
+    percentile: float = Field(gt=0, le=100, description=_PERCENTILE)
+    members: int = Field(ge=1, description="Users in the team (with or without a standing).")
+
+
+class TeamMember(_Strict):
+    """A member's standing, ranked inside the team."""
+
+    rank: int = Field(ge=1, description="Inside the team, in the competition's rank style.")
+    user_id: str
+    score: float
+    board_rank: int = Field(ge=1, description="On the competition's individual board.")
+
+
+class TeamMembers(_Strict):
+    """A team's members ranked inside it; members without a standing listed apart."""
+
+    competition_id: str
+    window: str
+    team_id: str
+    entries: list[TeamMember]
+    absent: list[str] = Field(description="Members without a standing in the window.")

@@ -39,8 +39,10 @@ from .leaderboards import Anchor
 from .metrics import PAGE_CACHE_HIT, PAGE_CACHE_MISS, PAGE_CACHE_STALE
 from .page_cache import PageKey
 from .routes import entry_dict, readable
+from .teams import board_of
 
 TOP_PATH = "/api/v1/leaderboards/{cid}/top"
+TEAMS_TOP_PATH = "/api/v1/leaderboards/{cid}/teams/top"
 _PUBLIC: RawHeaders = [(b"cache-control", b"public, no-cache")]
 _PRIVATE: RawHeaders = [(b"cache-control", b"private, no-cache")]
 _STALE: RawHeaders = [(b"x-podium-stale", b"true")]
@@ -48,7 +50,11 @@ _FORWARD, _BACKWARD = "n", "p"  # a cursor's direction: the page after / before 
 
 
 class TopPages:
-    """The top-page endpoint (an ASGI app routed by Starlette, errors handled as usual)."""
+    """The top-page endpoint (an ASGI app routed by Starlette, errors handled as usual);
+    ``teams``: the team board's pages (cached under the board id, entries name ``team_id``)."""
+
+    def __init__(self, *, teams: bool = False) -> None:
+        self.teams = teams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a page: from the micro-cache when fresh, else from Redis (then cached)."""
@@ -68,6 +74,9 @@ class TopPages:
             or authorization is not None
         ):
             context, competition = await readable(Request(scope, receive))
+        competition_id = competition.id
+        if self.teams:
+            competition = board_of(competition)
         headers = _PUBLIC if competition.visibility is Visibility.PUBLIC else _PRIVATE
         key: PageKey = (competition.id, scope["query_string"])
         page = context.pages.get(key)
@@ -82,7 +91,7 @@ class TopPages:
             try:
                 page = await context.page_flights.run(
                     (key, generation),
-                    lambda: _render(context, request, competition, key, generation),
+                    lambda: _render(context, request, competition, key, generation, competition_id),
                 )
             except DependencyUnavailableError:
                 page = context.pages.get_stale(key)
@@ -101,6 +110,7 @@ async def _render(
     competition: Competition,
     key: PageKey,
     generation: int,
+    competition_id: str,
 ) -> Representation:
     """Read the page from Redis and cache it as of ``generation`` (taken before the read, so
     a change seen meanwhile leaves the page retired)."""
@@ -140,12 +150,16 @@ async def _render(
         payload |= {"s": anchor.score, "m": anchor.member, "d": direction}
         return encode_cursor(payload, context.settings.signing_secret)
 
+    if competition.id == competition_id:
+        entries = [entry_dict(e.rank, e.user_id, e.score) for e in page.entries]
+    else:  # the team board
+        entries = [{"rank": e.rank, "team_id": e.user_id, "score": e.score} for e in page.entries]
     representation = Representation.of(
         {
-            "competition_id": competition.id,
+            "competition_id": competition_id,
             "window": resolved,
             "total": page.total,
-            "entries": [entry_dict(e.rank, e.user_id, e.score) for e in page.entries],
+            "entries": entries,
             "next_cursor": signed(page.next_anchor, _FORWARD),
             "prev_cursor": signed(page.prev_anchor, _BACKWARD),
         }
