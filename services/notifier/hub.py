@@ -46,6 +46,7 @@ from shared.errors import PodiumError
 from shared.rank_styles import restyled
 from shared.schemas.change_message import ChangeMessage, LeaderboardEntry, WindowChange
 from shared.schemas.competition import Competition, ResetSchedule
+from shared.teams import team_board_id
 from shared.windows import CURRENT, resolve_window
 
 logger = logging.getLogger(__name__)
@@ -387,8 +388,9 @@ class Hub:
         room = self._rooms.get(change_message.competition_id)
         if change_message.deleted:
             self._repository.forget(change_message.competition_id)
-            if room is not None:
-                room.close_all(COMPETITION_DELETED)
+            for closing in (room, self._rooms.get(team_board_id(change_message.competition_id))):
+                if closing is not None:  # the competition's room and its team board's
+                    closing.close_all(COMPETITION_DELETED)
             return
         if room is not None:
             room.push(change_message)

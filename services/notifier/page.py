@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from services.notifier import protocol
 from services.notifier.repository import NotifierRepository
-from services.notifier.schemas import PageAbout, ViewerStanding, WindowTab
+from services.notifier.schemas import PageAbout, TeamRow, ViewerStanding, WindowTab
 from services.notifier.settings import NotifierSettings
 from services.notifier.ws import readable_competition
 from shared.errors import (
@@ -40,6 +40,7 @@ from shared.errors import (
 from shared.http.auth import optional_principal
 from shared.schemas.competition import Competition
 from shared.schemas.identifiers import IDENTIFIER_PATTERN
+from shared.teams import team_board
 from shared.windows import (
     ALLTIME,
     CURRENT,
@@ -56,6 +57,9 @@ _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 _FLAGS = {"1": True, "true": True, "0": False, "false": False, "": False}
 _THEMES = ("auto", "light", "dark")
 _HTML_OPEN = '<html lang="en">'
+
+PAGE_TEAMS = 5
+"""Teams the live page shows."""
 
 
 def frame_ancestors(embed: bool, allowed_origins: list[str]) -> str:
@@ -176,6 +180,17 @@ async def leaderboard_about(request: Request) -> Response:
         period_ends_at=period_end(competition.reset, now, competition.timezone),
         windows=window_tabs(competition, now),
     )
+    if competition.teams is not None:
+        try:
+            standings = await repository.standings(
+                team_board(competition), window, PAGE_TEAMS, [], known_version=0
+            )
+        except RedisError as error:
+            raise DependencyUnavailableError("the ranking index is unavailable") from error
+        about.teams = [
+            TeamRow(rank=entry.rank, team_id=entry.user_id, score=entry.score)
+            for entry in standings.top
+        ]
     if params.user is not None:
         try:
             ranks = await repository.user_ranks(competition, window, [params.user])

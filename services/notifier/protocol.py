@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
 import orjson
@@ -68,6 +68,11 @@ class SubscribeParams(BaseModel):
     user: Identifier | None = None
     top: int = Field(10, ge=1)
     token: str | None = Field(None, max_length=4096)
+    board: Literal["users", "teams"] = Field(
+        "users",
+        description="`teams`: the competition's team board (entries' `user_id` holds the team"
+        " id, `?user=` names a team); 1008 not_found without one.",
+    )
 
 
 class ClientMessage(BaseModel):

@@ -19,6 +19,7 @@ from shared.redis_keys import version_key
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import Competition
 from shared.single_flight import SingleFlight
+from shared.teams import boards_of, competition_of
 
 _RANKS_CHUNK = 1000
 
@@ -51,12 +52,19 @@ class NotifierRepository:
         self._rebuilds: SingleFlight[int] = SingleFlight()
 
     async def competition(self, competition_id: str) -> Competition | None:
-        """The competition (cached for the TTL: visibility changes apply within it).
+        """The competition (cached for the TTL: visibility changes apply within it); for a
+        team board's id, the board (None when its competition has no team board any more).
 
         Raises :class:`~shared.errors.DependencyUnavailableError` when PostgreSQL fails and
         the competition was never cached.
         """
-        return await self._competitions.get(competition_id)
+        competition = await self._competitions.get(competition_of(competition_id))
+        if competition is None or competition.id == competition_id:
+            return competition
+        board: Competition | None = boards_of({competition.id: competition}, [competition_id]).get(
+            competition_id
+        )
+        return board
 
     def forget(self, competition_id: str) -> None:
         """Drop the cached competition (it was deleted: the next lookup asks PostgreSQL)."""

@@ -16,6 +16,14 @@ class WindowTab(BaseModel):
     period: str | None = Field(None, description="The period label (`current` and `past`).")
 
 
+class TeamRow(BaseModel):
+    """A team on the page's team board."""
+
+    rank: int = Field(description="In the competition's rank style.")
+    team_id: str
+    score: float
+
+
 class ViewerStanding(BaseModel):
     """The viewer's standing in the page's window (``?user=``)."""
 
@@ -47,4 +55,9 @@ class PageAbout(BaseModel):
     )
     me: ViewerStanding | None = Field(
         None, description="Only with `?user=`: null while the user is not ranked in the window."
+    )
+    teams: list[TeamRow] | None = Field(
+        None,
+        description="Only for a competition with a team board: its top teams in the window"
+        " (the page keeps them live over a `?board=teams` socket).",
     )

@@ -47,6 +47,7 @@ from shared.rate_limit.policy import RateLimitExceededError
 from shared.rate_limit.readers import ReadLimits
 from shared.schemas.competition import Competition, Visibility
 from shared.schemas.identifiers import IDENTIFIER_PATTERN
+from shared.teams import team_board
 from shared.windows import CURRENT, is_valid_window, resolve_window
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ async def admit(
         )
     competition = await readable_competition(repository, competition_id, principal, params.window)
     window = resolve_window(competition.reset, params.window, _now(), competition.timezone)
+    if params.board == "teams":
+        competition = team_board_of(competition)
     return Subscription(
         competition=competition,
         requested_window=CURRENT if params.window == CURRENT else window,
@@ -128,6 +131,17 @@ async def admit(
         user_id=params.user,
         top_count=params.top,
     )
+
+
+def team_board_of(competition: Competition) -> Competition:
+    """The competition's team board (its room, keys and change messages); not found when
+    the competition has none."""
+    if competition.teams is None:
+        raise NotFoundError(
+            f"competition {competition.id!r} has no team board",
+            details={"field": "query.board"},
+        )
+    return team_board(competition)
 
 
 def _now() -> datetime:

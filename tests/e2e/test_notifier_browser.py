@@ -34,7 +34,14 @@ from devstack.processes import free_port
 from podium.settings import PlatformSettings
 from services.ingest.app import create_app as create_ingest
 from services.notifier.app import create_app
-from shared.schemas.competition import Competition, ResetSchedule, Visibility
+from shared.schemas.competition import (
+    Competition,
+    ResetSchedule,
+    TeamAggregate,
+    TeamsSetting,
+    Visibility,
+)
+from shared.teams import team_board
 from shared.windows import CURRENT, previous_periods, resolve_window
 from tests.support.notifier_driver import RankerStandIn, ranker_stand_in
 from tests.support.ranker_harness import ranker as ranker_process
@@ -126,6 +133,34 @@ async def test_page_shows_the_new_leader_without_reload(
         await expect(page.locator("#me-rank")).to_have_text("#1")
         await page.screenshot(path=str(shots / "no-reset.png"))
         await page.close()  # nothing of it runs once the servers stop
+    assert problems == [], f"the page logged errors (CSP?): {problems}"
+
+
+async def test_page_shows_the_team_board_live(
+    settings: PlatformSettings, ranker: RankerStandIn, browser: Browser, shots: Path
+) -> None:
+    competition = await ranker.competition(
+        "clans", name="Clans", teams=TeamsSetting(aggregate=TeamAggregate.SUM)
+    )
+    await ranker.set_scores(competition, {"ann": 30.0, "bob": 20.0, "cat": 5.0})
+    teams = team_board(competition)
+    await ranker.set_scores(teams, {"red": 35.0, "blue": 20.0})
+    async with running_app(create_app(settings), settings) as base_url:
+        page = await browser.new_page(viewport={"width": 720, "height": 640})
+        problems = watch_console(page)
+        await page.goto(f"{base_url}/leaderboards/clans")
+        await expect(page.locator("#status")).to_have_text("live")
+        team_rows = page.locator("#team-rows li")
+        await expect(page.locator("#teams")).to_be_visible()
+        await expect(team_rows).to_have_count(2)
+        await expect(team_rows.first).to_contain_text("red")
+        await expect(team_rows.first).to_contain_text("35")
+        await ranker.set_scores(teams, {"blue": 50.0})  # pushed over the ?board=teams socket
+        await expect(team_rows.first).to_contain_text("blue", timeout=5000)
+        await expect(team_rows.first).to_contain_text("#1")
+        await expect(team_rows.nth(1)).to_contain_text("red")
+        await page.screenshot(path=str(shots / "team-board.png"))
+        await page.close()
     assert problems == [], f"the page logged errors (CSP?): {problems}"
 
 

@@ -5,6 +5,7 @@ admin's removal, and the board rebuilt when Redis loses it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,9 +16,11 @@ from redis.asyncio import Redis
 
 from podium.settings import PlatformSettings
 from services.ingest.app import create_app as create_ingest
+from services.notifier.app import create_app as create_notifier
 from services.query.app import create_app as create_query
 from services.query.schemas import TeamMembers, TeamStanding, TeamTopPage
 from shared.redis_client import create_redis
+from tests.support.notifier_clients import closed_with, connect, leaders, receive, ws_url
 from tests.support.ranker_harness import ranker
 from tests.support.servers import running_app
 
@@ -40,8 +43,10 @@ async def test_team_board_adds_up_members_follows_moves_and_removals(
     server = {"Authorization": f"Bearer {token_for('game', 'scores:write:any')}"}
     with ranker(settings, artifacts_dir / "team-boards-ranker.log"):
         async with (
+            contextlib.AsyncExitStack() as stack,
             running_app(create_ingest(settings), settings) as ingest,
             running_app(create_query(settings), settings) as query,
+            running_app(create_notifier(settings), settings) as notifier,
             httpx.AsyncClient(timeout=10) as client,
         ):
             created = await client.post(
@@ -79,6 +84,13 @@ async def test_team_board_adds_up_members_follows_moves_and_removals(
             await post("e3", "cat", 12, "blue")
             await post("e4", "ann", 1, None)  # no team_id: ann stays in red
             await _until(board_is([("red", 16.0), ("blue", 12.0)]), 60)
+            socket = await stack.enter_async_context(
+                connect(ws_url(notifier, "league", "board=teams&user=blue"))
+            )
+            snapshot = await receive(socket)
+            assert snapshot["type"] == "snapshot"
+            assert leaders(snapshot) == [("red", 16.0), ("blue", 12.0)]  # user_id: the team
+            assert snapshot["me"]["rank"] == 2
 
             team = await client.get(f"{query}/api/v1/leaderboards/league/teams/red")
             standing = TeamStanding.model_validate(team.json())
@@ -97,6 +109,10 @@ async def test_team_board_adds_up_members_follows_moves_and_removals(
 
             await post("e5", "ann", 2, "blue")  # ann moves with her whole standing
             await _until(board_is([("blue", 25.0), ("red", 5.0)]), 10)
+            update = await receive(socket, timeout_s=10)
+            while leaders(update) != [("blue", 25.0), ("red", 5.0)]:  # one or two frames
+                update = await receive(socket, timeout_s=10)
+            assert update["me"]["rank"] == 1
 
             removed = await client.delete(
                 f"{ingest}/api/v1/competitions/league/users/cat", headers=admin
@@ -125,3 +141,9 @@ async def test_team_board_adds_up_members_follows_moves_and_removals(
             missing = await client.get(f"{query}/api/v1/leaderboards/solo/teams/top")
             assert missing.status_code == 404
             assert "team board" in missing.json()["error"]["message"]
+            async with connect(ws_url(notifier, "solo", "board=teams")) as refused:
+                error = await receive(refused)
+                assert error["type"] == "error"
+                assert error["error"]["details"]["field"] == "query.board"
+                code, _, _ = await closed_with(refused)
+                assert code == 1008

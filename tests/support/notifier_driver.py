@@ -30,8 +30,10 @@ from shared.schemas.competition import (
     CompetitionCreate,
     RankStyle,
     ResetSchedule,
+    TeamsSetting,
     Visibility,
 )
+from shared.teams import team_board_id
 from tests.support.standings import write_as_ranker
 
 
@@ -56,8 +58,10 @@ class RankerStandIn:
         rank_style: RankStyle = RankStyle.UNIQUE,
         name: str | None = None,
         reset: ResetSchedule = ResetSchedule.NONE,
+        teams: TeamsSetting | None = None,
     ) -> Competition:
-        """Create a competition and build its (empty) Redis index."""
+        """Create a competition and build its (empty) Redis index (and its team board's;
+        write the team board with ``set_scores(shared.teams.team_board(competition), ...)``)."""
         competition = await create_competition(
             self.pool,
             CompetitionCreate(
@@ -66,9 +70,13 @@ class RankerStandIn:
                 visibility=visibility,
                 rank_style=rank_style,
                 reset=reset,
+                teams=teams,
             ),
         )
         await self.store.rebuild(self.pool, competition.id, competition.sort_order)
+        if teams is not None:
+            board = team_board_id(competition.id)
+            await self.store.rebuild(self.pool, board, competition.sort_order)
         return competition
 
     async def set_scores(

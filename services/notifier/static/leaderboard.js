@@ -33,6 +33,13 @@
   let countdownTimer = null;
   let aboutTimer = null;
   let aboutFetchedAt = 0;
+  let teamSocket = null;            // the team board's socket, while /about carries teams
+  let teamSocketWindow = null;
+  let teamGeneration = 0;
+  let teamRows = null;              // the team board's top, as the team socket last sent it
+  let teamRowsWindow = null;
+  const TEAM_ROWS = 5;
+  const TEAM_RETRY_MS = 2000;
   let wasLive = false;              // a snapshot arrived once: later connects are reconnects
   let lost = false;                 // the live connection dropped and is not back yet
 
@@ -184,21 +191,55 @@
   }
 
   function renderTeams() {
-    // feature-detected: teams (issue 14) are not built yet, so /about carries no "teams" and
-    // the section stays hidden; once it is a list of {rank, team_id, score} it is shown
+    // a competition with a team board: /about carries "teams" ({rank, team_id, score}); the
+    // team socket then keeps the rows live (teamRows); without one the section stays hidden
     const teams = el("teams");
-    if (!about || !Array.isArray(about.teams) || about.teams.length === 0) {
+    if (!about || !Array.isArray(about.teams)) {
       teams.hidden = true;
       return;
     }
+    if (teamRows === null || teamRowsWindow !== selectedWindow) teamRows = about.teams;
+    connectTeams();
     const list = el("team-rows");
     list.replaceChildren();
-    for (const team of about.teams) {
+    for (const team of teamRows) {
       const item = document.createElement("li");
-      item.textContent = team.team_id + " · " + formatScore(team.score);
+      item.className = "team";
+      item.dataset.team = team.team_id;
+      item.textContent = rankText(team.rank) + " " + team.team_id + " · " + formatScore(team.score);
       list.appendChild(item);
     }
-    teams.hidden = false;
+    teams.hidden = teamRows.length === 0;
+  }
+
+  // --- the team board's socket (?board=teams): its frames' entries name the team in user_id
+  function teamSocketUrl() {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    const params = new URLSearchParams({ window: selectedWindow, board: "teams", top: String(TEAM_ROWS) });
+    return scheme + "//" + window.location.host + "/ws/leaderboards/" +
+      encodeURIComponent(competitionId) + "?" + params.toString();
+  }
+
+  function connectTeams() {
+    if (teamSocket !== null && teamSocketWindow === selectedWindow) return;
+    if (teamSocket !== null) teamSocket.close(1000, "window changed");
+    const mine = ++teamGeneration;
+    const opened = token ? new WebSocket(teamSocketUrl(), ["bearer", token]) : new WebSocket(teamSocketUrl());
+    teamSocket = opened;
+    teamSocketWindow = selectedWindow;
+    opened.addEventListener("message", (event) => {
+      if (mine !== teamGeneration) return;
+      const message = JSON.parse(event.data);
+      if (!("top" in message)) return;
+      teamRows = message.top.map((entry) => ({ rank: entry.rank, team_id: entry.user_id, score: entry.score }));
+      teamRowsWindow = teamSocketWindow;
+      renderTeams();
+    });
+    opened.addEventListener("close", (event) => {
+      if (mine !== teamGeneration) return;
+      teamSocket = null;
+      if (!(event.code in FINAL_CLOSES)) window.setTimeout(connectTeams, TEAM_RETRY_MS);
+    });
   }
 
   // --- the board ----------------------------------------------------------------------
