@@ -83,6 +83,14 @@ def notifier_operations() -> list[Operation]:
                 Parameter("user", "query", "Also follow this user's rank (`me`)."),
                 Parameter("top", "query", "Top entries to receive.", {"type": "integer"}),
                 Parameter("token", "query", "A token, when Sec-WebSocket-Protocol is not used."),
+                Parameter(
+                    "board",
+                    "query",
+                    "`users` (default) or `teams`: the competition's team board (frames name"
+                    " the team in `user_id`, `user` names a team; refused 1008 `not_found`"
+                    " without a team board).",
+                    {"type": "string", "enum": ["users", "teams"], "default": "users"},
+                ),
             ),
             scopes=("leaderboards:read",),
             auth_optional=True,
