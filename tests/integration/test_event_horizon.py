@@ -282,12 +282,20 @@ async def test_the_migration_converts_a_populated_table(
         query = "SELECT * FROM score_events ORDER BY event_id"
         stored = [tuple(row) for row in await connection.fetch(query)]
 
-        assert await migrations.apply_migrations(connection, settings.db_schema) == [5]
+        up_to_0005 = [m for m in migrations.available_migrations() if m.version <= 5]
+        with monkeypatch.context() as patch:
+            patch.setattr(migrations, "available_migrations", lambda: up_to_0005)
+            assert await migrations.apply_migrations(connection, settings.db_schema) == [5]
         assert [tuple(row) for row in await connection.fetch(query)] == stored
         kind = await connection.fetchval(
             "SELECT relkind::text FROM pg_class WHERE oid = 'score_events'::regclass"
         )
         assert kind == "p"  # partitioned
+        # the later ones keep the rows too (0006 adds team_id, null for every stored event)
+        assert await migrations.apply_migrations(connection, settings.db_schema) == [6]
+        assert [tuple(row) for row in await connection.fetch(query)] == [
+            (*row, None) for row in stored
+        ]
 
         report = await prune(settings, now=now)
         assert (report.moved_rows, report.deleted_default_rows) == (1, 1)
