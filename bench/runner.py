@@ -182,6 +182,7 @@ async def run_bench(
                         "query": query.url,
                         "notifier": notifier.url,
                     },
+                    notify_interval_s=1 / settings.notify_max_hz,
                 )
                 figures["freshness"] = await run_freshness(freshness, work_dir, config)
         if "query" in phases:
