@@ -9,16 +9,21 @@ that stayed connected throughout, and PostgreSQL: the ranker's reconciler notice
 Redis server identity within ``PODIUM_RECONCILE_PROBE_INTERVAL_S`` (1 s), finds every marker
 behind PostgreSQL's standings version, rebuilds and announces each board. The measured heal
 time is printed; only the documented bound is asserted (a correctness bound, not a benchmark).
+A sixth competition has a team board (issue #14): it and its team board heal in the same pass,
+and end equal to the oracle in PostgreSQL and Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from devstack.processes import free_port
 from podium.settings import PlatformSettings
+from soak.oracle import Message, OracleCompetition
 from tests.support.private_redis import private_redis
 from tests.support.ranker_harness import (
     Workload,
@@ -31,6 +36,7 @@ from tests.support.ranker_harness import (
     wait_committed,
 )
 from tests.support.stale_redis import (
+    BASE,
     COMPETITIONS,
     EVENTS_PER_PHASE,
     HEAL_BOUND_S,
@@ -40,12 +46,32 @@ from tests.support.stale_redis import (
     wait_equal,
 )
 
+TEAMS = OracleCompetition("c-teams", "desc", "sum", teams="sum")
+TEAM_EVENTS = 100
+
+
+def team_events(seed: int, first: int, count: int) -> list[Message]:
+    """``count`` scores of the team competition, each user in one of three teams."""
+    rng = random.Random(seed)
+    events: list[Message] = []
+    for index in range(first, first + count):
+        ts = (BASE + timedelta(minutes=index)).isoformat()
+        user = rng.randrange(12)
+        events.append(
+            {"v": 1, "kind": "score", "event_id": f"team-{index}", "competition_id": TEAMS.id,
+             "user_id": f"u{user}", "team_id": f"t{user % 3}",
+             "value": rng.randrange(1, 30) / 10, "ts": ts, "received_at": ts}
+        )  # fmt: skip
+    return events
+
 
 async def test_boards_heal_after_redis_restarts_from_an_older_snapshot(
     settings: PlatformSettings, artifacts_dir: Path, tmp_path: Path
 ) -> None:
-    workload = Workload({competition.id: competition for competition in COMPETITIONS})
-    first, second = sum_events(1, 0, EVENTS_PER_PHASE), sum_events(2, EVENTS_PER_PHASE, 400)
+    boards = [*COMPETITIONS, TEAMS]
+    workload = Workload({competition.id: competition for competition in boards})
+    first = sum_events(1, 0, EVENTS_PER_PHASE) + team_events(3, 0, TEAM_EVENTS)
+    second = sum_events(2, EVENTS_PER_PHASE, 400) + team_events(4, TEAM_EVENTS, TEAM_EVENTS)
     await create_competitions(settings, workload)
     logs = artifacts_dir / f"snapshot-restore-{settings.db_schema}"
     metrics_port = free_port()
@@ -87,6 +113,7 @@ async def test_boards_heal_after_redis_restarts_from_an_older_snapshot(
                 await asyncio.sleep(0.02)
             # no new event was needed: the reconciler found each board behind PostgreSQL
             stale = await metric_samples(metrics_port, "podium_ranker_stale_boards_total")
-            assert stale['{found_by="reconciler",reason="behind"}'] == len(COMPETITIONS)
+            # every board behind: the five, the team competition and its team board
+            assert stale['{found_by="reconciler",reason="behind"}'] == len(COMPETITIONS) + 2
             assert stale['{found_by="batch",reason="behind"}'] == 0
             await assert_matches_oracle(stack, expected)  # PostgreSQL and Redis
