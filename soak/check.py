@@ -13,6 +13,7 @@ from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore
 from shared.redis_client import create_redis
 from shared.schemas.competition import SortOrder
 from shared.settings import CommonSettings
+from shared.teams import competition_of, is_team_board
 from soak.faults import PROBE_COMPETITION
 from soak.http import HTTP_ERRORS, SoakClient
 from soak.oracle import OracleResult
@@ -168,19 +169,21 @@ async def _compare_redis(
 async def read_all_pages(
     client: SoakClient, query_url: str, competition_id: str, window: str
 ) -> list[tuple[str, float]]:
-    """Every entry of a leaderboard through the query API, following cursors."""
+    """Every entry of a leaderboard through the query API, following cursors (a team board,
+    ``<cid>~teams``, through ``.../teams/top``)."""
+    path, name = f"{competition_id}/top", "user_id"
+    if is_team_board(competition_id):
+        path, name = f"{competition_of(competition_id)}/teams/top", "team_id"
     entries: list[tuple[str, float]] = []
     cursor: str | None = None
     while True:
         params: dict[str, str | int] = {"limit": 100, "window": window}
         if cursor:
             params["cursor"] = cursor
-        response = await client.get(
-            f"{query_url}/api/v1/leaderboards/{competition_id}/top", params=params
-        )
+        response = await client.get(f"{query_url}/api/v1/leaderboards/{path}", params=params)
         response.raise_for_status()
         body = response.json()
-        entries += [(entry["user_id"], entry["score"]) for entry in body["entries"]]
+        entries += [(entry[name], entry["score"]) for entry in body["entries"]]
         cursor = body.get("next_cursor")
         if not cursor:
             return entries

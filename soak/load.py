@@ -42,16 +42,21 @@ class CompetitionPlan:
     sort_order: str
     operator: str
     reset: str = "none"
+    teams: str | None = None
+    """The team aggregate (a team board), or None."""
 
     def body(self) -> dict[str, Any]:
         """The create request."""
-        return {
+        body: dict[str, Any] = {
             "id": self.id,
             "name": f"soak {self.id}",
             "sort_order": self.sort_order,
             "operator": self.operator,
             "reset": self.reset,
         }
+        if self.teams is not None:
+            body["teams"] = {"aggregate": self.teams}
+        return body
 
     def draw_value(self, rng: random.Random) -> float:
         """A value for one event: whole steps for sums, arbitrary floats otherwise."""
@@ -65,7 +70,12 @@ COMPETITIONS = [
     CompetitionPlan("soak-best-asc", "asc", "best"),
     CompetitionPlan("soak-latest", "desc", "latest", "daily"),
     CompetitionPlan("soak-sum", "desc", "sum", "weekly"),
+    CompetitionPlan("soak-teams", "desc", "best", "daily", teams="sum"),
 ]
+TEAMS = 5
+"""Teams of a team competition: user ``u<i>`` is always in team ``t<i % TEAMS>`` (two
+replicas accept a user's events in no fixed order, and a move follows the topic's order, so
+the soak keeps teams fixed; tests/e2e/test_ranker_*.py move users)."""
 
 
 @dataclass(slots=True)
@@ -148,13 +158,17 @@ class WriteLoad:
 
     def _event(self) -> dict[str, Any]:
         plan = self.rng.choice(COMPETITIONS)
-        return {
+        user = self.rng.randrange(self.users)
+        event = {
             "event_id": f"soak-{next(self._ids)}",
             "competition_id": plan.id,
-            "user_id": f"u{self.rng.randrange(self.users)}",
+            "user_id": f"u{user}",
             "value": plan.draw_value(self.rng),
             "ts": datetime.now(UTC).isoformat(),
         }
+        if plan.teams is not None:
+            event["team_id"] = f"t{user % TEAMS}"
+        return event
 
     async def run(self, client: SoakClient, duration_s: float) -> None:
         """Offer ``rate_eps`` events/s for ``duration_s``, then wait for every retry to land."""

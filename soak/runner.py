@@ -212,7 +212,7 @@ async def _drive(
         await asyncio.sleep(max(1.0, settings.query_cache_ttl_ms / 1000 * 2))
         expected = replay(
             {
-                p.id: OracleCompetition(p.id, p.sort_order, p.operator, p.reset)
+                p.id: OracleCompetition(p.id, p.sort_order, p.operator, p.reset, teams=p.teams)
                 for p in COMPETITIONS
             },
             # generated "now", so received within its period: the grace rule never applies
