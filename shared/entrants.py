@@ -33,6 +33,36 @@ def attempt_window(competition: Competition, moment: datetime) -> str:
     return label
 
 
+def read_attempt_window(competition: Competition, window: str, now: datetime) -> str:
+    """The attempt window a read of ``window`` shows: that window when it is one (a period,
+    or ``alltime`` without a reset), the current period when reading ``alltime`` of a
+    competition with a reset."""
+    if window == ALLTIME and competition.reset is not ResetSchedule.NONE:
+        return attempt_window(competition, now)
+    return window
+
+
+async def attempts_left(
+    pool: asyncpg.Pool | ReadPool,
+    competition: Competition,
+    window: str,
+    user_id: str,
+    now: datetime,
+) -> dict[str, object] | None:
+    """``{"window", "used", "max"}`` of a user in a ``max_attempts`` competition, read for
+    ``window`` (None without ``max_attempts``)."""
+    if competition.max_attempts is None:
+        return None
+    attempt_window_read = read_attempt_window(competition, window, now)
+    key = (competition.id, attempt_window_read, user_id)
+    used = await attempts_used(pool, [key])
+    return {
+        "window": attempt_window_read,
+        "used": used.get(key, 0),
+        "max": competition.max_attempts,
+    }
+
+
 async def join(
     pool: asyncpg.Pool, competition_id: str, user_id: str, now: datetime
 ) -> tuple[Entrant, bool]:

@@ -29,7 +29,13 @@ from starlette.staticfiles import StaticFiles
 
 from services.notifier import protocol
 from services.notifier.repository import NotifierRepository
-from services.notifier.schemas import PageAbout, TeamRow, ViewerStanding, WindowTab
+from services.notifier.schemas import (
+    PageAbout,
+    TeamRow,
+    ViewerAttempts,
+    ViewerStanding,
+    WindowTab,
+)
 from services.notifier.settings import NotifierSettings
 from services.notifier.ws import readable_competition
 from shared.errors import (
@@ -191,6 +197,9 @@ async def leaderboard_about(request: Request) -> Response:
             TeamRow(rank=entry.rank, team_id=entry.user_id, score=entry.score)
             for entry in standings.top
         ]
+    if params.user is not None and competition.max_attempts is not None:
+        attempts = await repository.attempts(competition, window, params.user)
+        about.attempts = ViewerAttempts.model_validate(attempts)
     if params.user is not None:
         try:
             ranks = await repository.user_ranks(competition, window, [params.user])

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from shared.competition_cache import CompetitionCache
+from shared.db import POSTGRES_FAILURES
+from shared.entrants import attempts_left
+from shared.errors import DependencyUnavailableError
 from shared.leaderboard_store import CompetitionNotBuiltError, LeaderboardStore, UserRanks
 from shared.read_replicas import ReadPool
 from shared.redis_client import RedisClient
@@ -45,6 +49,7 @@ class NotifierRepository:
         competition_ttl_s: float,
     ) -> None:
         self._primary = pool.primary  # rebuilds read the primary
+        self._pool = pool
         self._redis = redis
         self._prefix = key_prefix
         self._store = LeaderboardStore(redis, key_prefix)
@@ -65,6 +70,16 @@ class NotifierRepository:
             competition_id
         )
         return board
+
+    async def attempts(
+        self, competition: Competition, window: str, user_id: str
+    ) -> dict[str, object] | None:
+        """A user's attempts read for ``window`` (None without ``max_attempts``; raises
+        :class:`~shared.errors.DependencyUnavailableError` when PostgreSQL fails)."""
+        try:
+            return await attempts_left(self._pool, competition, window, user_id, datetime.now(UTC))
+        except POSTGRES_FAILURES as error:
+            raise DependencyUnavailableError("the attempts could not be read") from error
 
     def forget(self, competition_id: str) -> None:
         """Drop the cached competition (it was deleted: the next lookup asks PostgreSQL)."""

@@ -24,6 +24,16 @@ class TeamRow(BaseModel):
     score: float
 
 
+class ViewerAttempts(BaseModel):
+    """The viewer's attempts in a ``max_attempts`` competition (``?user=``)."""
+
+    window: str = Field(
+        description="The attempt window (the current period when reading all-time)."
+    )
+    used: int
+    max: int
+
+
 class ViewerStanding(BaseModel):
     """The viewer's standing in the page's window (``?user=``)."""
 
@@ -55,6 +65,9 @@ class PageAbout(BaseModel):
     )
     me: ViewerStanding | None = Field(
         None, description="Only with `?user=`: null while the user is not ranked in the window."
+    )
+    attempts: ViewerAttempts | None = Field(
+        None, description="Only with `?user=` in a competition with `max_attempts`."
     )
     teams: list[TeamRow] | None = Field(
         None,

@@ -12,13 +12,12 @@ from starlette.responses import Response
 
 from services.query.signed_cursor import decode_cursor, encode_cursor
 from shared.db import POSTGRES_FAILURES
-from shared.entrants import attempt_window as attempt_window_at
-from shared.entrants import attempts_used
+from shared.entrants import attempts_left
 from shared.errors import BadRequestError, NotFoundError
 from shared.http.openapi import Operation, Parameter, error_responses
 from shared.http.representation import Representation
-from shared.schemas.competition import Competition, ResetSchedule, Visibility
-from shared.windows import ALLTIME, CURRENT, resolve_window
+from shared.schemas.competition import Competition, Visibility
+from shared.windows import CURRENT, resolve_window
 
 from . import params
 from .catalog import may_read_private, not_found
@@ -100,18 +99,11 @@ async def attempts_of(
     """The user's attempts in the read window's attempt window (see ``schemas.Attempts``),
     from PostgreSQL; None (absent from the answer) when it cannot be read: the standing is
     Redis's answer and stays available without PostgreSQL."""
-    assert competition.max_attempts is not None
-    if window == ALLTIME and competition.reset is not ResetSchedule.NONE:
-        attempt_window = attempt_window_at(competition, datetime.now(UTC))
-    else:
-        attempt_window = window
-    key = (competition.id, attempt_window, user_id)
     try:
-        used = await attempts_used(context.pool, [key])
+        return await attempts_left(context.pool, competition, window, user_id, datetime.now(UTC))
     except POSTGRES_FAILURES:
         logger.warning("attempts of %s unreadable", user_id, exc_info=True)
         return None
-    return {"window": attempt_window, "used": used.get(key, 0), "max": competition.max_attempts}
 
 
 async def around(request: Request) -> Response:

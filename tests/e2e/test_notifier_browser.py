@@ -164,6 +164,25 @@ async def test_page_shows_the_team_board_live(
     assert problems == [], f"the page logged errors (CSP?): {problems}"
 
 
+async def test_the_viewer_card_shows_the_attempts_used_in_a_tournament(
+    settings: PlatformSettings, ranker: RankerStandIn, browser: Browser
+) -> None:
+    competition = await ranker.competition("trials", name="Trials", max_attempts=3)
+    await ranker.set_scores(competition, {"ann": 12.0, "bob": 8.0})
+    # what the ranker stores once it applied one of bob's attempts (no reset: all-time)
+    await ranker.pool.execute("INSERT INTO attempts VALUES ('trials', 'alltime', 'bob', 1)")
+    async with running_app(create_app(settings), settings) as base_url:
+        page = await browser.new_page(viewport={"width": 720, "height": 560})
+        problems = watch_console(page)
+        await page.goto(f"{base_url}/leaderboards/trials?user=bob")
+        await expect(page.locator("#status")).to_have_text("live")
+        await expect(page.locator("#me-rank")).to_have_text("#2")
+        await expect(page.locator("#me-attempts")).to_have_text("1 of 3 attempts used")
+        await expect(page.locator("#teams")).to_be_hidden()  # no team board
+        await page.close()
+    assert problems == [], f"the page logged errors (CSP?): {problems}"
+
+
 async def _sprint(ranker: RankerStandIn) -> tuple[Competition, str, list[str]]:
     """A daily competition with standings in all-time, today and the day before."""
     competition = await ranker.competition(

@@ -59,6 +59,7 @@ class RankerStandIn:
         name: str | None = None,
         reset: ResetSchedule = ResetSchedule.NONE,
         teams: TeamsSetting | None = None,
+        max_attempts: int | None = None,
     ) -> Competition:
         """Create a competition and build its (empty) Redis index (and its team board's;
         write the team board with ``set_scores(shared.teams.team_board(competition), ...)``)."""
@@ -71,6 +72,7 @@ class RankerStandIn:
                 rank_style=rank_style,
                 reset=reset,
                 teams=teams,
+                max_attempts=max_attempts,
             ),
         )
         await self.store.rebuild(self.pool, competition.id, competition.sort_order)

@@ -328,6 +328,11 @@
     el("me-percentile").textContent = me && read && read.rank === me.rank
       ? formatPercentile(read.percentile) + " · " + read.total.toLocaleString() + " ranked"
       : "";
+    // a tournament with max_attempts: what the viewer has left (from /about, refreshed when
+    // the viewer's standing changes)
+    const attempts = about && about.attempts;
+    el("me-attempts").textContent = attempts
+      ? attempts.used + " of " + attempts.max + " attempts used" : "";
   }
 
   function formatPercentile(percentile) {
