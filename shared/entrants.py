@@ -113,6 +113,16 @@ async def join(
         return Entrant(competition_id=competition_id, user_id=user_id, joined_at=now), True
 
 
+async def is_entrant(pool: asyncpg.Pool, competition_id: str, user_id: str) -> bool:
+    """Whether ``user_id`` joined the competition."""
+    found = await pool.fetchval(
+        "SELECT true FROM entrants WHERE competition_id = $1 AND user_id = $2",
+        competition_id,
+        user_id,
+    )
+    return bool(found)
+
+
 async def remove(pool: asyncpg.Pool, competition_id: str, user_id: str) -> bool:
     """Remove an entrant (its place is free at once); False when it was none."""
     removed = await pool.fetchval(

@@ -156,6 +156,10 @@ async def maintain_partitions(
                 timeout=timeout_s,
             )
             report.deleted_default_rows = int(status.split()[-1])
+            # the verdicts of refused scores go with the event rows of their time
+            await connection.execute(
+                "DELETE FROM refused_events WHERE event_ts < $1", watermark, timeout=timeout_s
+            )
         existing = await week_partitions(connection)
         first = week_start(max(watermark, now - horizon - PRUNE_GRACE))
         last = week_start(now) + WEEKS_AHEAD * PARTITION_WIDTH

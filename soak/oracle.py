@@ -24,7 +24,9 @@ undecodable record), in topic order per competition. Rules:
 - tournaments (issue #14), after the ban check: in a ``join_required`` competition a score
   of a user who is not among ``entrants`` is ``not_joined``; with ``max_attempts``, a score
   whose attempt window (its period, or ``alltime`` without a reset) already holds that many
-  applied events of the user since their last removal is ``attempts_exhausted``;
+  applied events of the user since their last removal is ``attempts_exhausted``; both verdicts
+  are final for the event id (checked right after the duplicate check: a later record with
+  the same id gets the same reason, whatever has changed since);
 - ``remove_user`` erases the user's standings in every window (later events start afresh,
   attempts too); ``ban_user`` does that and dead-letters the user's later scores; both take
   the user out of their team;
@@ -134,11 +136,12 @@ def replay(
     applied_controls: set[str] = set()
     banned: set[tuple[str, str]] = set()
     teams: dict[tuple[str, str], str] = {}  # (competition, user) -> team
+    refused: dict[str, str] = {}  # event id -> not_joined / attempts_exhausted
     fates: list[str] = []
     for arrival, message in enumerate(messages):
         fates.append(_apply(competitions, message, arrival, grace_s, horizon, histories,
                             applied_scores, applied_controls, banned, entrants,
-                            teams))  # fmt: skip
+                            teams, refused))  # fmt: skip
     standings: dict[Key, dict[str, tuple[float, datetime]]] = defaultdict(dict)
     for (cid, window, user), events in histories.items():
         if events:
@@ -195,6 +198,7 @@ def _apply(
     banned: set[tuple[str, str]],
     entrants: set[tuple[str, str]] | frozenset[tuple[str, str]],
     teams: dict[tuple[str, str], str],
+    refused: dict[str, str],
 ) -> str:
     if isinstance(message, bytes):
         try:
@@ -233,15 +237,19 @@ def _apply(
         return "late"
     if message["event_id"] in applied_scores:
         return "duplicate"
+    if message["event_id"] in refused:
+        return refused[message["event_id"]]
     if (cid, user) in banned:
         return "banned"
     if competition.join_required and (cid, user) not in entrants:
+        refused[message["event_id"]] = "not_joined"
         return "not_joined"
     windows = ["alltime"] + ([period[0]] if period else [])
     if (
         competition.max_attempts is not None
         and len(histories[(cid, windows[-1], user)]) >= competition.max_attempts
     ):
+        refused[message["event_id"]] = "attempts_exhausted"
         return "attempts_exhausted"
     applied_scores.add(message["event_id"])
     if competition.teams is not None and message.get("team_id") is not None:

@@ -71,13 +71,16 @@ async def remove_entrant(request: Request) -> Response:
     competition_id = path_identifier(request, "competition_id")
     user_id = path_identifier(request, "user_id")
     with database_errors_mapped():
-        removed = await repository.remove(context.pool, competition_id, user_id)
-    if not removed:
-        raise NotFoundError(f"{user_id!r} is no entrant of competition {competition_id!r}")
-    context.tournament_gate.removed(competition_id, user_id)
+        if not await repository.is_entrant(context.pool, competition_id, user_id):
+            raise NotFoundError(f"{user_id!r} is no entrant of competition {competition_id!r}")
+    # the erasure is published before the row goes: a publish that fails (503) leaves the
+    # entrant in place, so the retry finds it and publishes again (a removal twice is one)
     accepted = await publish_control(
         context, principal, competition_id, user_id, ControlAction.REMOVE_USER
     )
+    with database_errors_mapped():
+        await repository.remove(context.pool, competition_id, user_id)
+    context.tournament_gate.removed(competition_id, user_id)
     return JSONResponse(
         accepted.model_dump(mode="json"), status_code=202, headers=decision.headers()
     )

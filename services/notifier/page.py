@@ -198,8 +198,12 @@ async def leaderboard_about(request: Request) -> Response:
             for entry in standings.top
         ]
     if params.user is not None and competition.max_attempts is not None:
-        attempts = await repository.attempts(competition, window, params.user)
-        about.attempts = ViewerAttempts.model_validate(attempts)
+        try:
+            attempts = await repository.attempts(competition, window, params.user)
+        except DependencyUnavailableError:
+            attempts = None  # the rest of the page does not need PostgreSQL
+        if attempts is not None:
+            about.attempts = ViewerAttempts.model_validate(attempts)
     if params.user is not None:
         try:
             ranks = await repository.user_ranks(competition, window, [params.user])

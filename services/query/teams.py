@@ -8,10 +8,14 @@ PostgreSQL (``team_members``, the ranker writes it with the standings).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.errors import NotFoundError
+from shared.db import POSTGRES_FAILURES
+from shared.errors import DependencyUnavailableError, NotFoundError
 from shared.http.openapi import Operation, Parameter
 from shared.http.representation import Representation
 from shared.schemas.competition import Competition, RankStyle
@@ -33,6 +37,7 @@ from .routes import (
 )
 from .schemas import TeamMembers, TeamStanding, TeamTopPage
 
+T = TypeVar("T")
 MAX_MEMBERS = 1000
 """The most members a members read ranks (larger teams: the first by user id)."""
 
@@ -48,14 +53,25 @@ def board_of(competition: Competition) -> Competition:
 
 
 async def _members(context: QueryContext, competition_id: str, team_id: str) -> list[str]:
-    rows = await context.pool.fetch(
-        "SELECT user_id FROM team_members WHERE competition_id = $1 AND team_id = $2"
-        " ORDER BY user_id LIMIT $3",
-        competition_id,
-        team_id,
-        MAX_MEMBERS,
+    rows = await _read(
+        context.pool.fetch(
+            "SELECT user_id FROM team_members WHERE competition_id = $1 AND team_id = $2"
+            " ORDER BY user_id LIMIT $3",
+            competition_id,
+            team_id,
+            MAX_MEMBERS,
+        )
     )
     return [row["user_id"] for row in rows]
+
+
+async def _read(query: Awaitable[T]) -> T:
+    """A team membership read; 503 when PostgreSQL cannot answer (the board itself is
+    Redis's, but who is in a team is PostgreSQL's)."""
+    try:
+        return await query
+    except POSTGRES_FAILURES as error:
+        raise DependencyUnavailableError("team members cannot be read now") from error
 
 
 async def team_standing(request: Request) -> Response:
@@ -72,10 +88,12 @@ async def team_standing(request: Request) -> Response:
             f"team {team_id!r} has no standing in window {window!r}",
             details={"team_id": team_id, "window": window},
         )
-    members = await context.pool.fetchval(
-        "SELECT count(*) FROM team_members WHERE competition_id = $1 AND team_id = $2",
-        competition.id,
-        team_id,
+    members = await _read(
+        context.pool.fetchval(
+            "SELECT count(*) FROM team_members WHERE competition_id = $1 AND team_id = $2",
+            competition.id,
+            team_id,
+        )
     )
     payload = {
         "competition_id": competition.id,

@@ -43,6 +43,9 @@ class StoredState:
     """Applied attempts of the batch's users in ``max_attempts`` competitions, per window."""
     team_boards: dict[str, Competition] = field(default_factory=dict)
     """Per competition with a team board, the board (also in ``competitions``, by its id)."""
+    refused: dict[str, DeadLetterReason] = field(default_factory=dict)
+    """Scores of the batch already refused for a state-dependent reason (``not_joined``,
+    ``attempts_exhausted``): the verdict stands, whatever the state is now."""
     team_members: dict[UserKey, str] = field(default_factory=dict)
     """The stored team of the batch's users and of every member of their teams (old and
     new); ``standings`` then holds all those members' standings and the teams' own."""
@@ -68,5 +71,7 @@ class BatchPlan:
     # the absolute counts after the batch
     attempts_cleared: set[UserKey] = field(default_factory=set)
     attempts: dict[StandingKey, int] = field(default_factory=dict)
+    # scores refused for a state-dependent reason: recorded so a replay decides the same
+    new_refusals: list[tuple[ScoreMessage, DeadLetterReason]] = field(default_factory=list)
     # team boards: each user's new team (None: no team any more)
     team_changes: dict[UserKey, str | None] = field(default_factory=dict)

@@ -18,7 +18,7 @@ from services.ranker.plan_state import (
     StoredState,
     UserKey,
 )
-from services.ranker.records import ControlMessage, IncomingEvent
+from services.ranker.records import ControlMessage, IncomingEvent, ScoreMessage
 from services.ranker.rules import (
     NO_HORIZON,
     CompetitionRules,
@@ -78,6 +78,7 @@ def plan_batch(
     seen_controls = set(state.known_control_ids)
     banned = set(state.banned)
     attempts = dict(state.attempts)
+    refused = dict(state.refused)
     team_of: dict[UserKey, str | None] = {}  # the batch's team changes, in batch order
     team_boards = state.team_boards
     rules: dict[str, CompetitionRules | None] = {}
@@ -126,18 +127,21 @@ def plan_batch(
         if event_id in seen_scores:
             plan.duplicates += 1
             continue
+        if refused and event_id in refused:  # decided before: the same verdict again
+            dead_letters.append(DeadLetter(event, refused[event_id]))
+            continue
         if banned and (cid, user) in banned:
             dead_letters.append(DeadLetter(event, DeadLetterReason.BANNED))
             continue
         if competition_rules.join_required and (cid, user) not in state.entrants:
-            dead_letters.append(DeadLetter(event, DeadLetterReason.NOT_JOINED))
+            _refuse(plan, refused, event, message, DeadLetterReason.NOT_JOINED)
             continue
         limit = competition_rules.max_attempts
         if limit is not None:
             attempt_key = (cid, windows[-1], user)  # the period, or alltime without a reset
             used = attempts.get(attempt_key, 0)
             if used >= limit:
-                dead_letters.append(DeadLetter(event, DeadLetterReason.ATTEMPTS_EXHAUSTED))
+                _refuse(plan, refused, event, message, DeadLetterReason.ATTEMPTS_EXHAUSTED)
                 continue
             attempts[attempt_key] = plan.attempts[attempt_key] = used + 1
         seen_scores.add(event_id)
@@ -201,6 +205,21 @@ def _plan_control(
         banned.add((cid, user))
         plan.new_bans.append((cid, user))
     return True
+
+
+def _refuse(
+    plan: BatchPlan,
+    refused: dict[str, DeadLetterReason],
+    event: IncomingEvent,
+    message: ScoreMessage,
+    reason: DeadLetterReason,
+) -> None:
+    """Dead-letter a score for a reason that depends on state that changes later, and record
+    the verdict: a replay of the batch, or a later record with the same event id, is refused
+    the same way instead of being judged against the changed state."""
+    refused[message.event_id] = reason
+    plan.new_refusals.append((message, reason))
+    plan.dead_letters.append(DeadLetter(event, reason))
 
 
 def _clear_attempts(plan: BatchPlan, attempts: dict[StandingKey, int], cid: str, user: str) -> None:

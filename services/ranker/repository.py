@@ -14,7 +14,7 @@ import asyncpg
 
 from services.ranker.planner import BatchPlan, StandingKey, StoredState, UserKey
 from services.ranker.records import ScoreMessage
-from services.ranker.rules import Standing
+from services.ranker.rules import DeadLetterReason, Standing
 from shared.competitions import get_competitions
 from shared.event_partitions import hold_partitions
 from shared.schemas.competition import Competition
@@ -100,7 +100,15 @@ async def load_state(
         user_cids,
         user_ids,
     )
+    if any(
+        competition.teams or competition.join_required or competition.max_attempts is not None
+        for competition in competitions.values()
+    ):
+        scores = list(scores)  # read twice below; other batches never iterate it
+    else:
+        scores = ()
     entrants, attempts = await _load_tournament_state(connection, competitions, users)
+    refused = await _load_refused(connection, competitions, scores)
     standings = {
         (row["competition_id"], row["window_label"], row["user_id"]): Standing(
             row["score"], row["reached_at"], row["last_event_ts"]
@@ -125,6 +133,7 @@ async def load_state(
         pruned_before=pruned_before,
         entrants=entrants,
         attempts=attempts,
+        refused=refused,
         team_boards=team_boards,
         team_members=team_members,
     )
@@ -181,6 +190,27 @@ async def _load_team_state(
             row["score"], row["reached_at"], row["last_event_ts"]
         )
     return members
+
+
+async def _load_refused(
+    connection: DbConnection, competitions: dict[str, Competition], scores: Iterable[ScoreMessage]
+) -> dict[str, DeadLetterReason]:
+    """Earlier verdicts on the batch's scores of tournament competitions (no query for a
+    batch without ``join_required`` or ``max_attempts`` competitions)."""
+    tournaments = {
+        cid
+        for cid, competition in competitions.items()
+        if competition.join_required or competition.max_attempts is not None
+    }
+    if not tournaments:
+        return {}
+    ids = [score.event_id for score in scores if score.competition_id in tournaments]
+    if not ids:
+        return {}
+    rows = await connection.fetch(
+        "SELECT event_id, reason FROM refused_events WHERE event_id = ANY($1::text[])", ids
+    )
+    return {row["event_id"]: DeadLetterReason(row["reason"]) for row in rows}
 
 
 async def _load_tournament_state(
@@ -266,6 +296,16 @@ async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
             " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
             [cid for cid, _ in plan.new_bans],
             [user for _, user in plan.new_bans],
+        )
+    if plan.new_refusals:
+        await connection.execute(
+            "INSERT INTO refused_events (event_id, competition_id, reason, event_ts)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
+            " ON CONFLICT (event_id) DO NOTHING",
+            [message.event_id for message, _ in plan.new_refusals],
+            [message.competition_id for message, _ in plan.new_refusals],
+            [reason.value for _, reason in plan.new_refusals],
+            [message.ts for message, _ in plan.new_refusals],
         )
     if plan.attempts_cleared:
         cleared = sorted(plan.attempts_cleared)

@@ -6,11 +6,10 @@ ALTER TABLE competitions
     ADD COLUMN max_entrants integer CHECK (max_entrants > 0),
     ADD COLUMN max_attempts integer CHECK (max_attempts > 0);
 
--- Who joined, and when (ingest's clock, the clock that stamps received_at): a score counts
--- in a join_required competition only when its received_at is at or after joined_at, a
--- pure function of the stored row and the event, so a replayed batch decides as the first
--- attempt did. Joins are written by ingest under the competition row's lock (capacity is
--- never exceeded by concurrent joins on any number of replicas).
+-- Who joined, and when. A score counts in a join_required competition when its user is an
+-- entrant as the ranker applies it (the verdict is then final: refused_events below). Joins
+-- are written by ingest under the competition row's lock (capacity is never exceeded by
+-- concurrent joins on any number of replicas).
 CREATE TABLE entrants (
     competition_id  text NOT NULL,
     user_id         text NOT NULL,
@@ -45,3 +44,16 @@ CREATE TABLE team_members (
     PRIMARY KEY (competition_id, user_id)
 );
 CREATE INDEX team_members_team ON team_members (competition_id, team_id);
+
+-- Scores refused for a reason that depends on state that changes later (not_joined: the user
+-- may join; attempts_exhausted: a removal gives fresh attempts). The verdict is recorded with
+-- the batch, so a replayed batch (a ranker that crashed before committing its offsets) and
+-- any later record with the same event_id get the same verdict instead of being judged again:
+-- an event id has one fate. Rows older than the dedup horizon go with `podium prune`.
+CREATE TABLE refused_events (
+    event_id        text PRIMARY KEY,
+    competition_id  text NOT NULL,
+    reason          text NOT NULL CHECK (reason IN ('not_joined', 'attempts_exhausted')),
+    event_ts        timestamptz NOT NULL
+);
+CREATE INDEX refused_events_ts ON refused_events (event_ts);

@@ -50,6 +50,10 @@ def _check_metadata(metadata: dict[str, MetadataValue]) -> dict[str, MetadataVal
     return metadata
 
 
+RESERVED_TEAM_ID = "top"
+"""``GET .../teams/top`` is the team board's page, so no team may be called that."""
+
+
 class ScoreEventIn(BaseModel):
     """One score as a producer posts it."""
 
@@ -64,10 +68,17 @@ class ScoreEventIn(BaseModel):
     team_id: Identifier | None = Field(
         None,
         description="The user's team from this event on (competitions with a team board;"
-        " ignored, but kept with the event, elsewhere).",
+        " ignored, but kept with the event, elsewhere). Not `top` (the team board's page).",
     )
 
     _metadata = field_validator("metadata")(_check_metadata)
+
+    @field_validator("team_id")
+    @classmethod
+    def _not_a_route(cls, value: str | None) -> str | None:
+        if value == RESERVED_TEAM_ID:
+            raise ValueError(f"{RESERVED_TEAM_ID!r} names the team board's page, not a team")
+        return value
 
     @field_validator("value", mode="before")
     @classmethod

@@ -54,6 +54,10 @@ async def test_posts_get_503_while_the_broker_is_down_and_succeed_after_it_retur
             assert created.status_code == 201
             before = await client.post("/api/v1/scores", json=event("before"), headers=player)
             assert before.status_code == 202
+            joined = await client.post(
+                "/api/v1/competitions/c1/entrants", json={"user_id": "u1"}, headers=player
+            )
+            assert joined.status_code == 201
 
             broker.stop()
             for name in ("down-1",):
@@ -70,6 +74,11 @@ async def test_posts_get_503_while_the_broker_is_down_and_succeed_after_it_retur
                 assert batch.status_code == 503
                 live = await client.get("/health/live")
                 assert live.status_code == 200
+            # removing an entrant publishes its erasure first: refused, the entrant stays
+            removal = await client.delete("/api/v1/competitions/c1/entrants/u1", headers=admin)
+            assert removal.status_code == 503
+            listed = await client.get("/api/v1/competitions/c1/entrants", headers=admin)
+            assert [e["user_id"] for e in listed.json()["entrants"]] == ["u1"]
             assert (await client.get("/health/ready")).status_code == 503
 
             broker = start_broker("127.0.0.1", port, log_path=tmp_path / "broker.log")
@@ -86,6 +95,10 @@ async def test_posts_get_503_while_the_broker_is_down_and_succeed_after_it_retur
             assert accepted is not None, "intake did not resume after the broker returned"
             again = await client.post("/api/v1/scores", json=event("after-2"), headers=player)
             assert again.status_code == 202
+            retried = await client.delete("/api/v1/competitions/c1/entrants/u1", headers=admin)
+            assert retried.status_code == 202  # the retry finds the entrant and removes it
+            listed = await client.get("/api/v1/competitions/c1/entrants", headers=admin)
+            assert listed.json()["entrants"] == []
 
         records = await read_topic(private, private.topic_score_events)
         event_ids = {

@@ -194,3 +194,19 @@ async def test_tournament_fields_are_created_patched_and_validated(
             answer = await client.patch("/api/v1/competitions/c1", json=wrong, headers=admin)
             assert answer.status_code == 422, wrong
             assert answer.json()["error"]["details"][0]["field"] == next(iter(wrong))
+
+
+async def test_a_team_cannot_be_called_top(settings: PlatformSettings, token_for: TokenFor) -> None:
+    admin = bearer(token_for("ops", "admin"))
+    server = bearer(token_for("game-server", "scores:write:any"))
+    async with ingest_client(settings) as client:
+        await create(client, admin, teams={"aggregate": "sum"})
+        refused = await client.post(
+            "/api/v1/scores", json=event("e1", "u1", team_id="top"), headers=server
+        )
+        assert refused.status_code == 422
+        assert refused.json()["error"]["details"][0]["field"] == "team_id"
+        accepted = await client.post(
+            "/api/v1/scores", json=event("e2", "u1", team_id="topaz"), headers=server
+        )
+        assert accepted.status_code == 202

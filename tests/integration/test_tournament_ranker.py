@@ -101,11 +101,36 @@ async def test_a_non_entrant_score_on_the_topic_is_dead_lettered_not_joined(
     plan = await applier.apply(records(score("e1", "alice", 10), score("e2", "mallory", 99)))
     assert reasons(plan) == [DeadLetterReason.NOT_JOINED.value]
     assert await board(applier) == [("alice", 10)]
-    # the dead letter is not remembered as applied: once mallory joins, a retry counts
+    # the verdict is final for the event id: after mallory joins, a record of e2 (a producer
+    # retry, or the batch replayed after a crash) is refused the same way; a new event counts
     await entrants.join(applier.pool, "cup", "mallory", T0)
     retried = await applier.apply(records(score("e2", "mallory", 99)))
-    assert reasons(retried) == []
-    assert await board(applier) == [("mallory", 99), ("alice", 10)]
+    assert reasons(retried) == [DeadLetterReason.NOT_JOINED.value]
+    assert await board(applier) == [("alice", 10)]
+    fresh = await applier.apply(records(score("e3", "mallory", 98)))
+    assert reasons(fresh) == []
+    assert await board(applier) == [("mallory", 98), ("alice", 10)]
+
+
+async def test_a_batch_replayed_after_its_removal_keeps_the_exhausted_attempt_refused(
+    applier: BatchApplier,
+) -> None:
+    """A ranker that crashed after the commit but before committing offsets applies the
+    batch again: the removal in it must not let the refused third attempt in."""
+    await entrants.join(applier.pool, "cup", "alice", T0)
+    batch = records(
+        score("e1", "alice", 1),
+        score("e2", "alice", 2),
+        score("e3", "alice", 7),  # the third attempt of the day: refused
+        removal("ctl-1", "alice"),
+    )
+    first = await applier.apply(batch)
+    assert reasons(first) == [DeadLetterReason.ATTEMPTS_EXHAUSTED.value]
+    replay = await applier.apply(batch)
+    assert reasons(replay) == [DeadLetterReason.ATTEMPTS_EXHAUSTED.value]  # again, not applied
+    assert replay.new_scores == []
+    assert await board(applier) == []
+    assert await stored_attempts(applier) == {}
 
 
 async def test_attempts_beyond_the_limit_are_dead_lettered_per_period_and_replays_agree(
