@@ -155,9 +155,9 @@ async def page(
 
 
 async def entrants_among(
-    pool: asyncpg.Pool | ReadPool, pairs: Iterable[tuple[str, str]]
+    pool: asyncpg.Pool | asyncpg.Connection | ReadPool, pairs: Iterable[tuple[str, str]]
 ) -> set[tuple[str, str]]:
-    """Which (competition, user) pairs are entrants."""
+    """Which (competition, user) pairs are entrants (no query for none)."""
     wanted = sorted(set(pairs))
     if not wanted:
         return set()

@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 
+from shared.errors import NotFoundError
 from shared.schemas.competition import Competition, SortOrder, TeamAggregate
 
 TEAM_BOARD_SUFFIX = "~teams"
@@ -29,6 +30,7 @@ __all__ = [
     "boards_of",
     "competition_of",
     "is_team_board",
+    "required_team_board",
     "team_board",
     "team_board_id",
     "team_standing",
@@ -53,6 +55,17 @@ def competition_of(board_id: str) -> str:
 def team_board(competition: Competition) -> Competition:
     """The team board as a competition: same rules and rank style, the board id."""
     return competition.model_copy(update={"id": team_board_id(competition.id)})
+
+
+def required_team_board(competition: Competition, field: str) -> Competition:
+    """The competition's team board; 404 naming ``field`` (the request's part that asked for
+    it) when the competition has none."""
+    if competition.teams is None:
+        raise NotFoundError(
+            f"competition {competition.id!r} has no team board",
+            details={"field": field, "competition_id": competition.id},
+        )
+    return team_board(competition)
 
 
 def boards_of(

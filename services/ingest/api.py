@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.ingest import competitions, entrants, moderation, scores
+from services.ingest.parameters import PAGE_DEFAULT, PAGE_MAX
 from services.ingest.schemas import (
     BatchAccepted,
     CompetitionPage,
@@ -28,6 +29,12 @@ _COMPETITION_ID = Parameter(
 )
 _USER_ID = Parameter("user_id", "path", "The user's id.", schema=_IDENTIFIER_SCHEMA)
 _ADMIN_ERRORS = error_responses(401, 403, 429, 503)
+_PAGE_LIMIT = Parameter(
+    "limit",
+    "query",
+    "Page size.",
+    schema={"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT},
+)
 
 OPERATIONS: list[Operation] = [
     Operation(
@@ -78,17 +85,7 @@ OPERATIONS: list[Operation] = [
         "List competitions (public and private)",
         competitions.list_competitions,
         parameters=(
-            Parameter(
-                "limit",
-                "query",
-                "Page size.",
-                schema={
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": competitions.PAGE_MAX,
-                    "default": competitions.PAGE_DEFAULT,
-                },
-            ),
+            _PAGE_LIMIT,
             Parameter(
                 "after", "query", "Continue after this id (`next_after`).", _IDENTIFIER_SCHEMA
             ),
@@ -174,17 +171,7 @@ OPERATIONS: list[Operation] = [
         entrants.list_entrants,
         parameters=(
             _COMPETITION_ID,
-            Parameter(
-                "limit",
-                "query",
-                "Page size.",
-                schema={
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": entrants.PAGE_MAX,
-                    "default": entrants.PAGE_DEFAULT,
-                },
-            ),
+            _PAGE_LIMIT,
             Parameter(
                 "after",
                 "query",

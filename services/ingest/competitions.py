@@ -29,7 +29,7 @@ from services.ingest.access import authenticate_admin
 from services.ingest.body import read_json_body
 from services.ingest.context import IngestContext, ingest_context
 from services.ingest.database import database_errors_mapped
-from services.ingest.parameters import path_identifier, query_identifier, query_int
+from services.ingest.parameters import page_limit, path_identifier, query_identifier
 from services.ingest.schemas import CompetitionPage
 from shared import competitions as repository
 from shared.competitions import COMPETITION_LOCK_SQL, COMPETITION_UNLOCK_SQL
@@ -42,8 +42,6 @@ from shared.teams import team_board_id
 
 logger = logging.getLogger(__name__)
 
-PAGE_DEFAULT = 50
-PAGE_MAX = 200
 _NOT_NULL_ON_UPDATE = ("name", "visibility", "rank_style", "join_required")
 
 
@@ -130,7 +128,7 @@ async def list_competitions(request: Request) -> Response:
     """Competitions ordered by id, public and private, a page at a time."""
     context = ingest_context(request)
     _, decision = await authenticate_admin(request, context)
-    limit = query_int(request, "limit", default=PAGE_DEFAULT, minimum=1, maximum=PAGE_MAX)
+    limit = page_limit(request)
     after = query_identifier(request, "after")
     with database_errors_mapped():
         rows = await repository.list_competitions(

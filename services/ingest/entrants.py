@@ -20,7 +20,7 @@ from services.ingest.body import read_json_body
 from services.ingest.context import ingest_context
 from services.ingest.database import database_errors_mapped
 from services.ingest.moderation import publish_control
-from services.ingest.parameters import path_identifier, query_identifier, query_int
+from services.ingest.parameters import page_limit, path_identifier, query_identifier
 from shared import entrants as repository
 from shared.auth import Scope
 from shared.errors import NotFoundError, PermissionDeniedError, ValidationFailedError
@@ -28,9 +28,6 @@ from shared.http.errors import validation_details
 from shared.http.responses import JSONResponse
 from shared.schemas.entrant import EntrantIn, EntrantPage
 from shared.schemas.score_event import ControlAction
-
-PAGE_DEFAULT = 50
-PAGE_MAX = 200
 
 
 async def join_competition(request: Request) -> Response:
@@ -91,7 +88,7 @@ async def list_entrants(request: Request) -> Response:
     context = ingest_context(request)
     _, decision = await authenticate_admin(request, context)
     competition_id = path_identifier(request, "competition_id")
-    limit = query_int(request, "limit", default=PAGE_DEFAULT, minimum=1, maximum=PAGE_MAX)
+    limit = page_limit(request)
     after = query_identifier(request, "after")
     if await context.competitions.get(competition_id) is None:
         raise NotFoundError(f"competition {competition_id!r} does not exist")

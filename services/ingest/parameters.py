@@ -42,6 +42,16 @@ def query_int(request: Request, name: str, *, default: int, minimum: int, maximu
     return int(raw)
 
 
+PAGE_DEFAULT = 50
+PAGE_MAX = 200
+"""The admin lists' page sizes (competitions, entrants)."""
+
+
+def page_limit(request: Request) -> int:
+    """The ``limit`` of an admin list page (``PAGE_DEFAULT`` when absent)."""
+    return query_int(request, "limit", default=PAGE_DEFAULT, minimum=1, maximum=PAGE_MAX)
+
+
 def query_identifier(request: Request, name: str) -> str | None:
     """The optional identifier query parameter ``name``; 400 naming it when malformed."""
     raw = request.query_params.get(name)

@@ -47,7 +47,7 @@ from shared.rate_limit.policy import RateLimitExceededError
 from shared.rate_limit.readers import ReadLimits
 from shared.schemas.competition import Competition, Visibility
 from shared.schemas.identifiers import IDENTIFIER_PATTERN
-from shared.teams import team_board
+from shared.teams import required_team_board
 from shared.windows import CURRENT, is_valid_window, resolve_window
 
 logger = logging.getLogger(__name__)
@@ -136,12 +136,7 @@ async def admit(
 def team_board_of(competition: Competition) -> Competition:
     """The competition's team board (its room, keys and change messages); not found when
     the competition has none."""
-    if competition.teams is None:
-        raise NotFoundError(
-            f"competition {competition.id!r} has no team board",
-            details={"field": "query.board"},
-        )
-    return team_board(competition)
+    return required_team_board(competition, "query.board")
 
 
 def _now() -> datetime:

@@ -18,8 +18,9 @@ from shared.db import POSTGRES_FAILURES
 from shared.errors import DependencyUnavailableError, NotFoundError
 from shared.http.openapi import Operation, Parameter
 from shared.http.representation import Representation
-from shared.schemas.competition import Competition, RankStyle
-from shared.teams import team_board
+from shared.rank_styles import rank_of
+from shared.schemas.competition import Competition
+from shared.teams import required_team_board
 
 from . import params
 from .context import QueryContext
@@ -44,12 +45,7 @@ MAX_MEMBERS = 1000
 
 def board_of(competition: Competition) -> Competition:
     """The competition's team board; 404 when it has none."""
-    if competition.teams is None:
-        raise NotFoundError(
-            f"competition {competition.id!r} has no team board",
-            details={"field": "cid", "competition_id": competition.id},
-        )
-    return team_board(competition)
+    return required_team_board(competition, "cid")
 
 
 async def _members(context: QueryContext, competition_id: str, team_id: str) -> list[str]:
@@ -123,15 +119,11 @@ async def team_members(request: Request) -> Response:
     ranks = await context.reader.ranks(competition, window, members)
     ordered = sorted(ranks.found.values(), key=lambda entry: ranks.positions[entry.user_id])
     entries = []
-    better = distinct_better = 0
+    better = distinct_better = 0  # members with a better score, and distinct better scores
     for position, entry in enumerate(ordered):
         if position and entry.score != ordered[position - 1].score:
             better, distinct_better = position, distinct_better + 1
-        rank = {
-            RankStyle.UNIQUE: position + 1,
-            RankStyle.STANDARD: better + 1,
-            RankStyle.DENSE: distinct_better + 1,
-        }[competition.rank_style]
+        rank = rank_of(competition.rank_style, position, better, distinct_better)
         entries.append(
             {"rank": rank, "user_id": entry.user_id, "score": entry.score, "board_rank": entry.rank}
         )

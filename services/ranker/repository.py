@@ -16,6 +16,7 @@ from services.ranker.planner import BatchPlan, StandingKey, StoredState, UserKey
 from services.ranker.records import ScoreMessage
 from services.ranker.rules import DeadLetterReason, Standing
 from shared.competitions import get_competitions
+from shared.entrants import entrants_among
 from shared.event_partitions import hold_partitions
 from shared.schemas.competition import Competition
 from shared.teams import competition_of, team_board
@@ -92,34 +93,25 @@ async def load_state(
         user_cids,
         user_ids,
     )
-    rows = await connection.fetch(
-        "SELECT s.competition_id, s.window_label, s.user_id, s.score, s.reached_at,"
-        " s.last_event_ts FROM standings s"
-        " JOIN unnest($1::text[], $2::text[]) AS u(cid, uid)"
-        " ON s.competition_id = u.cid AND s.user_id = u.uid",
-        user_cids,
-        user_ids,
-    )
-    if any(
-        competition.teams or competition.join_required or competition.max_attempts is not None
-        for competition in competitions.values()
-    ):
-        scores = list(scores)  # read twice below; other batches never iterate it
-    else:
-        scores = ()
-    entrants, attempts = await _load_tournament_state(connection, competitions, users)
-    refused = await _load_refused(connection, competitions, scores)
-    standings = {
-        (row["competition_id"], row["window_label"], row["user_id"]): Standing(
-            row["score"], row["reached_at"], row["last_event_ts"]
-        )
-        for row in rows
+    standings = await _standings_of(connection, user_cids, user_ids)
+    tournaments = {
+        cid
+        for cid, competition in competitions.items()
+        if competition.join_required or competition.max_attempts is not None
     }
     team_boards = {
         cid: team_board(competition)
         for cid, competition in competitions.items()
         if competition.teams is not None
     }
+    # batches without tournaments or team boards (the common case) read nothing more
+    scores = list(scores) if tournaments or team_boards else ()  # read twice below
+    entrants: set[UserKey] = set()
+    attempts: dict[StandingKey, int] = {}
+    refused: dict[str, DeadLetterReason] = {}
+    if tournaments:
+        entrants, attempts = await _load_tournament_state(connection, competitions, users)
+        refused = await _load_refused(connection, tournaments, scores)
     team_members: dict[UserKey, str] = {}
     if team_boards:
         team_members = await _load_team_state(connection, team_boards, users, scores, standings)
@@ -178,32 +170,38 @@ async def _load_team_state(
         {key for key in members if key not in users}
         | {(team_boards[cid].id, team) for cid, team in involved}
     )
-    for row in await connection.fetch(
+    standings.update(
+        await _standings_of(connection, [cid for cid, _ in wanted], [user for _, user in wanted])
+    )
+    return members
+
+
+async def _standings_of(
+    connection: DbConnection, competition_ids: list[str], user_ids: list[str]
+) -> dict[StandingKey, Standing]:
+    """Every window's standing of each (competition or board, user) pair given as two
+    parallel columns."""
+    rows = await connection.fetch(
         "SELECT s.competition_id, s.window_label, s.user_id, s.score, s.reached_at,"
         " s.last_event_ts FROM standings s"
         " JOIN unnest($1::text[], $2::text[]) AS u(cid, uid)"
         " ON s.competition_id = u.cid AND s.user_id = u.uid",
-        [cid for cid, _ in wanted],
-        [user for _, user in wanted],
-    ):
-        standings[(row["competition_id"], row["window_label"], row["user_id"])] = Standing(
+        competition_ids,
+        user_ids,
+    )
+    return {
+        (row["competition_id"], row["window_label"], row["user_id"]): Standing(
             row["score"], row["reached_at"], row["last_event_ts"]
         )
-    return members
+        for row in rows
+    }
 
 
 async def _load_refused(
-    connection: DbConnection, competitions: dict[str, Competition], scores: Iterable[ScoreMessage]
+    connection: DbConnection, tournaments: set[str], scores: Iterable[ScoreMessage]
 ) -> dict[str, DeadLetterReason]:
-    """Earlier verdicts on the batch's scores of tournament competitions (no query for a
-    batch without ``join_required`` or ``max_attempts`` competitions)."""
-    tournaments = {
-        cid
-        for cid, competition in competitions.items()
-        if competition.join_required or competition.max_attempts is not None
-    }
-    if not tournaments:
-        return {}
+    """Earlier verdicts on the batch's scores of the ``tournaments`` (competitions with
+    ``join_required`` or ``max_attempts``)."""
     ids = [score.event_id for score in scores if score.competition_id in tournaments]
     if not ids:
         return {}
@@ -218,28 +216,19 @@ async def _load_tournament_state(
 ) -> tuple[set[UserKey], dict[StandingKey, int]]:
     """Which of the batch's users joined their ``join_required`` competition, and the
     attempts stored for users of ``max_attempts`` competitions (every window: a control
-    event erases them all). No query for a batch without such competitions."""
-    joining = sorted(
+    event erases them all)."""
+    joining = [
         (cid, user)
         for cid, user in users
         if cid in competitions and competitions[cid].join_required
-    )
+    ]
     counting = sorted(
         (cid, user)
         for cid, user in users
         if cid in competitions and competitions[cid].max_attempts is not None
     )
-    entrants: set[UserKey] = set()
+    entrants = await entrants_among(cast(asyncpg.Connection, connection), joining)
     attempts: dict[StandingKey, int] = {}
-    if joining:
-        rows = await connection.fetch(
-            "SELECT e.competition_id, e.user_id FROM entrants e"
-            " JOIN unnest($1::text[], $2::text[]) AS u(cid, uid)"
-            " ON e.competition_id = u.cid AND e.user_id = u.uid",
-            [cid for cid, _ in joining],
-            [user for _, user in joining],
-        )
-        entrants = {(row["competition_id"], row["user_id"]) for row in rows}
     if counting:
         rows = await connection.fetch(
             "SELECT a.competition_id, a.window_label, a.user_id, a.attempts FROM attempts a"
