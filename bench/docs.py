@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.machine import PYTHON_LOOP_STEPS
+
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
 DOCUMENTS = ("README.md", "docs/performance.md")
@@ -24,6 +26,7 @@ def run_heading(results: dict[str, Any]) -> str:
     return (
         f"Latest `make bench`: {machine['date']} on {machine.get('nproc', '?')} cores"
         f" ({machine.get('cpu_model', 'unknown CPU')}), load average at start {load_text},"
+        f" {PYTHON_LOOP_STEPS:,}-step Python loop {machine.get('python_loop_ms', '?')} ms,"
         f" {results['total_seconds']:.0f} s, commit {machine.get('git_commit', 'unknown')}."
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +39,24 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+PYTHON_LOOP_STEPS = 5_000_000
+
+
+def python_loop_ms(repeats: int = 3) -> float:
+    """The best of ``repeats`` timings of a fixed pure-Python loop, in ms: how fast one core of
+    this machine runs the interpreter *now*. Machines of the same kind differ (and a shared
+    host's neighbours change it): per-event CPU figures of two runs compare only next to
+    this."""
+    best_s = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        total = 0
+        for step in range(PYTHON_LOOP_STEPS):
+            total += step
+        best_s = min(best_s, time.perf_counter() - started)
+    return round(best_s * 1000, 1)
+
+
 def _k6_version() -> str:
     try:
         return _tool_version([k6_binary(), "version"])
@@ -67,6 +86,7 @@ def machine_info() -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
+        "python_loop_ms": python_loop_ms(),
         "os": platform.platform(),
         "python": platform.python_version(),
         "packages": versions,

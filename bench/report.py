@@ -418,6 +418,13 @@ STAGES = (
         "ranker: one batch applied (PostgreSQL, Redis, changes)",
         "ranker podium_ranker_apply_duration_seconds",
     ),
+    *(
+        (
+            f"ranker: batch stage {stage}",
+            f"ranker podium_ranker_batch_stage_seconds{{stage={stage}}}",
+        )
+        for stage in ("lock", "read", "plan", "write", "commit", "publish")
+    ),
     ("query: change emitted → cached pages retired", "query podium_query_change_lag_seconds"),
     ("notifier: change emitted → update sent", "notifier podium_notifier_fanout_latency_seconds"),
     ("notifier: change emitted → frame written", "notifier podium_notifier_change_age_seconds"),

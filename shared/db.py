@@ -59,6 +59,7 @@ async def create_pool(
             "search_path": settings.db_schema,
             "application_name": application_name(settings),
             "statement_timeout": str(int(settings.db_command_timeout_s * 1000)),
+            "plan_cache_mode": settings.db_plan_cache_mode,
         },
     )
     assert pool is not None
@@ -74,6 +75,7 @@ async def connect(settings: CommonSettings) -> asyncpg.Connection:
         server_settings={
             "search_path": settings.db_schema,
             "application_name": application_name(settings),
+            "plan_cache_mode": settings.db_plan_cache_mode,
         },
     )
     await _init_connection(connection)

@@ -123,8 +123,10 @@ class BatchApplier:
         batch = list(events)
         decoded = [event.message for event in batch if event.message is not None]
         competition_ids = sorted({message.competition_id for message in decoded})
+        stage = StageClock()
         async with self.pool.acquire() as connection, connection.transaction():
             await lock_competitions(connection, competition_ids)
+            stage.done("lock")
             state = await load_state(
                 connection,
                 competition_ids,
@@ -133,12 +135,14 @@ class BatchApplier:
                 [m.event_id for m in decoded if m.kind == "control"],
                 (m for m in decoded if m.kind == "score"),
             )
+            stage.done("read")
             plan = plan_batch(
                 batch,
                 state,
                 self.settings.ranker_period_grace_s,
                 timedelta(days=self.settings.dedup_horizon_days),
             )
+            stage.done("plan")
             planned = await planned_writes(
                 self.store, [state.competitions[cid] for cid in sorted(plan.touched)], plan
             )
@@ -165,11 +169,15 @@ class BatchApplier:
                 if isinstance(outcome, BaseException):
                     raise outcome
             indexed = cast(list[IndexedCompetition], written[1])
+            stage.done("write")
+        stage.done("commit")
         for position, item in enumerate(indexed):
             if item.stale is not None:
                 await self._heal(item)
                 indexed[position] = await read_back(self.store, item, self.settings.ranker_top_n)
+        stage.done("heal")
         await self._publish(plan, indexed)
+        stage.done("publish")
         metrics.EVENTS_APPLIED.labels("score").inc(len(plan.new_scores))
         metrics.EVENTS_APPLIED.labels("control").inc(len(plan.new_controls))
         metrics.DUPLICATES_DROPPED.inc(plan.duplicates)
@@ -234,6 +242,22 @@ class BatchApplier:
                 )
             )
         await asyncio.gather(*sends)
+
+
+class StageClock:
+    """Times the stages of one batch attempt into ``podium_ranker_batch_stage_seconds``:
+    each :meth:`done` observes the time since the previous one (or since the clock began)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        """``stage`` ended now."""
+        now = time.perf_counter()
+        metrics.BATCH_STAGE_OF[stage].observe(now - self._last)
+        self._last = now
 
 
 def event_fields(event: IncomingEvent) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared.metrics import LATENCY_BUCKETS_S
+from shared.metrics import FRESHNESS_BUCKETS_S, LATENCY_BUCKETS_S
 
 BATCH_SIZE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 
@@ -30,6 +30,19 @@ APPLY_LATENCY = Histogram(
     "Time to apply one batch (PostgreSQL, Redis, change messages), retries included.",
     buckets=LATENCY_BUCKETS_S,
 )
+BATCH_STAGES = ("lock", "read", "plan", "write", "commit", "heal", "publish")
+BATCH_STAGE = Histogram(
+    "podium_ranker_batch_stage_seconds",
+    "Time of one stage of one batch attempt: lock (a pooled connection, BEGIN, the"
+    " competitions' rows locked), read (known ids, bans, standings), plan, write (standings"
+    " versions, then PostgreSQL rows and the Redis pipeline concurrently), commit, heal"
+    " (rebuilding boards Redis refused) and publish (change messages and dead letters until"
+    " acks=all). Where a batch's time goes, stage by stage.",
+    ["stage"],
+    buckets=FRESHNESS_BUCKETS_S,
+)
+BATCH_STAGE_OF = {_stage: BATCH_STAGE.labels(_stage) for _stage in BATCH_STAGES}
+"""Each stage's histogram child, looked up once (a batch observes seven)."""
 EVENT_AGE_BUCKETS_S = (
     0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300
 )  # fmt: skip

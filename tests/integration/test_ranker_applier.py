@@ -380,3 +380,40 @@ async def test_a_dead_letter_keeps_the_original_headers_and_its_line_names_the_r
         assert record.request_id == "req-13"  # type: ignore[attr-defined]
         assert record.trace_id == trace_id  # type: ignore[attr-defined]
     assert lines["e-unknown", "dead_letter"].levelname == "WARNING"
+
+
+async def test_the_batch_statements_are_planned_for_the_tables_as_they_are_now(
+    settings: PlatformSettings,
+) -> None:
+    """Every execution of a batch's statements gets a plan for the table's size now.
+
+    With PostgreSQL's default plan cache a statement run often enough switches to one cached
+    generic plan; made while a week partition of score_events was small, that plan scanned the
+    partition whole for every id of the array, and kept doing so as it grew (a 2,000-id lookup
+    took 15 ms with a fresh plan and 3 s at 60,000 rows; the bench's 5,000 events/s phase
+    stalled on it). ``PODIUM_DB_PLAN_CACHE_MODE`` (force_custom_plan) is what prevents it; the
+    test reads PostgreSQL's own count of the plans each prepared statement used.
+    """
+    one_connection = settings.model_copy(update={"db_pool_min": 1, "db_pool_max": 1})
+    pool: asyncpg.Pool = await create_pool(one_connection)
+    redis: Redis = create_redis(settings)
+    producer: AIOKafkaProducer = create_producer(settings)
+    await producer.start()
+    try:
+        await create_competition(pool, CompetitionCreate(id="c1", name="c1"))
+        applier = BatchApplier(one_connection, pool, redis, producer)
+        batches = 8  # PostgreSQL weighs a generic plan from the sixth execution on
+        for n in range(batches):
+            # batches of many ids: a custom plan for them looks dearer than a generic one
+            await applier.apply(records(*(score(f"e{n}-{k}", f"u{k}", n) for k in range(200))))
+        plans = await pool.fetch(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE 'SELECT event_id FROM score_events%'"
+        )
+    finally:
+        await producer.stop()
+        await redis.aclose()
+        await pool.close()
+    assert len(plans) == 1, plans
+    assert plans[0]["custom_plans"] >= batches
+    assert plans[0]["generic_plans"] == 0
