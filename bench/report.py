@@ -489,6 +489,41 @@ def stage_table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+CPU_ROLES = (
+    ("ingest", "ingest"),
+    ("ranker", "ranker"),
+    ("query", "query"),
+    ("notifier", "notifier"),
+    ("broker", "broker (tansu)"),
+    ("postgresql", "PostgreSQL"),
+    ("redis", "Redis"),
+    ("k6", "k6 (load)"),
+    ("bench", "bench (probes, WebSocket watchers)"),
+    ("other", "everything else"),
+    ("machine_busy", "machine busy (of 2 cores: 2.0)"),
+    ("machine_steal", "machine steal (hypervisor)"),
+)
+
+
+def cpu_share_table(figures: dict[str, Any]) -> str:
+    """Each role's share of a core in each freshness phase: who had the cores while the
+    stages above waited."""
+    freshness = figures.get("freshness") or {}
+    levels = [level for level in freshness if freshness[level].get("cpu_shares")]
+    if not levels:
+        return ""
+    header = "| CPU, share of one core | " + " | ".join(
+        "idle" if level == "idle" else f"{float(level):,.0f}/s" for level in levels
+    )
+    lines = [header + " |", "|---|" + "---|" * len(levels)]
+    for role, label in CPU_ROLES:
+        values = [freshness[level]["cpu_shares"].get(role) for level in levels]
+        if any(value is not None for value in values):
+            cells = " | ".join(NOT_MEASURED if v is None else f"{v:.2f}" for v in values)
+            lines.append(f"| {label} | {cells} |")
+    return "\n".join(lines)
+
+
 RUN_BUDGET_S = 600.0
 
 
@@ -501,6 +536,9 @@ def table(results: dict[str, Any]) -> str:
     budget = stage_table(figures)
     if budget:
         lines += ["", budget]
+    shares = cpu_share_table(figures)
+    if shares:
+        lines += ["", shares]
     total_s = results.get("total_seconds")
     if isinstance(total_s, int | float):
         verdict = "within" if total_s <= RUN_BUDGET_S else "**over**"

@@ -37,6 +37,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from bench.config import BenchConfig
+from bench.cpu_shares import MachineCpu
 from bench.k6 import K6Run, metric_value
 from bench.measure import latency_summary, percentile
 from bench.raw_http import RawHttpClient, RawHttpError
@@ -314,6 +315,7 @@ async def _measure(
     lag = LoopLag()
     lag.start()
     cpu_start = _cpu_s(me)
+    machine_start = MachineCpu.take()
     started = time.monotonic()
     probes = [
         Probe(competitions[index % len(competitions)], f"{target.tag}-{name}-p{index}")
@@ -323,6 +325,8 @@ async def _measure(
     for index, probe in enumerate(probes):
         await asyncio.sleep(max(0.0, started + index * probe_interval_s - time.monotonic()))
         tasks.append(asyncio.create_task(_probe(clients, target, probe, PROBE_TIMEOUT_S)))
+    # over the probes' schedule, while the load still runs (the last probes may wait long)
+    cpu_shares = MachineCpu.take().shares_since(machine_start)
     await asyncio.gather(*tasks)
     await asyncio.sleep(WS_DRAIN_S)
     probe_cpu_s = _cpu_s(me) - cpu_start
@@ -357,6 +361,7 @@ async def _measure(
             **loop,
         },
         "load": load_figures,
+        "cpu_shares": cpu_shares,
         "stages": stage_deltas(before, after),
     }
 

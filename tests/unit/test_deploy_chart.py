@@ -313,6 +313,9 @@ def test_real_kafka_values_pass_through_sasl_tls_and_idempotence(helm: Path) -> 
     assert data["PODIUM_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert data["PODIUM_KAFKA_ENABLE_IDEMPOTENCE"] == "true"
     assert data["PODIUM_KAFKA_REPLICATION_FACTOR"] == "3"
+    # Kafka answers fetches on data: a long hold costs no freshness, a short one polls
+    assert data["PODIUM_RANKER_FETCH_MAX_WAIT_MS"] == "500"
+    assert data["PODIUM_CHANGE_FEED_FETCH_WAIT_MS"] == "500"
     assert data["PODIUM_KAFKA_SSL_CAFILE"] == "/etc/podium/kafka-ca/ca.crt"
     ranker = of_kind(manifests, "Deployment")["podium-ranker"]["spec"]["template"]["spec"]
     assert {"name": "kafka-ca", "secret": {"secretName": "kafka-ca"}} in ranker["volumes"]

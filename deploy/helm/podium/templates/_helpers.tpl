@@ -57,6 +57,8 @@ Job (a pre-install hook runs before the ConfigMap exists).
   "PODIUM_KAFKA_ENABLE_IDEMPOTENCE" (ternary "true" "false" $v.kafka.enableIdempotence)
   "PODIUM_KAFKA_REPLICATION_FACTOR" (toString $v.kafka.replicationFactor)
   "PODIUM_KAFKA_PARTITIONS" (toString $v.kafka.partitions)
+  "PODIUM_RANKER_FETCH_MAX_WAIT_MS" (toString $v.kafka.fetchMaxWaitMs)
+  "PODIUM_CHANGE_FEED_FETCH_WAIT_MS" (toString $v.kafka.fetchMaxWaitMs)
   "PODIUM_TOPIC_SCORE_EVENTS" $v.kafka.topics.scoreEvents
   "PODIUM_TOPIC_CHANGES" $v.kafka.topics.changes
   "PODIUM_TOPIC_DEAD_LETTERS" $v.kafka.topics.deadLetters
