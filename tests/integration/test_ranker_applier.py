@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -33,8 +34,9 @@ from tests.support.topic_reader import read_topic
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
-@pytest.fixture
-async def applier(settings: PlatformSettings) -> AsyncIterator[BatchApplier]:
+@contextlib.asynccontextmanager
+async def open_applier(settings: PlatformSettings) -> AsyncIterator[BatchApplier]:
+    """An applier on its own pool, Redis client and producer, with competition c1."""
     pool: asyncpg.Pool = await create_pool(settings)
     redis: Redis = create_redis(settings)
     producer: AIOKafkaProducer = create_producer(settings)
@@ -46,6 +48,12 @@ async def applier(settings: PlatformSettings) -> AsyncIterator[BatchApplier]:
         await producer.stop()
         await redis.aclose()
         await pool.close()
+
+
+@pytest.fixture
+async def applier(settings: PlatformSettings) -> AsyncIterator[BatchApplier]:
+    async with open_applier(settings) as applier:
+        yield applier
 
 
 def records(*messages: ScoreEvent | ControlEvent) -> list[IncomingEvent]:
@@ -395,25 +403,15 @@ async def test_the_batch_statements_are_planned_for_the_tables_as_they_are_now(
     test reads PostgreSQL's own count of the plans each prepared statement used.
     """
     one_connection = settings.model_copy(update={"db_pool_min": 1, "db_pool_max": 1})
-    pool: asyncpg.Pool = await create_pool(one_connection)
-    redis: Redis = create_redis(settings)
-    producer: AIOKafkaProducer = create_producer(settings)
-    await producer.start()
-    try:
-        await create_competition(pool, CompetitionCreate(id="c1", name="c1"))
-        applier = BatchApplier(one_connection, pool, redis, producer)
+    async with open_applier(one_connection) as applier:
         batches = 8  # PostgreSQL weighs a generic plan from the sixth execution on
         for n in range(batches):
             # batches of many ids: a custom plan for them looks dearer than a generic one
             await applier.apply(records(*(score(f"e{n}-{k}", f"u{k}", n) for k in range(200))))
-        plans = await pool.fetch(
+        plans = await applier.pool.fetch(
             "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
             " WHERE statement LIKE 'SELECT event_id FROM score_events%'"
         )
-    finally:
-        await producer.stop()
-        await redis.aclose()
-        await pool.close()
     assert len(plans) == 1, plans
     assert plans[0]["custom_plans"] >= batches
     assert plans[0]["generic_plans"] == 0

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bench.cpu_shares import MachineCpu
 from bench.docs import END, START, update_docs
 from bench.report import NOT_MEASURED, TARGETS, ratios, table, targets
 from bench.stages import parse_histograms, stage_deltas
@@ -57,6 +58,34 @@ def test_the_budget_table_lists_the_stages_and_unseen_probes() -> None:
     text = table(_results({"freshness": {"idle": FRESHNESS_PHASE}}))
     assert "| query: change emitted → cached pages retired | 5.0 / 9.0 |" in text
     assert "1 of 50 probes unseen" in text
+
+
+def test_cpu_shares_count_each_role_over_the_window_and_a_process_started_inside_it() -> None:
+    earlier = MachineCpu(10.0, {1: ("ranker", 5.0), 2: ("ingest", 1.0)}, busy_s=100.0, steal_s=1.0)
+    later = MachineCpu(
+        12.0,
+        {1: ("ranker", 6.0), 2: ("ingest", 2.0), 3: ("ingest", 0.5), 4: ("k6", 0.2)},
+        busy_s=103.0,
+        steal_s=1.1,
+    )
+    shares = later.shares_since(earlier)
+    # 1 s of the ranker over 2 s; ingest: 1 s of pid 2, and pid 3 started inside (0.5 s)
+    assert shares == {
+        "ingest": 0.75,
+        "k6": 0.1,
+        "ranker": 0.5,
+        "machine_busy": 1.5,
+        "machine_steal": 0.05,
+    }
+
+
+def test_the_cpu_share_table_shows_each_role_per_freshness_phase() -> None:
+    idle = {**FRESHNESS_PHASE, "cpu_shares": {"ranker": 0.12, "machine_busy": 0.6}}
+    loaded = {**FRESHNESS_PHASE, "cpu_shares": {"ranker": 0.39, "k6": 0.13}}
+    text = table(_results({"freshness": {"idle": idle, "1000": loaded}}))
+    assert "| CPU, share of one core | idle | 1,000/s |" in text
+    assert "| ranker | 0.12 | 0.39 |" in text
+    assert f"| k6 (load) | {NOT_MEASURED} | 0.13 |" in text
 
 
 def test_the_run_time_is_held_against_the_ten_minute_budget() -> None:
