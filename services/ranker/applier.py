@@ -1,15 +1,16 @@
 """Applying one batch end to end: PostgreSQL, Redis, change messages and dead letters.
 
-Order per batch: in one PostgreSQL transaction, lock the batch's competitions, read the state
-the events depend on, plan, bump the standings version of every competition the batch writes
-to Redis, write events and standings, then write the same absolute standings to Redis while
-the locks are still held (so a ranker that lost the partition in a rebalance cannot overwrite
-newer Redis state with older), and commit. Redis refuses a competition's write unless its
-built marker holds the version before the batch (issue #17): a competition whose Redis keys
-are missing, or lost some writes (an older snapshot), or hold writes PostgreSQL rolled back,
-is rebuilt from PostgreSQL after the commit instead (the rebuild then includes this batch).
-Change messages and dead letters are published last; the caller commits offsets only after
-:meth:`BatchApplier.apply` returns, and retries the whole batch when it raises.
+Order per batch: in one PostgreSQL transaction planned for key lookups (no sequential scans),
+lock the batch's competitions, read the state the events depend on, plan, bump the standings
+version of every competition the batch writes to Redis, write events and standings, then write
+the same absolute standings to Redis while the locks are still held (so a ranker that lost the
+partition in a rebalance cannot overwrite newer Redis state with older), and commit. Redis
+refuses a competition's write unless its built marker holds the version before the batch (issue
+#17): a competition whose Redis keys are missing, or lost some writes (an older snapshot), or
+hold writes PostgreSQL rolled back, is rebuilt from PostgreSQL after the commit instead (the
+rebuild then includes this batch). Change messages and dead letters are published last; the
+caller commits offsets only after :meth:`BatchApplier.apply` returns, and retries the whole
+batch when it raises.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from services.ranker.repository import (
     bump_standings_versions,
     load_state,
     lock_competitions,
+    prefer_index_scans,
     write_plan,
 )
 from services.ranker.settings import RankerSettings
@@ -125,6 +127,7 @@ class BatchApplier:
         competition_ids = sorted({message.competition_id for message in decoded})
         stage = StageClock()
         async with self.pool.acquire() as connection, connection.transaction():
+            await prefer_index_scans(connection)
             await lock_competitions(connection, competition_ids)
             stage.done("lock")
             state = await load_state(

@@ -33,11 +33,11 @@ APPLY_LATENCY = Histogram(
 BATCH_STAGES = ("lock", "read", "plan", "write", "commit", "heal", "publish")
 BATCH_STAGE = Histogram(
     "podium_ranker_batch_stage_seconds",
-    "Time of one stage of one batch attempt: lock (a pooled connection, BEGIN, the"
-    " competitions' rows locked), read (known ids, bans, standings), plan, write (standings"
-    " versions, then PostgreSQL rows and the Redis pipeline concurrently), commit, heal"
-    " (rebuilding boards Redis refused) and publish (change messages and dead letters until"
-    " acks=all). Where a batch's time goes, stage by stage.",
+    "Time of one stage of one batch attempt: lock (a pooled connection, BEGIN, index scans"
+    " preferred, the competitions' rows locked), read (known ids, bans, standings), plan,"
+    " write (standings versions, then PostgreSQL rows and the Redis pipeline concurrently),"
+    " commit, heal (rebuilding boards Redis refused) and publish (change messages and dead"
+    " letters until acks=all). Where a batch's time goes, stage by stage.",
     ["stage"],
     buckets=FRESHNESS_BUCKETS_S,
 )
