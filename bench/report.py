@@ -423,7 +423,17 @@ STAGES = (
             f"ranker: batch stage {stage}",
             f"ranker podium_ranker_batch_stage_seconds{{stage={stage}}}",
         )
-        for stage in ("lock", "read", "plan", "write", "commit", "publish")
+        for stage in (
+            "lock",
+            "read",
+            "plan",
+            "versions",
+            "write",
+            "write_postgresql",
+            "write_redis",
+            "commit",
+            "publish",
+        )
     ),
     ("query: change emitted → cached pages retired", "query podium_query_change_lag_seconds"),
     ("notifier: change emitted → update sent", "notifier podium_notifier_fanout_latency_seconds"),

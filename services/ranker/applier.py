@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import TypeVar, cast
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -61,6 +61,8 @@ from shared.redis_client import RedisClient
 logger = logging.getLogger(__name__)
 
 REASON_HEADER = "reason"
+
+T = TypeVar("T")
 
 
 class BatchApplier:
@@ -156,15 +158,19 @@ class BatchApplier:
             # both hold the batch before the commit, as when written one after the other: a
             # failure of either rolls back PostgreSQL and the retried batch rewrites the same
             # absolute standings to Redis
+            stage.done("versions")
             written = await asyncio.gather(
-                write_plan(connection, plan),
-                write_batch(
-                    self.store,
-                    planned,
-                    new_versions,
-                    self.settings.ranker_top_n,
-                    self._next_version,
-                    int(time.time() * 1000),
+                timed("write_postgresql", write_plan(connection, plan)),
+                timed(
+                    "write_redis",
+                    write_batch(
+                        self.store,
+                        planned,
+                        new_versions,
+                        self.settings.ranker_top_n,
+                        self._next_version,
+                        int(time.time() * 1000),
+                    ),
                 ),
                 return_exceptions=True,  # no rollback while a statement still runs
             )
@@ -245,6 +251,16 @@ class BatchApplier:
                 )
             )
         await asyncio.gather(*sends)
+
+
+async def timed(stage: str, work: Awaitable[T]) -> T:
+    """Await ``work``, observing its own time as ``stage`` (for work that runs beside other
+    work: PostgreSQL's and Redis's writes overlap, so their times are not additive)."""
+    started = time.perf_counter()
+    try:
+        return await work
+    finally:
+        metrics.BATCH_STAGE_OF[stage].observe(time.perf_counter() - started)
 
 
 class StageClock:

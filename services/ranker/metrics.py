@@ -30,14 +30,26 @@ APPLY_LATENCY = Histogram(
     "Time to apply one batch (PostgreSQL, Redis, change messages), retries included.",
     buckets=LATENCY_BUCKETS_S,
 )
-BATCH_STAGES = ("lock", "read", "plan", "write", "commit", "heal", "publish")
+BATCH_STAGES = (
+    "lock",
+    "read",
+    "plan",
+    "versions",
+    "write",
+    "write_postgresql",
+    "write_redis",
+    "commit",
+    "heal",
+    "publish",
+)
 BATCH_STAGE = Histogram(
     "podium_ranker_batch_stage_seconds",
     "Time of one stage of one batch attempt: lock (a pooled connection, BEGIN, index scans"
     " preferred, the competitions' rows locked), read (known ids, bans, standings), plan,"
-    " write (standings versions, then PostgreSQL rows and the Redis pipeline concurrently),"
-    " commit, heal (rebuilding boards Redis refused) and publish (change messages and dead"
-    " letters until acks=all). Where a batch's time goes, stage by stage.",
+    " versions (each competition's Redis writes built, the standings versions bumped), write"
+    " (PostgreSQL rows and the Redis pipeline, concurrently; each alone: write_postgresql,"
+    " write_redis), commit, heal (rebuilding boards Redis refused) and publish (change"
+    " messages and dead letters until acks=all). Where a batch's time goes, stage by stage.",
     ["stage"],
     buckets=FRESHNESS_BUCKETS_S,
 )
