@@ -133,11 +133,16 @@ async def test_flushed_redis_is_rebuilt_once_for_fifty_concurrent_readers(
 
 
 async def _assert_fast_503(outage: Outage, path: str) -> None:
+    """A 503 within the configured timeouts (the read limit's check, then the read), plus a
+    second of slack for a loaded machine: a request that waited on the hung Redis would take
+    the client's 10 s. (A fixed 1.0 s failed once at 1.03 s on two cores shared with the soak.)"""
+    settings = outage.settings
+    bound_s = settings.rate_check_timeout_s + settings.redis_timeout_s + 1.0
     started = time.monotonic()
     response = await outage.client.get(f"{outage.url}{path}")
     elapsed = time.monotonic() - started
     assert response.status_code == 503, response.text
-    assert elapsed < 1.0, f"{path} took {elapsed:.2f} s"
+    assert elapsed < bound_s, f"{path} took {elapsed:.2f} s (bound {bound_s:.1f} s)"
     assert int(response.headers["retry-after"]) >= 1
     assert response.json()["error"]["code"] == "unavailable"
 
