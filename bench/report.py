@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from services.ranker.metrics import BATCH_STAGES
+
 RATIO_KEYS = (
     "query_top10_hot_vs_naive_get",
     "query_top10_hot_p99_vs_naive_get_p99",
@@ -423,17 +425,7 @@ STAGES = (
             f"ranker: batch stage {stage}",
             f"ranker podium_ranker_batch_stage_seconds{{stage={stage}}}",
         )
-        for stage in (
-            "lock",
-            "read",
-            "plan",
-            "versions",
-            "write",
-            "write_postgresql",
-            "write_redis",
-            "commit",
-            "publish",
-        )
+        for stage in BATCH_STAGES  # heal: ~0 unless a batch found a stale board
     ),
     ("query: change emitted → cached pages retired", "query podium_query_change_lag_seconds"),
     ("notifier: change emitted → update sent", "notifier podium_notifier_fanout_latency_seconds"),
