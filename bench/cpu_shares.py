@@ -32,12 +32,10 @@ def role_of(process: psutil.Process, own_pid: int) -> str:
     if name == "k6":
         return "k6"
     argv = process.cmdline()
-    if any("tansu" in part for part in argv[:2]) or name.startswith("tansu"):
+    if name.startswith("tansu") or any("tansu" in part for part in argv):
         return "broker"
     if any(part.endswith("podium.cli") for part in argv):
         return next((part for part in argv if part in SERVICES), "other")
-    if any("tansu" in part for part in argv):
-        return "broker"
     return "other"
 
 

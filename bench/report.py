@@ -502,7 +502,7 @@ CPU_ROLES = (
     ("k6", "k6 (load)"),
     ("bench", "bench (probes, WebSocket watchers)"),
     ("other", "everything else"),
-    ("machine_busy", "machine busy (of 2 cores: 2.0)"),
+    ("machine_busy", "machine busy (cores in use)"),
     ("machine_steal", "machine steal (hypervisor)"),
 )
 

@@ -154,11 +154,11 @@ class BatchApplier:
             new_versions = await bump_standings_versions(
                 connection, [item.competition.id for item in planned]
             )
+            stage.done("versions")
             # PostgreSQL and Redis written concurrently (Redis: one pipelined round trip);
             # both hold the batch before the commit, as when written one after the other: a
             # failure of either rolls back PostgreSQL and the retried batch rewrites the same
             # absolute standings to Redis
-            stage.done("versions")
             written = await asyncio.gather(
                 timed("write_postgresql", write_plan(connection, plan)),
                 timed(
