@@ -184,7 +184,13 @@ async def run_bench(
                     },
                     notify_interval_s=1 / settings.notify_max_hz,
                 )
-                figures["freshness"] = await run_freshness(freshness, work_dir, config)
+                with (
+                    sampled("freshness_ingest", "ingest"),
+                    sampled("freshness_ranker", "ranker-live"),
+                    sampled("freshness_query", "query"),
+                    sampled("freshness_notifier", "notifier"),
+                ):
+                    figures["freshness"] = await run_freshness(freshness, work_dir, config)
         if "query" in phases:
             with clock.phase("query"):
                 with sampled("query_hot", "query"):

@@ -23,6 +23,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from shared.redis_packing import packed_class
 from shared.settings import CommonSettings
 
 RedisClient = Redis | RedisCluster
@@ -65,6 +66,7 @@ def create_redis(settings: CommonSettings, *, max_connections: int | None = None
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[RedisConnectionError],
     )
+    pool.connection_class = packed_class(pool.connection_class)  # the URL's kind, hiredis-packed
     return Redis.from_pool(pool)
 
 
@@ -85,7 +87,7 @@ def create_cluster(settings: CommonSettings, *, max_connections: int | None = No
     options: dict[str, Any] = {}
     if first.scheme == "rediss":
         options["ssl"] = True
-    return RedisCluster(
+    cluster = RedisCluster(
         startup_nodes=[ClusterNode(seed.hostname or "", seed.port or 6379) for seed in seeds],
         username=unquote(first.username) if first.username else None,
         password=unquote(first.password) if first.password else None,
@@ -99,6 +101,13 @@ def create_cluster(settings: CommonSettings, *, max_connections: int | None = No
         ),
         **options,
     )
+    # hiredis packing on every node: the seeds exist already, nodes found later are made from
+    # the client's connection kwargs (one dict, shared with its nodes manager)
+    connection_class = packed_class(cluster.connection_kwargs["connection_class"])
+    cluster.connection_kwargs["connection_class"] = connection_class
+    for node in cluster.nodes_manager.startup_nodes.values():
+        node.connection_class = connection_class
+    return cluster
 
 
 def is_cluster(client: RedisClient) -> bool:
