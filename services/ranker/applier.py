@@ -46,10 +46,9 @@ from services.ranker.index import (
 from services.ranker.planner import BatchPlan, IncomingEvent, plan_batch, users_of
 from services.ranker.records import decode as decode  # re-exported: the ranker's decoder
 from services.ranker.repository import (
+    begin_batch,
     bump_standings_versions,
     load_state,
-    lock_competitions,
-    prefer_index_scans,
     write_plan,
 )
 from services.ranker.settings import RankerSettings
@@ -129,8 +128,7 @@ class BatchApplier:
         competition_ids = sorted({message.competition_id for message in decoded})
         stage = StageClock()
         async with self.pool.acquire() as connection, connection.transaction():
-            await prefer_index_scans(connection)
-            await lock_competitions(connection, competition_ids)
+            await begin_batch(connection, competition_ids)
             stage.done("lock")
             state = await load_state(
                 connection,

@@ -27,25 +27,47 @@ if TYPE_CHECKING:
     DbConnection = asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
 
 
-async def prefer_index_scans(connection: DbConnection) -> None:
-    """Plan the rest of the batch's transaction for key lookups: index scans, and joins as
-    nested loops from the batch's keys (``SET LOCAL`` of ``enable_seqscan``,
-    ``enable_hashjoin`` and ``enable_mergejoin`` to off).
+# Every statement of a batch looks rows up by key (event ids, (competition, user) pairs
+# unnested from arrays) or inserts them, so probing an index per key is always the right
+# plan; but PostgreSQL estimates from statistics, and a table it has not analyzed yet (a new
+# week partition, or any table with autovacuum off) looks to it as if every row matched.
+# Measured in the bench after its drain phase: with 230,000 events in the week's partition
+# the event-id lookup scanned them all (150-300 ms per batch, growing with the partition),
+# and the standings read merge-joined the whole standings index (100-160 ms for 5,000
+# pairs). SET LOCAL (set_config(..., true)): rolled back with the transaction; statements
+# outside a batch (rebuilds, the reconciler) keep the defaults.
+_INDEX_SCANS_ONLY = (
+    "set_config('enable_seqscan', 'off', true),"
+    " set_config('enable_hashjoin', 'off', true),"
+    " set_config('enable_mergejoin', 'off', true)"
+)
 
-    Every statement of a batch looks rows up by key (event ids, (competition, user) pairs
-    unnested from arrays) or inserts them, so probing an index per key is always the right
-    plan; but PostgreSQL estimates from statistics, and a table it has not analyzed yet (a new
-    week partition, or any table with autovacuum off) looks to it as if every row matched.
-    Measured in the bench after its drain phase: with 230,000 events in the week's partition
-    the event-id lookup scanned them all (150-300 ms per batch, growing with the partition),
-    and the standings read merge-joined the whole standings index (100-160 ms for 5,000
-    pairs). Rolled back with the transaction; statements outside a batch (rebuilds, the
-    reconciler) keep the defaults.
+# The transaction-scoped advisory locks of the competitions in $1, taken one by one in key
+# order (every locker takes them in this order, so two batches cannot deadlock); one row.
+_LOCKED_IN_ORDER = (
+    "(SELECT count(pg_advisory_xact_lock(lock_key)) FROM ("
+    " SELECT DISTINCT hashtextextended(cid, 0) AS lock_key"
+    " FROM unnest($1::text[]) AS cid ORDER BY 1) AS ordered)"
+)
+
+
+def _lock_ids(competition_ids: Iterable[str]) -> list[str]:
+    """The ids whose locks guard ``competition_ids`` (a team board's is its competition's:
+    one batch writes both)."""
+    return sorted({competition_of(cid) for cid in competition_ids})
+
+
+async def begin_batch(connection: DbConnection, competition_ids: Iterable[str]) -> None:
+    """Plan the rest of the batch's transaction for key lookups (index scans, and joins as
+    nested loops from the batch's keys: ``enable_seqscan``, ``enable_hashjoin`` and
+    ``enable_mergejoin`` off) and take the competitions' locks, in one round trip.
+
+    The first statement of every batch transaction (a round trip is ~0.1 ms of ranker CPU
+    here, and a batch at 1,000 events/s holds only tens of events).
     """
     await connection.execute(
-        "SELECT set_config('enable_seqscan', 'off', true),"
-        " set_config('enable_hashjoin', 'off', true),"
-        " set_config('enable_mergejoin', 'off', true)"
+        f"SELECT {_INDEX_SCANS_ONLY}, {_LOCKED_IN_ORDER}",
+        _lock_ids(competition_ids),
     )
 
 
@@ -53,10 +75,8 @@ async def lock_competitions(connection: DbConnection, competition_ids: Iterable[
     """Take the transaction-scoped advisory locks of these competitions, in a fixed order
     (a team board's is its competition's: one batch writes both)."""
     await connection.execute(
-        "SELECT pg_advisory_xact_lock(lock_key) FROM ("
-        " SELECT DISTINCT hashtextextended(cid, 0) AS lock_key"
-        " FROM unnest($1::text[]) AS cid ORDER BY 1) AS ordered",
-        sorted({competition_of(cid) for cid in competition_ids}),  # a team board: its own
+        f"SELECT {_LOCKED_IN_ORDER}",
+        _lock_ids(competition_ids),
     )
 
 
@@ -105,8 +125,12 @@ async def load_state(
     known_scores = await connection.fetch(
         "SELECT event_id FROM score_events WHERE event_id = ANY($1::text[])", score_ids
     )
-    known_controls = await connection.fetch(
-        "SELECT event_id FROM control_events WHERE event_id = ANY($1::text[])", control_ids
+    known_controls = (  # most batches hold no control events: no round trip for none
+        await connection.fetch(
+            "SELECT event_id FROM control_events WHERE event_id = ANY($1::text[])", control_ids
+        )
+        if control_ids
+        else []
     )
     banned = await connection.fetch(
         "SELECT b.competition_id, b.user_id FROM banned_users b"

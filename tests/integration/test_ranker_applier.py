@@ -438,7 +438,7 @@ async def test_a_batch_looks_rows_up_by_index_in_tables_postgresql_has_not_analy
     Unanalyzed (a new week partition; any table with autovacuum off), a table looks to the
     planner as if every row matched a lookup of many keys, so it scanned all of them per batch:
     the bench's week partition (230,000 events) cost 150-300 ms per batch, growing. The batch
-    transaction turns sequential scans off (:func:`prefer_index_scans`); PostgreSQL's own
+    transaction turns sequential scans off (:func:`begin_batch`); PostgreSQL's own
     counters show which scans a batch made.
     """
     async with open_applier(settings) as applier:
