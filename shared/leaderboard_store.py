@@ -54,6 +54,7 @@ from shared.redis_keys import (
     members_key,
     ranking_key,
     rebuild_key,
+    version_key,
     windows_key,
 )
 from shared.schemas.change_message import LeaderboardEntry
@@ -75,16 +76,39 @@ _OTHER_VERSION = -2
 
 STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competition_id = $1"
 
+# The change-message version counter (shared.redis_keys.version_key) of a competition: the
+# next version is max(counter + 1, now in ms). A counter that is gone, or that came back older
+# from an RDB/AOF snapshot, restarts from the clock, which is above every version handed out
+# before as long as a competition averages under one batch per millisecond (versions then
+# follow the clock). The counter is never lowered, so versions are unique and increasing (the
+# notifier drops versions it has seen). SET of the argument and INCR keep the arithmetic in
+# Redis integers, not Lua numbers. Used by the write script and, alone, by
+# services.ranker.index.NEXT_VERSION_SCRIPT.
+CHANGE_VERSION_LUA = """
+local function next_change_version(key, now_text)
+  local now_ms = tonumber(now_text)
+  if (tonumber(redis.call('GET', key)) or 0) < now_ms then
+    redis.call('SET', key, now_text)
+    return now_ms
+  end
+  return redis.call('INCR', key)
+end
+"""
+
 # KEYS: built marker, window index, then per window its sorted set, members hash and
-# distinct-scores set. ARGV: the standings version Redis must hold (PostgreSQL's before this
-# batch), the version to set (PostgreSQL's after it), top N (0: no tops), then per window one
-# string of operations, each ending in "\n":
+# distinct-scores set, then (when ARGV[4] is not empty) the change-message version counter.
+# ARGV: the standings version Redis must hold (PostgreSQL's before this batch), the version
+# to set (PostgreSQL's after it), top N (0: no tops), now in milliseconds for the next change
+# version ('' : take none), then per window one string of operations, each ending in "\n":
 #   "s <member> <score>\n"  (set the standing of the member's user)
 #   "d <user>\n"            (remove the user)
 # then the windows' names, in the same order.
 # (one string per window keeps the argument count, and so the client's encoding cost, low;
 # identifiers never contain spaces or newlines).
-# Returns -1 when the marker is missing and {-2, marker} when it holds another version (nothing
+# With a version asked for, the reply is {write reply, next change version} (the version is
+# taken whether or not the write applies: a refused write's rebuild is announced with it);
+# the write reply is -1 when the marker is missing and {-2, marker} when it holds another
+# version (nothing
 # written either way); a missing marker is no refusal when the expected version is 0 (the
 # competition's first batch: PostgreSQL held nothing of it, so nothing can have been lost —
 # without this, every new competition's first batch was refused and rebuilt, a keyspace SCAN
@@ -110,13 +134,15 @@ STANDINGS_VERSION_SQL = "SELECT version FROM standings_versions WHERE competitio
 # $user_offset is where the user id starts in a member, derived from the member encoding when
 # the text is built (Lua strings are 1-based).
 _WRITE_SCRIPT_TEMPLATE = Template("""
+local versioned = ARGV[4] ~= ''
+local windows = (#KEYS - 2 - (versioned and 1 or 0)) / 3
+local function write_windows()
 local marker = redis.call('GET', KEYS[1])
 if not marker then
   if ARGV[1] ~= '0' then return -1 end
 elseif marker ~= ARGV[1] then
   return {-2, marker}
 end
-local windows = (#KEYS - 2) / 3
 local was_empty = {}  -- the distinct-scores set exists exactly when the window has users
 for window = 1, windows do
   was_empty[window] = redis.call('EXISTS', KEYS[window * 3 + 2]) == 0
@@ -156,7 +182,7 @@ for window = 1, windows do
       redis.call('ZREMRANGEBYSCORE', dkey, score, score)
     end
   end
-  for line in string.gmatch(ARGV[window + 3], '[^\\n]+') do
+  for line in string.gmatch(ARGV[window + 4], '[^\\n]+') do
     local user, member
     if string.sub(line, 1, 1) == 's' then
       local space = string.find(line, ' ', 3, true)
@@ -185,7 +211,7 @@ for window = 1, windows do
   local after = top_of(zkey)
   local size = redis.call('ZCARD', zkey)
   if indexed and (size > 0) == was_empty[window] then  -- only a window that appeared or emptied
-    local name = ARGV[3 + windows + window]
+    local name = ARGV[4 + windows + window]
     if size > 0 then redis.call('SADD', KEYS[2], name) else redis.call('SREM', KEYS[2], name) end
   end
   result[#result + 1] = size
@@ -199,8 +225,12 @@ for window = 1, windows do
   end
 end
 return result
+end
+local reply = write_windows()
+if not versioned then return reply end
+return {reply, next_change_version(KEYS[#KEYS], ARGV[4])}
 """)
-_WRITE_SCRIPT = _WRITE_SCRIPT_TEMPLATE.substitute(
+_WRITE_SCRIPT = CHANGE_VERSION_LUA + _WRITE_SCRIPT_TEMPLATE.substitute(
     user_offset=USER_ID_START + 1, windows_complete=WINDOWS_COMPLETE
 )
 
@@ -439,14 +469,19 @@ class LeaderboardStore:
         writes: Mapping[str, Sequence[StandingWrite]],
         top_n: int,
         step: VersionStep,
+        change_version_at_ms: int | None = None,
     ) -> None:
         """Queue the same atomic write as :meth:`write` on ``pipe`` (one round trip per batch).
 
         Each window's result also carries its top ``top_n`` after the write and whether it
         changed. Parse the reply with :meth:`parse_write_reply` (a :class:`Staleness`:
-        nothing was written).
+        nothing was written). With ``change_version_at_ms`` (now, in ms) the same script also
+        takes the competition's next change-message version (:data:`CHANGE_VERSION_LUA`):
+        the reply is then ``[write reply, version]`` (:meth:`split_versioned_reply`).
         """
-        keys, arguments = self.write_command(competition_id, sort_order, writes, top_n, step)
+        keys, arguments = self.write_command(
+            competition_id, sort_order, writes, top_n, step, change_version_at_ms
+        )
         queue_script(pipe, self._write, keys, arguments)
 
     def write_command(
@@ -456,10 +491,17 @@ class LeaderboardStore:
         writes: Mapping[str, Sequence[StandingWrite]],
         top_n: int,
         step: VersionStep,
+        change_version_at_ms: int | None = None,
     ) -> tuple[list[str], list[str | float | int]]:
-        """The write script's keys and arguments for ``writes`` (tops of ``top_n``; 0: none)."""
+        """The write script's keys and arguments for ``writes`` (tops of ``top_n``; 0: none;
+        the next change version too, with ``change_version_at_ms``)."""
         keys = [built_key(self.prefix, competition_id), windows_key(self.prefix, competition_id)]
-        arguments: list[str | float | int] = [str(step.expected), str(step.new), top_n]
+        arguments: list[str | float | int] = [
+            str(step.expected),
+            str(step.new),
+            top_n,
+            "" if change_version_at_ms is None else str(change_version_at_ms),
+        ]
         descending = sort_order is SortOrder.DESC
         names: list[str] = []
         for window, items in writes.items():
@@ -481,7 +523,17 @@ class LeaderboardStore:
                 )
             )
         arguments += names
+        if change_version_at_ms is not None:
+            keys.append(version_key(self.prefix, competition_id))
         return keys, arguments
+
+    @staticmethod
+    def split_versioned_reply(reply: object) -> tuple[object, int]:
+        """A versioned write's reply as (write reply for :meth:`parse_write_reply`, the next
+        change-message version)."""
+        if not isinstance(reply, list) or len(reply) != 2:
+            raise TypeError(f"not a versioned write reply: {reply!r}")
+        return reply[0], int(reply[1])
 
     @staticmethod
     def parse_write_reply(

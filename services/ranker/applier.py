@@ -36,7 +36,6 @@ from tenacity import (
 from services.ranker import metrics
 from services.ranker.heal import heal_competition
 from services.ranker.index import (
-    NEXT_VERSION_SCRIPT,
     IndexedCompetition,
     change_message,
     planned_writes,
@@ -78,7 +77,6 @@ class BatchApplier:
         self.pool = pool
         self.store = LeaderboardStore(redis, settings.redis_key_prefix)
         self.producer = producer
-        self._next_version = redis.register_script(NEXT_VERSION_SCRIPT)
 
     async def apply_with_retries(self, events: Sequence[IncomingEvent]) -> BatchPlan:
         """Apply ``events``, retrying with exponential back-off until it succeeds.
@@ -166,7 +164,6 @@ class BatchApplier:
                         planned,
                         new_versions,
                         self.settings.ranker_top_n,
-                        self._next_version,
                         int(time.time() * 1000),
                     ),
                 ),

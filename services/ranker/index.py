@@ -13,36 +13,26 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from redis.commands.core import AsyncScript
 
 from services.ranker.planner import BatchPlan
 from shared.leaderboard import member_user_id, standing_value
 from shared.leaderboard_store import (
+    CHANGE_VERSION_LUA,
     LeaderboardStore,
     Staleness,
     StandingWrite,
     VersionStep,
     WindowResult,
 )
-from shared.redis_client import ensure_scripts, queue_script
-from shared.redis_keys import competition_windows, ranking_key, version_key
+from shared.redis_client import ensure_scripts
+from shared.redis_keys import competition_windows, ranking_key
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import Competition
 
-# KEYS: the change-message version counter. ARGV: now in milliseconds.
-# The next version is max(counter + 1, now): a counter that is gone, or that came back older
-# from an RDB/AOF snapshot, restarts from the clock, which is above every version handed out
-# before as long as a competition averages under one batch per millisecond (versions then
-# follow the clock). The counter is never lowered, so versions are unique and increasing.
-# (SET of the argument and INCR keep the arithmetic in Redis integers, not Lua numbers.)
-NEXT_VERSION_SCRIPT = """
-local now_ms = tonumber(ARGV[1])
-if (tonumber(redis.call('GET', KEYS[1])) or 0) < now_ms then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return now_ms
-end
-return redis.call('INCR', KEYS[1])
-"""
+# KEYS: the change-message version counter. ARGV: now in milliseconds. The next version
+# alone (the reconciler's rebuilt announcements; a batch's writes take theirs in the write
+# script): shared.leaderboard_store.CHANGE_VERSION_LUA says how it keeps increasing.
+NEXT_VERSION_SCRIPT = CHANGE_VERSION_LUA + "return next_change_version(KEYS[1], ARGV[1])\n"
 
 
 @dataclass
@@ -142,36 +132,40 @@ async def write_batch(
     planned: Sequence[PlannedWrite],
     new_versions: dict[str, int],
     top_n: int,
-    next_version: AsyncScript,
     now_ms: int,
 ) -> list[IndexedCompetition]:
     """Write the planned competitions to Redis in one pipelined round trip.
 
-    Per competition the pipeline runs the atomic write script, which refuses to write unless
-    the built marker holds the standings version before the batch (``new_versions[cid] -
-    1``) and then sets it to the new one, and reports each window's top after the write and
-    whether it changed; then it takes the next change-message version.
+    Per competition the pipeline runs the atomic write script once: it refuses to write
+    unless the built marker holds the standings version before the batch (``new_versions[cid]
+    - 1``) and then sets it to the new one, reports each window's top after the write and
+    whether it changed, and takes the next change-message version (written or refused: a
+    refused competition's rebuild is announced with it). One script call per competition, not
+    two: each call costs the ranker its packing and parsing and Redis a script run.
     """
-    prefix = store.prefix
     if planned:  # a no-op on one Redis (its pipeline checks the SHAs itself)
-        await ensure_scripts(store.redis, (*store.write_scripts, next_version))
+        await ensure_scripts(store.redis, store.write_scripts)
     async with store.redis.pipeline(transaction=False) as pipe:
         for item in planned:
-            cid = item.competition.id
-            new = new_versions[cid]
-            step = VersionStep(new - 1, new)
+            new = new_versions[item.competition.id]
             store.queue_write(
-                pipe, cid, item.competition.sort_order, dict(item.writes), top_n, step
+                pipe,
+                item.competition.id,
+                item.competition.sort_order,
+                dict(item.writes),
+                top_n,
+                VersionStep(new - 1, new),
+                change_version_at_ms=now_ms,
             )
-            queue_script(pipe, next_version, [version_key(prefix, cid)], [now_ms])
         replies = await pipe.execute() if planned else []
     indexed = []
-    for index, item in enumerate(planned):
+    for item, reply in zip(planned, replies, strict=True):
         competition, writes = item.competition, item.writes
+        write_reply, version = store.split_versioned_reply(reply)
         outcome = store.parse_write_reply(
             dict(writes),
             competition.sort_order,
-            replies[2 * index],
+            write_reply,
             new_versions[competition.id] - 1,
         )
         indexed.append(
@@ -179,7 +173,7 @@ async def write_batch(
                 competition,
                 {window: [write.user_id for write in items] for window, items in writes.items()},
                 None if isinstance(outcome, Staleness) else outcome,
-                int(replies[2 * index + 1]),
+                version,
                 outcome if isinstance(outcome, Staleness) else None,
             )
         )

@@ -21,7 +21,7 @@ from redis.asyncio.cluster import RedisCluster
 from devstack.cleanup import delete_prefix
 from devstack.redis_cluster import RedisClusterServers, redis_cluster
 from podium.settings import PlatformSettings
-from services.ranker.index import NEXT_VERSION_SCRIPT, PlannedWrite, write_batch
+from services.ranker.index import PlannedWrite, write_batch
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
 from shared.pool_metrics import observe_pools
 from shared.rate_limit.buckets import RateLimiter, RatePolicy
@@ -116,10 +116,10 @@ async def test_rebuild_write_read_and_scan_across_nodes(
         planned,
         {cid: 1 for cid in IDS},
         3,
-        redis.register_script(NEXT_VERSION_SCRIPT),
         1_000,
     )
     assert [item.stale for item in indexed] == [None] * len(IDS)
+    assert [item.version for item in indexed] == [1_000] * len(IDS)  # the counters start
     for item in indexed:
         assert item.results is not None
         assert item.results["alltime"].ranks == {"new": 1}
