@@ -7,8 +7,10 @@ to :class:`BatchHandler` directly (``services/ranker/consumer.py`` says why and 
 saved). Faust's own acking is not used (``acks=False`` on the topic): faust acked a batch
 when it was taken, and when the agent body failed it committed the batch without applying it
 (faust-streaming #312/#606). Instead the handler applies a batch (retrying inside, so no error
-reaches faust), then commits ``offset + 1`` of the batch's last record per partition. An
-exception that still escapes crashes the process: a restarted fetcher would skip the batch.
+reaches faust), and once the broker acknowledged the batch's change messages and dead letters
+commits ``offset + 1`` of the batch's last record per partition; the consumer starts the next
+batch meanwhile and finishes batches in order (``services/ranker/consumer.py``). An exception
+that still escapes crashes the process: a restarted fetcher would skip the batch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -33,8 +35,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, Tracer, get_current_span
 
 from services.ranker import metrics
-from services.ranker.applier import BatchApplier, decode, outcomes
-from services.ranker.consumer import BatchConsumer, BatchTransport, Fetching
+from services.ranker.applier import BatchApplier, decode, outcomes, timed
+from services.ranker.consumer import BatchConsumer, BatchRest, BatchTransport, Fetching
 from services.ranker.lag import LagTracker
 from services.ranker.records import IncomingEvent
 from services.ranker.runtime import ranker_runtime
@@ -72,22 +74,36 @@ def broker_credentials(settings: RankerSettings) -> faust.auth.Credentials | Non
 
 
 class BatchHandler:
-    """Applies one fetch's records as one batch, then commits their offsets."""
+    """Applies one fetch's records as one batch; what it returns commits their offsets once
+    the batch's messages are acknowledged."""
 
     def __init__(self, consumer: BatchConsumer, applier: BatchApplier, lag: LagTracker) -> None:
         self.consumer = consumer
         self.applier = applier
         self.lag = lag
 
-    async def __call__(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Decode, apply (retrying until it succeeds), observe ages, commit."""
+    async def __call__(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchRest:
+        """Decode, apply (retrying until it succeeds), observe ages; returns the rest."""
         events = [
             decode(record.partition, record.offset, record.key, record.value, record.headers)
             for record in records
         ]
-        await self.applier.apply_with_retries(events)
+        _, delivered = await self.applier.apply_then_deliver(events)
         observe_ages(events)
-        await self.commit(records)
+        return self.rest(records, delivered)
+
+    def rest(
+        self,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        delivered: Callable[[], Awaitable[None]],
+    ) -> BatchRest:
+        """What is left of an applied batch: wait for its messages' acks, then commit."""
+
+        async def finish() -> None:
+            await delivered()
+            await self.commit(records)
+
+        return finish
 
     async def commit(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Commit ``offset + 1`` of the last record per partition."""
@@ -98,7 +114,8 @@ class BatchHandler:
             TopicPartition(topic, partition): offset + 1
             for (topic, partition), offset in last.items()
         }
-        if not await self.consumer._commit(offsets):
+        committed = await timed("offsets", self.consumer._commit(offsets))
+        if not committed:
             logger.warning("offsets %s not committed (partitions moved)", offsets)
             return
         self.lag.committed(offsets)
@@ -131,8 +148,9 @@ class TracedBatchHandler(BatchHandler):
     batch POST) are extracted once; unsampled ones are not extracted at all.
     """
 
-    async def __call__(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Decode, apply inside the batch span, observe ages, commit."""
+    async def __call__(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchRest:
+        """Decode, apply inside the batch span, observe ages; returns the rest (the span
+        ends when the batch is applied: acks and the commit overlap the next batch)."""
         events = [
             decode(record.partition, record.offset, record.key, record.value, record.headers)
             for record in records
@@ -162,7 +180,7 @@ class TracedBatchHandler(BatchHandler):
                 "podium.traced_events": sum(context is not None for context in contexts),
             },
         ) as batch_span:
-            plan = await self.applier.apply_with_retries(events)
+            plan, delivered = await self.applier.apply_then_deliver(events)
             ages = observe_ages(events)
             if ages is not None:
                 batch_span.set_attribute("podium.event_age_oldest_s", ages[0])
@@ -173,7 +191,7 @@ class TracedBatchHandler(BatchHandler):
             batch_span.set_attribute("podium.duplicates", plan.duplicates)
             batch_span.set_attribute("podium.dead_letters", len(plan.dead_letters))
             _event_spans(tracer, events, contexts, outcomes(events, plan), started_ns)
-            await self.commit(records)
+        return self.rest(records, delivered)
 
 
 def _event_contexts(events: Sequence[IncomingEvent]) -> list[Context | None]:

@@ -11,6 +11,11 @@ hold writes PostgreSQL rolled back, is rebuilt from PostgreSQL after the commit 
 rebuild then includes this batch). Change messages and dead letters are published last; the
 caller commits offsets only after :meth:`BatchApplier.apply` returns, and retries the whole
 batch when it raises.
+
+The consumer pipelines batches (:meth:`BatchApplier.apply_then_deliver`): once a batch is
+committed to PostgreSQL and Redis and its messages are handed to the producer, the next batch
+may start while the broker acknowledges them; offsets are committed only after every message
+of the batch is acknowledged, and batches finish in order.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -86,10 +91,47 @@ class BatchApplier:
         """
         started = time.monotonic()
         plan: BatchPlan = await self._retrying(len(events))(self.apply, events)
-        metrics.APPLY_LATENCY.observe(time.monotonic() - started)
+        self._observe_applied(events, plan, started)
+        return plan
+
+    async def apply_then_deliver(
+        self, events: Sequence[IncomingEvent]
+    ) -> tuple[BatchPlan, Callable[[], Awaitable[None]]]:
+        """Apply ``events`` (retrying as :meth:`apply_with_retries`) up to handing its change
+        messages and dead letters to the producer; returns the plan and what waits for the
+        broker's acknowledgement of them.
+
+        The consumer starts the next batch meanwhile: the producer keeps a partition's records
+        in the order they were handed over, so a competition's change messages still arrive in
+        batch order. The returned wait never raises (except cancellation): if the broker
+        refuses a message, the batch is applied again (all its events are duplicates by then:
+        nothing is written twice, its dead letters are sent again) until it is acknowledged,
+        as :meth:`apply` does when its own publish fails. Offsets go after the wait only.
+        """
+        started = time.monotonic()
+        applied: tuple[BatchPlan, list[asyncio.Future[Any]]] = await self._retrying(len(events))(
+            self._apply_and_send, events
+        )
+        plan, sends = applied
+        self._observe_applied(events, plan, started)
+
+        async def delivered() -> None:
+            try:
+                await self._delivered(sends)
+            except Exception:
+                metrics.BATCH_RETRIES.inc()
+                logger.exception("a batch's messages were not acknowledged; applying it again")
+                await self.apply_with_retries(events)
+
+        return plan, delivered
+
+    @staticmethod
+    def _observe_applied(
+        events: Sequence[IncomingEvent], plan: BatchPlan, started_monotonic: float
+    ) -> None:
+        metrics.APPLY_LATENCY.observe(time.monotonic() - started_monotonic)
         metrics.BATCH_SIZE.observe(len(events))
         log_outcomes(events, plan)
-        return plan
 
     def _retrying(self, batch_size: int) -> AsyncRetrying:
         """Retry on any error, forever; cancellation is no error (shutdown still stops it).
@@ -120,7 +162,17 @@ class BatchApplier:
         )
 
     async def apply(self, events: Sequence[IncomingEvent]) -> BatchPlan:
-        """Apply ``events`` once (raises when a dependency fails; safe to call again)."""
+        """Apply ``events`` once, up to the broker's acknowledgement of its messages (raises
+        when a dependency fails; safe to call again)."""
+        plan, sends = await self._apply_and_send(events)
+        await self._delivered(sends)
+        return plan
+
+    async def _apply_and_send(
+        self, events: Sequence[IncomingEvent]
+    ) -> tuple[BatchPlan, list[asyncio.Future[Any]]]:
+        """Apply ``events`` once and hand its messages to the producer; returns the plan and
+        the messages' delivery futures (raises when a dependency fails; safe to call again)."""
         batch = list(events)
         decoded = [event.message for event in batch if event.message is not None]
         competition_ids = sorted({message.competition_id for message in decoded})
@@ -180,14 +232,20 @@ class BatchApplier:
                 await self._heal(item)
                 indexed[position] = await read_back(self.store, item, self.settings.ranker_top_n)
         stage.done("heal")
-        await self._publish(plan, indexed)
+        sends = await self._send(plan, indexed)
         stage.done("publish")
         metrics.EVENTS_APPLIED.labels("score").inc(len(plan.new_scores))
         metrics.EVENTS_APPLIED.labels("control").inc(len(plan.new_controls))
         metrics.DUPLICATES_DROPPED.inc(plan.duplicates)
         for dead_letter in plan.dead_letters:
             metrics.DEAD_LETTERS.labels(dead_letter.reason.value).inc()
-        return plan
+        return plan, sends
+
+    @staticmethod
+    async def _delivered(sends: Sequence[asyncio.Future[Any]]) -> None:
+        """Wait until the broker acknowledged every one of ``sends`` (raises the first
+        refusal)."""
+        await timed("delivered", asyncio.gather(*sends))
 
     async def _heal(self, item: IndexedCompetition) -> None:
         """Rebuild a competition whose write Redis refused (after the commit, under its lock).
@@ -210,8 +268,12 @@ class BatchApplier:
             )
         metrics.REBUILDS.inc()
 
-    async def _publish(self, plan: BatchPlan, indexed: Sequence[IndexedCompetition]) -> None:
-        sends = []
+    async def _send(
+        self, plan: BatchPlan, indexed: Sequence[IndexedCompetition]
+    ) -> list[asyncio.Future[Any]]:
+        """Hand the batch's change messages, then its dead letters, to the producer, in that
+        order; returns their delivery futures (acknowledged when they complete)."""
+        sends: list[asyncio.Future[Any]] = []
         emitted_at = datetime.now(UTC)
         # with tracing on, each change message carries the batch span's context (the current
         # one: the traced handler applies the batch inside it), which the notifier continues
@@ -245,7 +307,7 @@ class BatchApplier:
                     headers=headers,
                 )
             )
-        await asyncio.gather(*sends)
+        return sends
 
 
 async def timed(stage: str, work: Awaitable[T]) -> T:

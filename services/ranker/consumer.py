@@ -17,8 +17,12 @@ exists, but the dev broker (tansu) holds a fetch over several partitions for the
 which was the ranker's idle latency (a constant ~550 ms, 202 to applied).
 
 Offsets are not faust's business here either: the handler commits what it applied (see
-``agent.py``). A rebalance waits for the batch in flight (:meth:`wait_empty`), so the old
-owner commits it before the partition moves.
+``agent.py``). Batches are pipelined: once the handler has applied a batch it returns the
+batch's rest (waiting for the broker's acks of its change messages, then committing its
+offsets), which runs while the next batch is fetched and applied; rests run one after the
+other in batch order, so offsets are committed in order and never before their batch is
+applied and announced. A rebalance waits for the batch in flight and every unfinished rest
+(:meth:`wait_empty`), so the old owner commits them before the partition moves.
 
 A batch never skips offsets: the records of a partition must start where the last ones ended
 (or at the offset seeked to). The dev broker breaks that under two concurrent producers (two
@@ -51,11 +55,17 @@ from shared.offset_gaps import GapWatch
 
 logger = logging.getLogger(__name__)
 
-FetchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
-"""Applies one batch of records (in partition order per partition) and commits it."""
+BatchRest = Callable[[], Awaitable[None]]
+"""What is left of an applied batch (its messages acknowledged, its offsets committed)."""
+FetchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[BatchRest | None]]
+"""Applies one batch of records (in partition order per partition); returns the batch's rest,
+which the consumer runs after the previous batch's while the next batch is applied (None:
+nothing is left)."""
 
 FETCH_TIMEOUT_S = 1.0
 """How long one wait for records may last before the loop checks whether to stop."""
+REST_STOP_WAIT_S = 5.0
+"""How long a stopping fetcher lets applied batches finish (acks, offset commits)."""
 
 
 class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -89,7 +99,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._handler: FetchHandler | None = None
         self._handler_ready = asyncio.Event()
         self._idle = asyncio.Event()
+        """Set while no batch is being applied and every batch's rest has run."""
         self._idle.set()
+        self._unfinished = 0  # batches taken whose rest has not run yet
+        self._last_rest: asyncio.Future[None] | None = None
         self._batch_started_at: float | None = None
         self._tolerated_gaps: set[Any] = set()
         """Partitions whose next fetch is taken even if it skips offsets (the wait is over)."""
@@ -130,10 +143,62 @@ class BatchConsumer(faust_aiokafka.Consumer):
         metrics.PARTITIONS.labels("paused").set(len(self._paused_partitions))
 
     async def wait_empty(self) -> None:
-        """Wait for the batch in flight too (faust calls this when partitions are revoked):
-        its offsets are committed before another member may take the partitions."""
+        """Wait for the batch in flight and every batch's rest too (faust calls this when
+        partitions are revoked): their offsets are committed before another member may take
+        the partitions."""
         await self._idle.wait()
         await super().wait_empty()
+
+    def _take_batch(self) -> None:
+        self._unfinished += 1
+        self._idle.clear()
+
+    def _batch_finished(self) -> None:
+        self._unfinished -= 1
+        if not self._unfinished:
+            self._idle.set()
+
+    def _run_after_previous(self, rest: BatchRest | None) -> None:
+        """Run ``rest`` once the previous batch's rest has run (batches finish in order)."""
+        previous = self._last_rest
+        if rest is None and previous is None:
+            self._batch_finished()
+            return
+
+        async def run() -> None:
+            try:
+                if previous is not None:
+                    await previous  # never raises: each rest handles its own errors
+                if rest is not None:
+                    await rest()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # as for a failed batch: the process stops rather than commit past it later
+                logger.exception("ranker batch failed after it was applied; crashing")
+                await self.app.crash(error)
+            finally:
+                self._batch_finished()
+
+        self._last_rest = asyncio.ensure_future(run())
+
+    async def _rests_done(self) -> None:
+        """Wait until every taken batch has finished (the last rest ran)."""
+        last = self._last_rest
+        if last is not None:
+            await asyncio.shield(last)
+
+    async def _stop_rests(self) -> None:
+        """When the fetcher stops: let the unfinished rests commit their offsets for up to
+        :data:`REST_STOP_WAIT_S` (what they do not commit is fetched again by the next owner,
+        as a batch cut off mid-apply is), then cancel them."""
+        last = self._last_rest
+        if last is None or last.done():
+            return
+        await asyncio.wait({last}, timeout=REST_STOP_WAIT_S)
+        if not last.done():
+            logger.warning("stopping before the last batches' offsets were committed")
+            last.cancel()
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """The fetcher task: fetch, hand over, repeat (replaces faust's per-message loop)."""
@@ -144,13 +209,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 handler = self._handler
                 if not batch or handler is None or self.should_stop:
                     continue
-                self._idle.clear()
+                self._take_batch()
                 self._batch_started_at = time.monotonic()
                 try:
-                    await handler(batch)
+                    rest = await handler(batch)
+                except BaseException:
+                    self._batch_finished()
+                    raise
                 finally:
                     self._batch_started_at = None
-                    self._idle.set()
+                self._run_after_previous(rest)
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
                 raise
@@ -164,6 +232,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
             logger.exception("ranker batch failed outside its retries; crashing")
             await self.app.crash(error)
             raise
+        finally:
+            await self._stop_rests()
 
     async def _next_batch(self) -> list[ConsumerRecord[bytes, bytes]]:
         """One fetch's records (waiting up to ``batch_within_s`` for more), checked as faust's
@@ -244,6 +314,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         """
         _count_fetched(rewound=records_dropped)
         logger.info("group rebalanced while a batch was collected; back to committed offsets")
+        await self._rests_done()  # the committed offsets include every applied batch
         await self.perform_seek()
         uncommitted = [
             aiokafka.TopicPartition(tp.topic, tp.partition)

@@ -41,6 +41,8 @@ BATCH_STAGES = (
     "commit",
     "heal",
     "publish",
+    "delivered",
+    "offsets",
 )
 BATCH_STAGE = Histogram(
     "podium_ranker_batch_stage_seconds",
@@ -48,13 +50,15 @@ BATCH_STAGE = Histogram(
     " preferred, the competitions' rows locked), read (known ids, bans, standings), plan,"
     " versions (each competition's Redis writes built, the standings versions bumped), write"
     " (PostgreSQL rows and the Redis pipeline, concurrently; each alone: write_postgresql,"
-    " write_redis), commit, heal (rebuilding boards Redis refused) and publish (change"
-    " messages and dead letters until acks=all). Where a batch's time goes, stage by stage.",
+    " write_redis), commit, heal (rebuilding boards Redis refused), publish (change"
+    " messages and dead letters handed to the producer), delivered (until the broker"
+    " acknowledged them, acks=all) and offsets (the batch's offsets committed). Where a"
+    " batch's time goes, stage by stage; delivered and offsets overlap the next batch.",
     ["stage"],
     buckets=FRESHNESS_BUCKETS_S,
 )
 BATCH_STAGE_OF = {_stage: BATCH_STAGE.labels(_stage) for _stage in BATCH_STAGES}
-"""Each stage's histogram child, looked up once (a batch observes seven)."""
+"""Each stage's histogram child, looked up once per process (a batch observes each)."""
 EVENT_AGE_BUCKETS_S = (
     0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300
 )  # fmt: skip

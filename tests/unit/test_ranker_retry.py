@@ -89,3 +89,31 @@ async def test_shutdown_during_a_back_off_stops_the_retries() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert calls == 3
+
+
+async def test_a_batch_whose_messages_the_broker_refused_is_applied_again_before_its_offsets() -> (
+    None
+):
+    """The pipelined path: a refused change message or dead letter surfaces in the batch's
+    rest, which applies the batch again (as ``apply`` retries its own failed publish) and
+    returns only once that attempt's messages were acknowledged."""
+    loop = asyncio.get_running_loop()
+    refused: asyncio.Future[None] = loop.create_future()
+    refused.set_exception(OSError("broker refused the record"))
+    reapplied: list[int] = []
+
+    async def apply_and_send(events: Sequence[IncomingEvent]) -> tuple[BatchPlan, list[Any]]:
+        return BatchPlan(), [refused]
+
+    async def apply(events: Sequence[IncomingEvent]) -> BatchPlan:
+        reapplied.append(len(events))
+        return BatchPlan()
+
+    applier = _applier(0.02, apply)
+    applier._apply_and_send = apply_and_send  # type: ignore[method-assign]
+    before = _retries()
+    _, delivered = await applier.apply_then_deliver([])
+    assert reapplied == []  # applied and handed over; the acks are the rest's business
+    await asyncio.wait_for(delivered(), 10)
+    assert reapplied == [0]
+    assert _retries() - before == 1

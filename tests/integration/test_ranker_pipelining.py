@@ -1,0 +1,117 @@
+"""Pipelined batches on the real consumer (faust app, consumer thread, broker): the next batch
+is handed over while the previous batch's rest (its messages' acks, its offset commit) is
+still pending, rests run in batch order, a batch's offsets reach the broker only when its rest
+runs, and a revocation (``wait_empty``) waits for every rest."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from podium.settings import PlatformSettings
+from services.ranker.agent import BatchHandler, consumer_app
+from services.ranker.consumer import BatchConsumer, BatchRest
+from services.ranker.lag import LagTracker
+from shared.kafka import create_producer
+
+RECORDS = 5
+TIMEOUT_S = 10.0
+
+
+class GatedHandler:
+    """Hands each batch's rest to the real :meth:`BatchHandler.rest` (so its commit is the
+    real one), with the acks replaced by a gate the test opens."""
+
+    def __init__(self, consumer: BatchConsumer) -> None:
+        self.handler = BatchHandler(consumer, cast(Any, None), LagTracker(lambda tp: None))
+        self.batches: list[list[int]] = []
+        self.gates: list[asyncio.Event] = []
+        self.finished: list[int] = []
+        self.handed = asyncio.Event()
+
+    async def __call__(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchRest:
+        index = len(self.batches)
+        self.batches.append([record.offset for record in records])
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        self.handed.set()
+
+        async def delivered() -> None:
+            await gate.wait()
+            self.finished.append(index)
+
+        return self.handler.rest(records, delivered)
+
+    async def wait_for_records(self, count: int) -> list[int]:
+        """Every offset handed over once at least ``count`` were (a timeout fails)."""
+        async with asyncio.timeout(TIMEOUT_S):
+            while sum(map(len, self.batches)) < count:
+                self.handed.clear()
+                await self.handed.wait()
+        return [offset for batch in self.batches for offset in batch]
+
+
+async def _produce(settings: PlatformSettings, first: int) -> TopicPartition:
+    producer = create_producer(settings)
+    await producer.start()
+    try:
+        for index in range(first, first + RECORDS):
+            metadata = await producer.send_and_wait(
+                settings.topic_score_events, b"%d" % index, key=b"c"
+            )
+    finally:
+        await producer.stop()
+    return TopicPartition(metadata.topic, metadata.partition)
+
+
+@asynccontextmanager
+async def _consumer(settings: PlatformSettings, datadir: Path) -> AsyncIterator[BatchConsumer]:
+    app = consumer_app(settings, datadir)
+    await app.start()
+    try:
+        yield cast(BatchConsumer, app.consumer)
+    finally:
+        await app.stop()
+
+
+async def _committed(consumer: BatchConsumer, tp: TopicPartition) -> int | None:
+    """The group's committed offset of ``tp``, as the broker has it."""
+    client = consumer._thread._ensure_consumer()
+    offset: int | None = await consumer._thread.call_thread(client.committed, tp)
+    return offset
+
+
+async def test_the_next_batch_is_applied_while_the_previous_one_waits_for_its_acks(
+    settings: PlatformSettings, tmp_path: Path
+) -> None:
+    tp = await _produce(settings, 0)
+    async with _consumer(settings, tmp_path) as consumer:
+        handler = GatedHandler(consumer)
+        consumer.attach(handler)
+        assert await handler.wait_for_records(RECORDS) == list(range(RECORDS))
+        first_batches = len(handler.batches)
+        await _produce(settings, RECORDS)
+        # handed over although the first batches' acks are still pending
+        assert await handler.wait_for_records(2 * RECORDS) == list(range(2 * RECORDS))
+        assert not await _committed(consumer, tp)  # no offset before its batch's acks
+
+        revoked = asyncio.create_task(consumer.wait_empty())
+        for gate in handler.gates[1:]:
+            gate.set()  # the later batches' acks come first ...
+        await asyncio.sleep(0.5)
+        assert handler.finished == []  # ... but their rests wait for the first batch's
+        assert not revoked.done()
+        assert not await _committed(consumer, tp)
+
+        handler.gates[0].set()
+        async with asyncio.timeout(TIMEOUT_S):
+            await revoked  # a revocation waits for every rest
+        assert handler.finished == list(range(len(handler.batches)))
+        assert len(handler.batches) > first_batches
+        assert await _committed(consumer, tp) == 2 * RECORDS
