@@ -13,7 +13,7 @@ the DEFAULT partition's rows before it. The ranker dead-letters any event older 
 watermark (``services/ranker/rules.py``): its row may be gone, so a duplicate could not be
 recognised. Exactness needs the watermark and the partitions to change together as seen by a
 ranker batch: maintenance holds :data:`LOCK_ID` exclusively for its transaction and every
-ranker batch holds it shared (:func:`hold_partitions`) before it reads the watermark and looks
+ranker batch holds it shared (:func:`held_shared`) before it reads the watermark and looks
 up event ids, so a batch sees the old watermark and the old partitions or the new ones.
 
 Why weeks, not days: PostgreSQL has no global index on a partitioned table, and dedup is by
@@ -90,17 +90,20 @@ def _start_of(name: str) -> datetime | None:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-async def hold_partitions(connection: DbConnection) -> datetime:
-    """Hold the partitions steady for the caller's transaction; returns the watermark.
+def held_shared(parameter: int) -> str:
+    """The SQL expression that holds the partitions steady for the caller's transaction: the
+    shared form of maintenance's lock, its first key taken from ``$parameter``
+    (:data:`LOCK_ID`).
 
-    Taken by every ranker batch before it looks up event ids: no maintenance can drop rows
-    (or raise the watermark) until the batch commits.
+    Every ranker batch evaluates it (``services/ranker/repository.py`` ``begin_batch``) before
+    it reads the watermark (:data:`PRUNED_BEFORE_SQL`) and looks up event ids: no maintenance
+    can drop rows (or raise the watermark) until the batch commits.
     """
-    await connection.execute(f"SELECT pg_advisory_xact_lock_shared({LOCK_KEYS})", LOCK_ID)
-    pruned_before: datetime = await connection.fetchval(
-        "SELECT pruned_before FROM score_events_pruned"
-    )
-    return pruned_before
+    return f"pg_advisory_xact_lock_shared(${parameter}::int4, hashtext(current_schema()))"
+
+
+PRUNED_BEFORE_SQL = "SELECT pruned_before FROM score_events_pruned"
+"""The watermark: event rows older than it may have been dropped."""
 
 
 async def week_partitions(connection: DbConnection) -> dict[str, datetime]:

@@ -1,10 +1,11 @@
 """Applying one batch end to end: PostgreSQL, Redis, change messages and dead letters.
 
 Order per batch: in one PostgreSQL transaction planned for key lookups (no sequential scans),
-lock the batch's competitions, read the state the events depend on, plan, bump the standings
-version of every competition the batch writes to Redis, write events and standings, then write
-the same absolute standings to Redis while the locks are still held (so a ranker that lost the
-partition in a rebalance cannot overwrite newer Redis state with older), and commit. Redis
+lock the batch's competitions, read the state the events depend on, plan, take the next
+standings version of every competition the batch writes to Redis, write events, standings and
+those versions, then write the same absolute standings to Redis while the locks are still
+held (so a ranker that lost the partition in a rebalance cannot overwrite newer Redis state
+with older), and commit. Redis
 refuses a competition's write unless its built marker holds the version before the batch (issue
 #17): a competition whose Redis keys are missing, or lost some writes (an older snapshot), or
 hold writes PostgreSQL rolled back, is rebuilt from PostgreSQL after the commit instead (the
@@ -51,8 +52,8 @@ from services.ranker.planner import BatchPlan, IncomingEvent, plan_batch, users_
 from services.ranker.records import decode as decode  # re-exported: the ranker's decoder
 from services.ranker.repository import (
     begin_batch,
-    bump_standings_versions,
     load_state,
+    new_standings_versions,
     write_plan,
 )
 from services.ranker.settings import RankerSettings
@@ -199,16 +200,14 @@ class BatchApplier:
             planned = await planned_writes(
                 self.store, [state.competitions[cid] for cid in sorted(plan.touched)], plan
             )
-            new_versions = await bump_standings_versions(
-                connection, [item.competition.id for item in planned]
-            )
+            new_versions = new_standings_versions(state, [item.competition.id for item in planned])
             stage.done("versions")
             # PostgreSQL and Redis written concurrently (Redis: one pipelined round trip);
             # both hold the batch before the commit, as when written one after the other: a
             # failure of either rolls back PostgreSQL and the retried batch rewrites the same
             # absolute standings to Redis
             written = await asyncio.gather(
-                timed("write_postgresql", write_plan(connection, plan)),
+                timed("write_postgresql", write_plan(connection, plan, new_versions)),
                 timed(
                     "write_redis",
                     write_batch(

@@ -37,6 +37,9 @@ class StoredState:
     standings: dict[StandingKey, Standing]
     pruned_before: datetime = NOTHING_PRUNED
     """Event rows older than this may have been dropped (``shared.event_partitions``)."""
+    standings_versions: dict[str, int] = field(default_factory=dict)
+    """The stored standings version of the batch's competitions and team boards (absent: 0,
+    none stored yet); the batch writes each one it writes to Redis as this plus one."""
     entrants: set[UserKey] = field(default_factory=set)
     """The batch's users who joined their ``join_required`` competition."""
     attempts: dict[StandingKey, int] = field(default_factory=dict)

@@ -17,9 +17,9 @@ from services.ranker.records import ScoreMessage
 from services.ranker.rules import DeadLetterReason, Standing
 from shared.competitions import get_competitions
 from shared.entrants import entrants_among
-from shared.event_partitions import hold_partitions
+from shared.event_partitions import LOCK_ID, PRUNED_BEFORE_SQL, held_shared
 from shared.schemas.competition import Competition
-from shared.teams import competition_of, team_board
+from shared.teams import competition_of, team_board, team_board_id
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -60,14 +60,20 @@ def _lock_ids(competition_ids: Iterable[str]) -> list[str]:
 async def begin_batch(connection: DbConnection, competition_ids: Iterable[str]) -> None:
     """Plan the rest of the batch's transaction for key lookups (index scans, and joins as
     nested loops from the batch's keys: ``enable_seqscan``, ``enable_hashjoin`` and
-    ``enable_mergejoin`` off) and take the competitions' locks, in one round trip.
+    ``enable_mergejoin`` off), take the competitions' locks, then hold the event partitions
+    (:func:`shared.event_partitions.held_shared`), in one round trip.
 
     The first statement of every batch transaction (a round trip is ~0.1 ms of ranker CPU
-    here, and a batch at 1,000 events/s holds only tens of events).
+    here, and a batch at 1,000 events/s holds only tens of events). The partitions are held
+    after every competition lock (CASE evaluates its condition first: PostgreSQL's documented
+    way to order evaluation), as when they were two statements: a batch waiting for a
+    competition lock holds no partition lock that a queued ``podium prune`` could make the
+    lock's holder wait behind.
     """
     await connection.execute(
-        f"SELECT {_INDEX_SCANS_ONLY}, {_LOCKED_IN_ORDER}",
+        f"SELECT {_INDEX_SCANS_ONLY}, CASE WHEN {_LOCKED_IN_ORDER} >= 0 THEN {held_shared(2)} END",
         _lock_ids(competition_ids),
+        LOCK_ID,
     )
 
 
@@ -102,6 +108,26 @@ async def bump_standings_versions(
     return {row["competition_id"]: row["version"] for row in rows}
 
 
+# What a batch's events depend on, in one round trip (under the locks begin_batch took): the
+# watermark, which event ids are known, bans, standings and standings versions. Each part is
+# an array (of rows: asyncpg decodes anonymous records into tuples), so one statement
+# returns them all; every part is still a key lookup (begin_batch planned for those).
+_STATE_SQL = (
+    f"SELECT ({PRUNED_BEFORE_SQL}),"  # noqa: S608 - constant SQL, no input in it
+    " ARRAY(SELECT event_id FROM score_events WHERE event_id = ANY($1::text[])),"
+    " ARRAY(SELECT event_id FROM control_events WHERE event_id = ANY($2::text[])),"
+    " ARRAY(SELECT ROW(b.competition_id, b.user_id) FROM banned_users b"
+    "  JOIN unnest($3::text[], $4::text[]) AS u(cid, uid)"
+    "  ON b.competition_id = u.cid AND b.user_id = u.uid),"
+    " ARRAY(SELECT ROW(s.competition_id, s.window_label, s.user_id, s.score, s.reached_at,"
+    "  s.last_event_ts) FROM standings s"
+    "  JOIN unnest($3::text[], $4::text[]) AS u(cid, uid)"
+    "  ON s.competition_id = u.cid AND s.user_id = u.uid),"
+    " ARRAY(SELECT ROW(competition_id, version) FROM standings_versions"
+    "  WHERE competition_id = ANY($5::text[]))"
+)
+
+
 async def load_state(
     connection: DbConnection,
     competition_ids: list[str],
@@ -110,36 +136,26 @@ async def load_state(
     control_ids: list[str],
     scores: Iterable[ScoreMessage] = (),
 ) -> StoredState:
-    """Read what the batch's events depend on: competitions, seen ids, bans, standings and
-    how far event rows were pruned; for competitions with a team board, the team state
-    (``scores``: the batch's scores, for the teams they name).
+    """Read what the batch's events depend on: competitions, seen ids, bans, standings,
+    standings versions and how far event rows were pruned; for competitions with a team
+    board, the team state (``scores``: the batch's scores, for the teams they name).
 
-    The partitions are held (shared lock) before the event ids are looked up: the ids are
-    probed in every partition (dedup is by event_id whatever the event time), and no
-    ``podium prune`` can drop one until the batch commits.
+    Called after :func:`begin_batch`: the partitions are held before the event ids are looked
+    up (the ids are probed in every partition, dedup is by event_id whatever the event time),
+    so no ``podium prune`` can drop one until the batch commits. Two round trips (the
+    competitions, then the rest) unless team boards or tournaments need more.
     """
     competitions = await get_competitions(cast(asyncpg.Connection, connection), competition_ids)
     user_cids = [cid for cid, _ in users]
     user_ids = [user for _, user in users]
-    pruned_before = await hold_partitions(connection)
-    known_scores = await connection.fetch(
-        "SELECT event_id FROM score_events WHERE event_id = ANY($1::text[])", score_ids
-    )
-    known_controls = (  # most batches hold no control events: no round trip for none
-        await connection.fetch(
-            "SELECT event_id FROM control_events WHERE event_id = ANY($1::text[])", control_ids
-        )
-        if control_ids
-        else []
-    )
-    banned = await connection.fetch(
-        "SELECT b.competition_id, b.user_id FROM banned_users b"
-        " JOIN unnest($1::text[], $2::text[]) AS u(cid, uid)"
-        " ON b.competition_id = u.cid AND b.user_id = u.uid",
-        user_cids,
-        user_ids,
-    )
-    standings = await _standings_of(connection, user_cids, user_ids)
+    boards = sorted({*competition_ids, *(team_board_id(cid) for cid in competition_ids)})
+    row = await connection.fetchrow(_STATE_SQL, score_ids, control_ids, user_cids, user_ids, boards)
+    assert row is not None  # a SELECT without FROM: always one row
+    pruned_before, known_scores, known_controls, banned, stored, versions = row
+    standings = {
+        (cid, window, user): Standing(score, reached_at, last_event_ts)
+        for cid, window, user, score, reached_at, last_event_ts in stored
+    }
     tournaments = {
         cid
         for cid, competition in competitions.items()
@@ -164,11 +180,12 @@ async def load_state(
         competitions.update({board.id: board for board in team_boards.values()})
     return StoredState(
         competitions=competitions,
-        known_score_ids={row["event_id"] for row in known_scores},
-        known_control_ids={row["event_id"] for row in known_controls},
-        banned={(row["competition_id"], row["user_id"]) for row in banned},
+        known_score_ids=set(known_scores),
+        known_control_ids=set(known_controls),
+        banned={(cid, user) for cid, user in banned},
         standings=standings,
         pruned_before=pruned_before,
+        standings_versions=dict(versions),
         entrants=entrants,
         attempts=attempts,
         refused=refused,
@@ -290,30 +307,50 @@ async def _load_tournament_state(
     return entrants, attempts
 
 
-async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
-    """Write the plan's events, bans and standings (inside the caller's transaction)."""
-    if plan.new_scores:
-        await connection.execute(
-            "INSERT INTO score_events (event_id, competition_id, user_id, value, event_ts,"
-            " received_at, metadata, team_id)"
-            " SELECT e, c, u, v, t, r, m, g FROM json_to_recordset($1::json)"
-            " AS x(e text, c text, u text, v float8, t timestamptz, r timestamptz, m jsonb,"
-            " g text)"
-            " ON CONFLICT (event_id, event_ts) DO NOTHING",
-            _rows_json(
-                {
-                    "e": event.event_id,
-                    "c": event.competition_id,
-                    "u": event.user_id,
-                    "v": event.value,
-                    "t": event.ts,
-                    "r": event.received_at,
-                    "m": event.metadata,
-                    "g": event.team_id,
-                }
-                for event in plan.new_scores
-            ),
-        )
+# A batch's common writes in one statement: its new events, its standings upserts and its
+# standings versions (data-modifying CTEs all run, to completion, whether or not the outer
+# SELECT reads them; they touch three different tables, so one snapshot serves them all).
+_WRITE_SQL = (
+    "WITH events AS ("
+    " INSERT INTO score_events (event_id, competition_id, user_id, value, event_ts,"
+    " received_at, metadata, team_id)"
+    " SELECT e, c, u, v, t, r, m, g FROM json_to_recordset($1::json)"
+    " AS x(e text, c text, u text, v float8, t timestamptz, r timestamptz, m jsonb, g text)"
+    " ON CONFLICT (event_id, event_ts) DO NOTHING),"
+    " upserted AS ("
+    " INSERT INTO standings (competition_id, window_label, user_id, score, reached_at,"
+    " last_event_ts)"
+    " SELECT c, w, u, s, r, l FROM json_to_recordset($2::json)"
+    " AS x(c text, w text, u text, s float8, r timestamptz, l timestamptz)"
+    " ON CONFLICT (competition_id, window_label, user_id) DO UPDATE SET"
+    " score = EXCLUDED.score, reached_at = EXCLUDED.reached_at,"
+    " last_event_ts = EXCLUDED.last_event_ts, updated_at = now()),"
+    " versions AS ("
+    " INSERT INTO standings_versions (competition_id, version)"
+    " SELECT * FROM unnest($3::text[], $4::bigint[])"
+    " ON CONFLICT (competition_id) DO UPDATE SET version = EXCLUDED.version)"
+    " SELECT 1"
+)
+
+
+def new_standings_versions(state: StoredState, competition_ids: Iterable[str]) -> dict[str, int]:
+    """Each competition's standings version after this batch: the stored one plus one (a
+    competition without one starts at 1). Exact because the batch holds the competition's
+    lock from the read to the commit, as does everyone else who writes the version."""
+    stored = state.standings_versions
+    return {cid: stored.get(cid, 0) + 1 for cid in sorted(set(competition_ids))}
+
+
+async def write_plan(
+    connection: DbConnection, plan: BatchPlan, new_versions: dict[str, int] | None = None
+) -> None:
+    """Write the plan's events, bans and standings, and ``new_versions`` (competition id →
+    standings version, from :func:`new_standings_versions`), inside the caller's transaction.
+
+    The rare writes (control events, bans, refusals, attempts, teams, deleted standings) are a
+    statement each, first; events, upserted standings and versions are one statement, last.
+    """
+    versions = sorted((new_versions or {}).items())
     if plan.new_controls:
         await connection.execute(
             "INSERT INTO control_events (event_id, competition_id, user_id, action, received_at)"
@@ -370,16 +407,23 @@ async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
             " WHERE s.competition_id = d.cid AND s.window_label = d.w AND s.user_id = d.uid",
             *_columns(keys),
         )
-    if plan.upserts:
+    if plan.new_scores or plan.upserts or versions:
         upserts = plan.upserts
         await connection.execute(
-            "INSERT INTO standings (competition_id, window_label, user_id, score, reached_at,"
-            " last_event_ts)"
-            " SELECT c, w, u, s, r, l FROM json_to_recordset($1::json)"
-            " AS x(c text, w text, u text, s float8, r timestamptz, l timestamptz)"
-            " ON CONFLICT (competition_id, window_label, user_id) DO UPDATE SET"
-            " score = EXCLUDED.score, reached_at = EXCLUDED.reached_at,"
-            " last_event_ts = EXCLUDED.last_event_ts, updated_at = now()",
+            _WRITE_SQL,
+            _rows_json(
+                {
+                    "e": event.event_id,
+                    "c": event.competition_id,
+                    "u": event.user_id,
+                    "v": event.value,
+                    "t": event.ts,
+                    "r": event.received_at,
+                    "m": event.metadata,
+                    "g": event.team_id,
+                }
+                for event in plan.new_scores
+            ),
             _rows_json(
                 {
                     "c": cid,
@@ -391,6 +435,8 @@ async def write_plan(connection: DbConnection, plan: BatchPlan) -> None:
                 }
                 for cid, window, user in sorted(upserts)
             ),
+            [cid for cid, _ in versions],
+            [version for _, version in versions],
         )
 
 

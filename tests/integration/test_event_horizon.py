@@ -18,6 +18,7 @@ from podium.settings import PlatformSettings
 from services.ingest.app import create_app
 from services.ranker.applier import BatchApplier, decode
 from services.ranker.planner import IncomingEvent
+from services.ranker.repository import begin_batch
 from services.ranker.runtime import create_partitions
 from services.ranker.settings import RankerSettings
 from shared import migrations
@@ -29,8 +30,8 @@ from shared.event_partitions import (
     LOCK_KEYS,
     PARTITION_WIDTH,
     PRUNE_GRACE,
+    PRUNED_BEFORE_SQL,
     WEEKS_AHEAD,
-    hold_partitions,
     partition_name,
     week_partitions,
     week_start,
@@ -376,7 +377,8 @@ async def test_a_prune_waits_for_a_batch_that_holds_the_partitions(
     async with pool.acquire() as batch:
         transaction = batch.transaction()
         await transaction.start()
-        watermark = await hold_partitions(batch)
+        await begin_batch(batch, ["c"])  # a batch's first statement, then its read
+        watermark = await batch.fetchval(PRUNED_BEFORE_SQL)
         pruning = asyncio.create_task(prune(settings, now=now))
         done, _ = await asyncio.wait({pruning}, timeout=1.0)
         assert not done  # blocked on the batch's shared lock, however fast the machine is
@@ -385,3 +387,43 @@ async def test_a_prune_waits_for_a_batch_that_holds_the_partitions(
         await transaction.commit()
     report = await pruning
     assert report.deleted_default_rows == 1
+
+
+async def _partition_locks_of(pool: asyncpg.Pool, pid: int) -> list[str]:
+    """The modes of the partition lock (:data:`LOCK_ID`) the backend ``pid`` holds."""
+    rows = await pool.fetch(
+        "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND pid = $1 AND granted"
+        " AND classid = $2::int4::oid AND objsubid = 2",
+        pid,
+        LOCK_ID,
+    )
+    return [row["mode"] for row in rows]
+
+
+async def test_a_batch_holds_the_partitions_only_after_its_competition_locks(
+    pool: asyncpg.Pool,
+) -> None:
+    """A batch waiting for a competition lock holds no partition lock: a queued prune (which
+    waits for every holder) could otherwise make the competition lock's holder, which needs
+    the partitions too, wait behind it — a deadlock PostgreSQL would have to break."""
+    async with pool.acquire() as first, pool.acquire() as second:
+        first_batch, second_batch = first.transaction(), second.transaction()
+        first_open = True
+        await first_batch.start()
+        await second_batch.start()
+        try:
+            await begin_batch(first, ["c"])
+            assert await _partition_locks_of(pool, first.get_server_pid()) == ["ShareLock"]
+            waiting = asyncio.create_task(begin_batch(second, ["c"]))
+            done, _ = await asyncio.wait({waiting}, timeout=1.0)
+            assert not done  # waits for c's lock ...
+            assert await _partition_locks_of(pool, second.get_server_pid()) == []  # ... bare
+            await first_batch.commit()
+            first_open = False
+            async with asyncio.timeout(10):
+                await waiting  # ... then takes c's lock and the partitions
+            assert await _partition_locks_of(pool, second.get_server_pid()) == ["ShareLock"]
+        finally:
+            await second_batch.rollback()
+            if first_open:
+                await first_batch.rollback()

@@ -410,7 +410,8 @@ async def test_the_batch_statements_are_planned_for_the_tables_as_they_are_now(
             await applier.apply(records(*(score(f"e{n}-{k}", f"u{k}", n) for k in range(200))))
         plans = await applier.pool.fetch(
             "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
-            " WHERE statement LIKE 'SELECT event_id FROM score_events%'"
+            # the batch's state read, which holds the dedup lookup of the event ids
+            " WHERE statement LIKE 'SELECT (SELECT pruned_before%'"
         )
     assert len(plans) == 1, plans
     assert plans[0]["custom_plans"] >= batches
