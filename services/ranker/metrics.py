@@ -27,7 +27,8 @@ BATCH_SIZE = Histogram(
 )
 APPLY_LATENCY = Histogram(
     "podium_ranker_apply_duration_seconds",
-    "Time to apply one batch (PostgreSQL, Redis, change messages), retries included.",
+    "Time to apply one batch (PostgreSQL, Redis, change messages handed to the producer),"
+    " retries included; the broker's acks follow in the delivered stage, beside the next batch.",
     buckets=LATENCY_BUCKETS_S,
 )
 BATCH_STAGES = (

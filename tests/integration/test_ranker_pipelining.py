@@ -6,8 +6,7 @@ runs, and a revocation (``wait_empty``) waits for every rest."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,10 +14,10 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from podium.settings import PlatformSettings
-from services.ranker.agent import BatchHandler, consumer_app
+from services.ranker.agent import BatchHandler
 from services.ranker.consumer import BatchConsumer, BatchRest
 from services.ranker.lag import LagTracker
-from shared.kafka import create_producer
+from tests.support.ranker_consumer import produce_records, running_consumer
 
 RECORDS = 5
 TIMEOUT_S = 10.0
@@ -57,29 +56,6 @@ class GatedHandler:
         return [offset for batch in self.batches for offset in batch]
 
 
-async def _produce(settings: PlatformSettings, first: int) -> TopicPartition:
-    producer = create_producer(settings)
-    await producer.start()
-    try:
-        for index in range(first, first + RECORDS):
-            metadata = await producer.send_and_wait(
-                settings.topic_score_events, b"%d" % index, key=b"c"
-            )
-    finally:
-        await producer.stop()
-    return TopicPartition(metadata.topic, metadata.partition)
-
-
-@asynccontextmanager
-async def _consumer(settings: PlatformSettings, datadir: Path) -> AsyncIterator[BatchConsumer]:
-    app = consumer_app(settings, datadir)
-    await app.start()
-    try:
-        yield cast(BatchConsumer, app.consumer)
-    finally:
-        await app.stop()
-
-
 async def _committed(consumer: BatchConsumer, tp: TopicPartition) -> int | None:
     """The group's committed offset of ``tp``, as the broker has it."""
     client = consumer._thread._ensure_consumer()
@@ -90,13 +66,13 @@ async def _committed(consumer: BatchConsumer, tp: TopicPartition) -> int | None:
 async def test_the_next_batch_is_applied_while_the_previous_one_waits_for_its_acks(
     settings: PlatformSettings, tmp_path: Path
 ) -> None:
-    tp = await _produce(settings, 0)
-    async with _consumer(settings, tmp_path) as consumer:
+    tp = await produce_records(settings, 0, RECORDS)
+    async with running_consumer(settings, tmp_path) as consumer:
         handler = GatedHandler(consumer)
         consumer.attach(handler)
         assert await handler.wait_for_records(RECORDS) == list(range(RECORDS))
         first_batches = len(handler.batches)
-        await _produce(settings, RECORDS)
+        await produce_records(settings, RECORDS, RECORDS)
         # handed over although the first batches' acks are still pending
         assert await handler.wait_for_records(2 * RECORDS) == list(range(2 * RECORDS))
         assert not await _committed(consumer, tp)  # no offset before its batch's acks

@@ -13,18 +13,15 @@ commit past ones it never handed over, driven in-process with a handler that onl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from podium.settings import PlatformSettings
-from services.ranker.agent import consumer_app
 from services.ranker.consumer import BatchConsumer
-from shared.kafka import create_producer
+from tests.support.ranker_consumer import produce_records, running_consumer
 
 RECORDS = 5
 FETCH_TIMEOUT_S = 10.0
@@ -50,34 +47,11 @@ class Recorder:
         return self.offsets
 
 
-async def _produce(settings: PlatformSettings) -> TopicPartition:
-    producer = create_producer(settings)
-    await producer.start()
-    try:
-        for index in range(RECORDS):
-            metadata = await producer.send_and_wait(
-                settings.topic_score_events, b"%d" % index, key=b"c"
-            )
-    finally:
-        await producer.stop()
-    return TopicPartition(metadata.topic, metadata.partition)
-
-
-@asynccontextmanager
-async def _consumer(settings: PlatformSettings, datadir: Path) -> AsyncIterator[BatchConsumer]:
-    app = consumer_app(settings, datadir)
-    await app.start()
-    try:
-        yield cast(BatchConsumer, app.consumer)
-    finally:
-        await app.stop()
-
-
 async def test_a_rewind_fetches_an_uncommitted_partition_again(
     settings: PlatformSettings, tmp_path: Path
 ) -> None:
-    await _produce(settings)
-    async with _consumer(settings, tmp_path) as consumer:
+    await produce_records(settings, 0, RECORDS)
+    async with running_consumer(settings, tmp_path) as consumer:
         first = Recorder()
         consumer.attach(first)
         assert sorted(await first.wait_for(RECORDS)) == list(range(RECORDS))
@@ -98,8 +72,8 @@ async def _skip_ahead(consumer: BatchConsumer, tp: TopicPartition, to_offset: in
 async def test_a_fetch_that_skips_offsets_is_fetched_again_from_the_first_missing_one(
     settings: PlatformSettings, tmp_path: Path
 ) -> None:
-    tp = await _produce(settings)
-    async with _consumer(settings, tmp_path) as consumer:
+    tp = await produce_records(settings, 0, RECORDS)
+    async with running_consumer(settings, tmp_path) as consumer:
         first = Recorder()
         consumer.attach(first)
         await first.wait_for(RECORDS)
