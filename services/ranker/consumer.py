@@ -21,8 +21,10 @@ Offsets are not faust's business here either: the handler commits what it applie
 batch's rest (waiting for the broker's acks of its change messages, then committing its
 offsets), which runs while the next batch is fetched and applied; rests run one after the
 other in batch order, so offsets are committed in order and never before their batch is
-applied and announced. A rebalance waits for the batch in flight and every unfinished rest
-(:meth:`wait_empty`), so the old owner commits them before the partition moves.
+applied and announced, and a batch is fetched only once the rest two batches back has run
+(one rest overlaps the next batch, no more). A rebalance waits for the batch in flight and
+every unfinished rest (:meth:`wait_empty`), so the old owner commits them before the
+partition moves.
 
 A batch never skips offsets: the records of a partition must start where the last ones ended
 (or at the offset seeked to). The dev broker breaks that under two concurrent producers (two
@@ -103,6 +105,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._idle.set()
         self._unfinished = 0  # batches taken whose rest has not run yet
         self._last_rest: asyncio.Future[None] | None = None
+        self._rest_before_last: asyncio.Future[None] | None = None
         self._batch_started_at: float | None = None
         self._tolerated_gaps: set[Any] = set()
         """Partitions whose next fetch is taken even if it skips offsets (the wait is over)."""
@@ -180,7 +183,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
             finally:
                 self._batch_finished()
 
-        self._last_rest = asyncio.ensure_future(run())
+        self._rest_before_last, self._last_rest = previous, asyncio.ensure_future(run())
+
+    async def _room_for_a_batch(self) -> None:
+        """Wait until at most one batch's rest is unfinished (the previous batch's): one rest
+        overlaps the next batch, no more, so a slow broker holds the consumer back instead of
+        piling up applied but uncommitted batches."""
+        older = self._rest_before_last
+        if older is not None:
+            await asyncio.shield(older)
 
     async def _rests_done(self) -> None:
         """Wait until every taken batch has finished (the last rest ran)."""
@@ -205,6 +216,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         try:
             while not (self.should_stop or fetcher.should_stop):
                 await self._handler_ready.wait()
+                await self._room_for_a_batch()  # before the fetch: its checks stay current
                 batch = await self._next_batch()
                 handler = self._handler
                 if not batch or handler is None or self.should_stop:

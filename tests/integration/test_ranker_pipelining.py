@@ -1,7 +1,7 @@
 """Pipelined batches on the real consumer (faust app, consumer thread, broker): the next batch
 is handed over while the previous batch's rest (its messages' acks, its offset commit) is
-still pending, rests run in batch order, a batch's offsets reach the broker only when its rest
-runs, and a revocation (``wait_empty``) waits for every rest."""
+still pending, but no batch after it; rests run in batch order, a batch's offsets reach the
+broker only when its rest runs, and a revocation (``wait_empty``) waits for every rest."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -47,9 +48,9 @@ class GatedHandler:
 
         return self.handler.rest(records, delivered)
 
-    async def wait_for_records(self, count: int) -> list[int]:
-        """Every offset handed over once at least ``count`` were (a timeout fails)."""
-        async with asyncio.timeout(TIMEOUT_S):
+    async def wait_for_records(self, count: int, timeout_s: float = TIMEOUT_S) -> list[int]:
+        """Every offset handed over once at least ``count`` were (TimeoutError if not)."""
+        async with asyncio.timeout(timeout_s):
             while sum(map(len, self.batches)) < count:
                 self.handed.clear()
                 await self.handed.wait()
@@ -71,23 +72,30 @@ async def test_the_next_batch_is_applied_while_the_previous_one_waits_for_its_ac
         handler = GatedHandler(consumer)
         consumer.attach(handler)
         assert await handler.wait_for_records(RECORDS) == list(range(RECORDS))
-        first_batches = len(handler.batches)
+        assert len(handler.batches) == 1
         await produce_records(settings, RECORDS, RECORDS)
-        # handed over although the first batches' acks are still pending
+        # handed over although the first batch's acks are still pending
         assert await handler.wait_for_records(2 * RECORDS) == list(range(2 * RECORDS))
+        assert len(handler.batches) == 2
+        await produce_records(settings, 2 * RECORDS, RECORDS)
+        # ... but not a third: one rest overlaps the next batch, no more
+        with pytest.raises(TimeoutError):
+            await handler.wait_for_records(3 * RECORDS, timeout_s=1.0)
         assert not await _committed(consumer, tp)  # no offset before its batch's acks
 
         revoked = asyncio.create_task(consumer.wait_empty())
-        for gate in handler.gates[1:]:
-            gate.set()  # the later batches' acks come first ...
+        handler.gates[1].set()  # the second batch's acks come first ...
         await asyncio.sleep(0.5)
-        assert handler.finished == []  # ... but their rests wait for the first batch's
+        assert handler.finished == []  # ... but its rest waits for the first batch's
+        assert len(handler.batches) == 2
         assert not revoked.done()
         assert not await _committed(consumer, tp)
 
-        handler.gates[0].set()
+        handler.gates[0].set()  # both rests run, in order; the third batch is handed over
+        assert await handler.wait_for_records(3 * RECORDS) == list(range(3 * RECORDS))
+        for gate in handler.gates:
+            gate.set()
         async with asyncio.timeout(TIMEOUT_S):
             await revoked  # a revocation waits for every rest
         assert handler.finished == list(range(len(handler.batches)))
-        assert len(handler.batches) > first_batches
-        assert await _committed(consumer, tp) == 2 * RECORDS
+        assert await _committed(consumer, tp) == 3 * RECORDS

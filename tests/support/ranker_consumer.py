@@ -3,6 +3,7 @@ records for it: for tests of what the consumer hands over and commits."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,14 +19,16 @@ from shared.kafka import create_producer
 
 async def produce_records(settings: PlatformSettings, first: int, count: int) -> TopicPartition:
     """``count`` records (values ``first``, ``first + 1``, ...) under one key, so to one
-    partition, each acknowledged before the next is sent; returns that partition."""
+    partition, sent together (one produce request: a consumer fetches them together) and
+    acknowledged; returns that partition."""
     producer = create_producer(settings)
     await producer.start()
     try:
-        for index in range(first, first + count):
-            metadata = await producer.send_and_wait(
-                settings.topic_score_events, b"%d" % index, key=b"c"
-            )
+        sends = [
+            await producer.send(settings.topic_score_events, b"%d" % index, key=b"c")
+            for index in range(first, first + count)
+        ]
+        metadata = (await asyncio.gather(*sends))[-1]
     finally:
         await producer.stop()
     return TopicPartition(metadata.topic, metadata.partition)
