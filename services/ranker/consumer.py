@@ -21,8 +21,8 @@ Offsets are not faust's business here either: the handler commits what it applie
 batch's rest (waiting for the broker's acks of its change messages, then committing its
 offsets), which runs while the next batch is fetched and applied; rests run one after the
 other in batch order, so offsets are committed in order and never before their batch is
-applied and announced, and a batch is fetched only once the rest two batches back has run
-(one rest overlaps the next batch, no more). A rebalance waits for the batch in flight and
+applied and announced, and a batch is fetched only while at most a few rests are unfinished
+(``Fetching.rests_overlapping``). A rebalance waits for the batch in flight and
 every unfinished rest (:meth:`wait_empty`), so the old owner commits them before the
 partition moves.
 
@@ -41,6 +41,7 @@ The change feeds guard against the same skip with the same rule (:mod:`shared.of
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Container, Mapping, MutableMapping, Sequence
@@ -92,6 +93,9 @@ class Fetching:
     batch_size: int
     batch_within_s: float = 0.0
     gap_wait_s: float = 2.0
+    rests_overlapping: int = 4
+    """How many applied batches may still wait for their acks and offset commit while the
+    next one is fetched and applied."""
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -105,7 +109,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._idle.set()
         self._unfinished = 0  # batches taken whose rest has not run yet
         self._last_rest: asyncio.Future[None] | None = None
-        self._rest_before_last: asyncio.Future[None] | None = None
+        self._rests: collections.deque[asyncio.Future[None]] = collections.deque()
+        """Rests scheduled and perhaps unfinished, oldest first (they finish in this order)."""
         self._batch_started_at: float | None = None
         self._tolerated_gaps: set[Any] = set()
         """Partitions whose next fetch is taken even if it skips offsets (the wait is over)."""
@@ -183,15 +188,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
             finally:
                 self._batch_finished()
 
-        self._rest_before_last, self._last_rest = previous, asyncio.ensure_future(run())
+        self._last_rest = asyncio.ensure_future(run())
+        self._rests.append(self._last_rest)
 
     async def _room_for_a_batch(self) -> None:
-        """Wait until at most one batch's rest is unfinished (the previous batch's): one rest
-        overlaps the next batch, no more, so a slow broker holds the consumer back instead of
-        piling up applied but uncommitted batches."""
-        older = self._rest_before_last
-        if older is not None:
-            await asyncio.shield(older)
+        """Wait until at most ``rests_overlapping`` batches' rests are unfinished: the next
+        batch overlaps them, no more, so a broker that stops acknowledging holds the consumer
+        back instead of piling up applied, uncommitted batches."""
+        rests = self._rests
+        while rests and rests[0].done():
+            rests.popleft()
+        limit = self.fetching.rests_overlapping
+        if len(rests) > limit:  # rests finish in order: once this one has, `limit` are left
+            await asyncio.shield(rests[len(rests) - limit - 1])
 
     async def _rests_done(self) -> None:
         """Wait until every taken batch has finished (the last rest ran)."""

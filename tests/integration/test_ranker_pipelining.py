@@ -6,6 +6,7 @@ broker only when its rest runs, and a revocation (``wait_empty``) waits for ever
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -16,7 +17,7 @@ from aiokafka.structs import ConsumerRecord
 
 from podium.settings import PlatformSettings
 from services.ranker.agent import BatchHandler
-from services.ranker.consumer import BatchConsumer, BatchRest
+from services.ranker.consumer import BatchConsumer, BatchRest, BatchTransport
 from services.ranker.lag import LagTracker
 from tests.support.ranker_consumer import produce_records, running_consumer
 
@@ -69,6 +70,9 @@ async def test_the_next_batch_is_applied_while_the_previous_one_waits_for_its_ac
 ) -> None:
     tp = await produce_records(settings, 0, RECORDS)
     async with running_consumer(settings, tmp_path) as consumer:
+        # one rest may overlap the next batch (4 by default: the mechanism is the same)
+        transport = cast(BatchTransport, consumer.transport)
+        transport.fetching = dataclasses.replace(transport.fetching, rests_overlapping=1)
         handler = GatedHandler(consumer)
         consumer.attach(handler)
         assert await handler.wait_for_records(RECORDS) == list(range(RECORDS))
@@ -78,7 +82,7 @@ async def test_the_next_batch_is_applied_while_the_previous_one_waits_for_its_ac
         assert await handler.wait_for_records(2 * RECORDS) == list(range(2 * RECORDS))
         assert len(handler.batches) == 2
         await produce_records(settings, 2 * RECORDS, RECORDS)
-        # ... but not a third: one rest overlaps the next batch, no more
+        # ... but not a third: one rest overlaps the next batch (as set above), no more
         with pytest.raises(TimeoutError):
             await handler.wait_for_records(3 * RECORDS, timeout_s=1.0)
         assert not await _committed(consumer, tp)  # no offset before its batch's acks
