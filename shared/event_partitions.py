@@ -42,9 +42,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCK_ID = 0x706F6470  # "podp": partition maintenance (exclusive) vs ranker batches (shared)
-LOCK_KEYS = "$1::int4, hashtext(current_schema())"
-"""The advisory lock's two keys: :data:`LOCK_ID` and the schema, so schemas sharing a database
-(tests, benchmarks) never wait for each other's maintenance."""
+
+
+def lock_keys(parameter: int) -> str:
+    """The advisory lock's two keys, the first (:data:`LOCK_ID`) taken from ``$parameter``,
+    the second the schema, so schemas sharing a database (tests, benchmarks) never wait for
+    each other's maintenance."""
+    return f"${parameter}::int4, hashtext(current_schema())"
+
+
+LOCK_KEYS = lock_keys(1)
+"""The advisory lock's keys with :data:`LOCK_ID` as the statement's first parameter."""
 PARTITION_WIDTH = timedelta(days=7)
 WEEKS_AHEAD = 3
 """Weeks created after the current one, so a missed daily run or two changes nothing."""
@@ -99,7 +107,7 @@ def held_shared(parameter: int) -> str:
     it reads the watermark (:data:`PRUNED_BEFORE_SQL`) and looks up event ids: no maintenance
     can drop rows (or raise the watermark) until the batch commits.
     """
-    return f"pg_advisory_xact_lock_shared(${parameter}::int4, hashtext(current_schema()))"
+    return f"pg_advisory_xact_lock_shared({lock_keys(parameter)})"
 
 
 PRUNED_BEFORE_SQL = "SELECT pruned_before FROM score_events_pruned"

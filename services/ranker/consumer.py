@@ -108,9 +108,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         """Set while no batch is being applied and every batch's rest has run."""
         self._idle.set()
         self._unfinished = 0  # batches taken whose rest has not run yet
-        self._last_rest: asyncio.Future[None] | None = None
         self._rests: collections.deque[asyncio.Future[None]] = collections.deque()
-        """Rests scheduled and perhaps unfinished, oldest first (they finish in this order)."""
+        """Rests scheduled and perhaps unfinished, oldest first (they finish in this order;
+        finished ones are dropped from the left): the last one is the last batch's."""
         self._batch_started_at: float | None = None
         self._tolerated_gaps: set[Any] = set()
         """Partitions whose next fetch is taken even if it skips offsets (the wait is over)."""
@@ -168,7 +168,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def _run_after_previous(self, rest: BatchRest | None) -> None:
         """Run ``rest`` once the previous batch's rest has run (batches finish in order)."""
-        previous = self._last_rest
+        previous = self._last_rest()
         if rest is None and previous is None:
             self._batch_finished()
             return
@@ -188,8 +188,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
             finally:
                 self._batch_finished()
 
-        self._last_rest = asyncio.ensure_future(run())
-        self._rests.append(self._last_rest)
+        self._rests.append(asyncio.ensure_future(run()))
+
+    def _last_rest(self) -> asyncio.Future[None] | None:
+        """The last batch's rest, unless it (and so every rest) has finished and was dropped."""
+        return self._rests[-1] if self._rests else None
 
     async def _room_for_a_batch(self) -> None:
         """Wait until at most ``rests_overlapping`` batches' rests are unfinished: the next
@@ -204,7 +207,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def _rests_done(self) -> None:
         """Wait until every taken batch has finished (the last rest ran)."""
-        last = self._last_rest
+        last = self._last_rest()
         if last is not None:
             await asyncio.shield(last)
 
@@ -212,7 +215,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         """When the fetcher stops: let the unfinished rests commit their offsets for up to
         :data:`REST_STOP_WAIT_S` (what they do not commit is fetched again by the next owner,
         as a batch cut off mid-apply is), then cancel them."""
-        last = self._last_rest
+        last = self._last_rest()
         if last is None or last.done():
             return
         await asyncio.wait({last}, timeout=REST_STOP_WAIT_S)

@@ -8,7 +8,7 @@ locks first, so two rankers briefly owning the same partition during a rebalance
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
@@ -19,7 +19,7 @@ from shared.competitions import get_competitions
 from shared.entrants import entrants_among
 from shared.event_partitions import LOCK_ID, PRUNED_BEFORE_SQL, held_shared
 from shared.schemas.competition import Competition
-from shared.teams import competition_of, team_board, team_board_id
+from shared.teams import competition_of, team_board
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -93,26 +93,19 @@ async def lock_competitions(connection: DbConnection, competition_ids: Iterable[
     )
 
 
-async def bump_standings_versions(
-    connection: DbConnection, competition_ids: Iterable[str]
-) -> dict[str, int]:
-    """Add one to these competitions' standings versions; returns each one's new version.
+_STANDING_COLUMNS = (
+    "s.competition_id, s.window_label, s.user_id, s.score, s.reached_at, s.last_event_ts"
+)
 
-    Called under the competition locks for exactly the competitions the batch writes to
-    Redis, so the Redis write script can check that Redis holds ``new - 1`` (issue #17). One
-    statement reads and bumps (a missing row starts at 1); rolled back with the batch.
-    """
-    ids = sorted(set(competition_ids))
-    if not ids:
-        return {}
-    rows = await connection.fetch(
-        "INSERT INTO standings_versions AS v (competition_id, version)"
-        " SELECT cid, 1 FROM unnest($1::text[]) AS cid"
-        " ON CONFLICT (competition_id) DO UPDATE SET version = v.version + 1"
-        " RETURNING competition_id, version",
-        ids,
+
+def _standings_among(competitions_parameter: int, users_parameter: int) -> str:
+    """FROM the standings of the (competition, user) pairs given as two parallel text arrays,
+    ``$competitions_parameter`` and ``$users_parameter``."""
+    return (
+        "FROM standings s"
+        f" JOIN unnest(${competitions_parameter}::text[], ${users_parameter}::text[])"
+        " AS u(cid, uid) ON s.competition_id = u.cid AND s.user_id = u.uid"
     )
-    return {row["competition_id"]: row["version"] for row in rows}
 
 
 # What a batch's events depend on, in one round trip (under the locks begin_batch took): the
@@ -126,10 +119,7 @@ BATCH_STATE_SQL = (
     " ARRAY(SELECT ROW(b.competition_id, b.user_id) FROM banned_users b"
     "  JOIN unnest($3::text[], $4::text[]) AS u(cid, uid)"
     "  ON b.competition_id = u.cid AND b.user_id = u.uid),"
-    " ARRAY(SELECT ROW(s.competition_id, s.window_label, s.user_id, s.score, s.reached_at,"
-    "  s.last_event_ts) FROM standings s"
-    "  JOIN unnest($3::text[], $4::text[]) AS u(cid, uid)"
-    "  ON s.competition_id = u.cid AND s.user_id = u.uid),"
+    f" ARRAY(SELECT ROW({_STANDING_COLUMNS}) {_standings_among(3, 4)}),"
     " ARRAY(SELECT ROW(competition_id, version) FROM standings_versions"
     "  WHERE competition_id = ANY($5::text[]))"
 )
@@ -153,27 +143,24 @@ async def load_state(
     competitions, then the rest) unless team boards or tournaments need more.
     """
     competitions = await get_competitions(cast(asyncpg.Connection, connection), competition_ids)
+    team_boards = {
+        cid: team_board(competition)
+        for cid, competition in competitions.items()
+        if competition.teams is not None
+    }
     user_cids = [cid for cid, _ in users]
     user_ids = [user for _, user in users]
-    boards = sorted({*competition_ids, *(team_board_id(cid) for cid in competition_ids)})
+    boards = sorted({*competitions, *(board.id for board in team_boards.values())})
     row = await connection.fetchrow(
         BATCH_STATE_SQL, score_ids, control_ids, user_cids, user_ids, boards
     )
     assert row is not None  # a SELECT without FROM: always one row
     pruned_before, known_scores, known_controls, banned, stored, versions = row
-    standings = {
-        (cid, window, user): Standing(score, reached_at, last_event_ts)
-        for cid, window, user, score, reached_at, last_event_ts in stored
-    }
+    standings = _standings_by_key(stored)
     tournaments = {
         cid
         for cid, competition in competitions.items()
         if competition.join_required or competition.max_attempts is not None
-    }
-    team_boards = {
-        cid: team_board(competition)
-        for cid, competition in competitions.items()
-        if competition.teams is not None
     }
     # batches without tournaments or team boards (the common case) read nothing more
     scores = list(scores) if tournaments or team_boards else ()  # read twice below
@@ -254,18 +241,18 @@ async def _standings_of(
     """Every window's standing of each (competition or board, user) pair given as two
     parallel columns."""
     rows = await connection.fetch(
-        "SELECT s.competition_id, s.window_label, s.user_id, s.score, s.reached_at,"
-        " s.last_event_ts FROM standings s"
-        " JOIN unnest($1::text[], $2::text[]) AS u(cid, uid)"
-        " ON s.competition_id = u.cid AND s.user_id = u.uid",
+        f"SELECT {_STANDING_COLUMNS} {_standings_among(1, 2)}",
         competition_ids,
         user_ids,
     )
+    return _standings_by_key(rows)
+
+
+def _standings_by_key(rows: Iterable[Iterable[Any]]) -> dict[StandingKey, Standing]:
+    """Standings by (competition, window, user), from rows of :data:`_STANDING_COLUMNS`."""
     return {
-        (row["competition_id"], row["window_label"], row["user_id"]): Standing(
-            row["score"], row["reached_at"], row["last_event_ts"]
-        )
-        for row in rows
+        (cid, window, user): Standing(score, reached_at, last_event_ts)
+        for cid, window, user, score, reached_at, last_event_ts in rows
     }
 
 
@@ -351,7 +338,7 @@ def new_standings_versions(state: StoredState, competition_ids: Iterable[str]) -
 
 
 async def write_plan(
-    connection: DbConnection, plan: BatchPlan, new_versions: dict[str, int] | None = None
+    connection: DbConnection, plan: BatchPlan, new_versions: dict[str, int]
 ) -> None:
     """Write the plan's events, bans and standings, and ``new_versions`` (competition id →
     standings version, from :func:`new_standings_versions`), inside the caller's transaction.
@@ -359,7 +346,7 @@ async def write_plan(
     The rare writes (control events, bans, refusals, attempts, teams, deleted standings) are a
     statement each, first; events, upserted standings and versions are one statement, last.
     """
-    versions = sorted((new_versions or {}).items())
+    versions = sorted(new_versions.items())
     if plan.new_controls:
         await connection.execute(
             "INSERT INTO control_events (event_id, competition_id, user_id, action, received_at)"

@@ -11,7 +11,6 @@ import pytest
 from redis.asyncio import Redis
 
 from podium.settings import PlatformSettings
-from services.ranker.repository import bump_standings_versions
 from shared.leaderboard_store import (
     CompetitionNotBuiltError,
     LeaderboardStore,
@@ -26,6 +25,7 @@ from shared.redis_keys import WINDOWS_COMPLETE, built_key, competition_windows, 
 from shared.schemas.competition import SortOrder
 from tests.conftest import SettingsFactory
 from tests.support.private_redis import private_redis
+from tests.support.standings import bump_standings_versions
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
