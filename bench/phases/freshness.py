@@ -12,7 +12,9 @@ probe would delay its frame by that rate limit, not by the pipeline. Probe compe
 turns, so each one gets a probe every ``probe competitions / probe rate`` seconds (≥ 1 s).
 From the 202 on, the probe polls the competition's cached top page in the query API (the
 micro-cache is in the path: the page is only fresh once the change feed retired it) until the
-user is first; one WebSocket per probe competition, opened before the phase, timestamps every
+user is on it. The page holds as many rows as the phase sends probes to one competition: only a
+later probe of the same competition can rank above a probe, so a probe applied in the same
+batch as (or just before) the next one is still seen, not lost behind it for the timeout; one WebSocket per probe competition, opened before the phase, timestamps every
 frame, matched with the probes afterwards. A probe not seen within ``PROBE_TIMEOUT_S`` counts
 as that timeout in the percentiles (and in ``probes_unseen``), so a backlog cannot hide.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +92,8 @@ class Probe:
 
     competition: str
     user: str
+    page_rows: int = 1
+    """Rows of the top page polled: the phase's probes per competition (see the module)."""
     post_ms: float | None = None
     accepted_at: float | None = None
     query_ms: float | None = None
@@ -141,7 +146,7 @@ class Clients:
 
 
 async def _probe(clients: Clients, target: FreshnessTarget, probe: Probe, timeout_s: float) -> None:
-    """Post the probe's event, then poll the top page until the user is first."""
+    """Post the probe's event, then poll the top page until the user is on it."""
     sent = time.monotonic()
     try:
         response = await clients.http.post(
@@ -160,7 +165,7 @@ async def _probe(clients: Clients, target: FreshnessTarget, probe: Probe, timeou
     if response.status_code != 202:
         return
     probe.accepted_at, probe.post_ms = accepted, (accepted - sent) * 1000
-    path = f"/api/v1/leaderboards/{probe.competition}/top?limit=1"
+    path = f"/api/v1/leaderboards/{probe.competition}/top?limit={probe.page_rows}"
     while (elapsed := time.monotonic() - accepted) < timeout_s:
         try:
             status, body = await clients.query.get(path)
@@ -169,7 +174,7 @@ async def _probe(clients: Clients, target: FreshnessTarget, probe: Probe, timeou
             probe.poll_errors += 1
         if status == 200:
             entries = orjson.loads(body)["entries"]
-            if entries and entries[0]["user_id"] == probe.user:
+            if any(entry["user_id"] == probe.user for entry in entries):
                 probe.query_ms = (time.monotonic() - accepted) * 1000
                 return
         await asyncio.sleep(min(POLL_MAX_S, max(POLL_MIN_S, elapsed * POLL_FRACTION)))
@@ -317,8 +322,9 @@ async def _measure(
     cpu_start = _cpu_s(me)
     machine_start = MachineCpu.take()
     started = time.monotonic()
+    page_rows = math.ceil(probes_total / len(competitions))
     probes = [
-        Probe(competitions[index % len(competitions)], f"{target.tag}-{name}-p{index}")
+        Probe(competitions[index % len(competitions)], f"{target.tag}-{name}-p{index}", page_rows)
         for index in range(probes_total)
     ]
     tasks = []
