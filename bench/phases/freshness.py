@@ -14,9 +14,10 @@ From the 202 on, the probe polls the competition's cached top page in the query 
 micro-cache is in the path: the page is only fresh once the change feed retired it) until the
 user is on it. The page holds as many rows as the phase sends probes to one competition: only a
 later probe of the same competition can rank above a probe, so a probe applied in the same
-batch as (or just before) the next one is still seen, not lost behind it for the timeout; one WebSocket per probe competition, opened before the phase, timestamps every
-frame, matched with the probes afterwards. A probe not seen within ``PROBE_TIMEOUT_S`` counts
-as that timeout in the percentiles (and in ``probes_unseen``), so a backlog cannot hide.
+batch as (or just before) the next one is still seen, not lost behind it for the timeout.
+One WebSocket per probe competition, opened before the phase, timestamps every frame,
+matched with the probes afterwards. A probe not seen within ``PROBE_TIMEOUT_S`` counts as that
+timeout in the percentiles (and in ``probes_unseen``), so a backlog cannot hide.
 
 Probe-side overhead is measured, not assumed: the bench process's CPU per probe, and the lag
 of its event loop (a 10 ms ticker's overshoot) while the probes run.
