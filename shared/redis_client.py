@@ -22,6 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 from shared.redis_packing import packed_class
 from shared.settings import CommonSettings
@@ -152,8 +153,8 @@ async def server_identity(client: RedisClient) -> ServerIdentity:
 async def ensure_scripts(client: RedisClient, scripts: Sequence[AsyncScript]) -> None:
     """Make sure every primary has ``scripts`` before a pipeline sends them by SHA.
 
-    A plain pipeline does this itself (``pipe.scripts``, checked with SCRIPT EXISTS when it
-    executes), so this returns at once for one Redis. A cluster pipeline does not: a primary
+    On one Redis :func:`execute_scripted` loads a missing script when its command is answered
+    NOSCRIPT, so this returns at once. A cluster pipeline cannot: a primary
     promoted or restarted since the scripts were loaded would answer NOSCRIPT, so the SHAs
     are checked on every primary (one SCRIPT EXISTS each, in parallel) and loaded where
     missing; a failover between the check and the pipeline fails that attempt, and the
@@ -170,18 +171,48 @@ async def ensure_scripts(client: RedisClient, scripts: Sequence[AsyncScript]) ->
 def queue_script(
     pipe: RedisPipeline, script: AsyncScript, keys: list[str], arguments: list[str | float | int]
 ) -> None:
-    """Queue ``script`` on ``pipe`` by its SHA.
+    """Queue ``script`` on ``pipe`` by its SHA; run the pipeline with :func:`execute_scripted`.
 
-    A plain pipeline loads it first if needed; a cluster pipeline needs
+    The script is not registered on the pipeline: redis-py would then ask SCRIPT EXISTS before
+    every execute, a round trip of its own per batch. A cluster pipeline needs
     :func:`ensure_scripts` before it executes. redis-py (8.1) blocks ``evalsha`` on a cluster
     pipeline only because it cannot know the script is loaded (redis/redis-py#2914, lifted
     upstream by #4206); it routes EVALSHA by its keys, so the raw command is queued instead.
     """
-    if isinstance(pipe, Pipeline):
-        pipe.scripts.add(script)  # type: ignore[arg-type]  # redis-py types it as the sync Script
-        pipe.evalsha(script.sha, len(keys), *keys, *arguments)
-    else:
-        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *arguments)
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *arguments)
+
+
+async def execute_scripted(
+    client: RedisClient, pipe: RedisPipeline, scripts: Sequence[AsyncScript]
+) -> list[Any]:
+    """Execute ``pipe``, whose ``scripts`` went by SHA (:func:`queue_script`), in one round trip.
+
+    On one Redis the EVALSHAs go out without a SCRIPT EXISTS first. A command answered
+    NOSCRIPT (the server restarted, failed over or flushed its scripts since they were
+    loaded) did not run: the scripts are loaded and exactly those commands are sent again,
+    so every command runs once, in the order queued among those that ran at first. Any other
+    error reply is raised, as ``execute()`` does. A cluster pipeline is executed as it is
+    (:func:`ensure_scripts` loaded the scripts on every primary before it was queued).
+    """
+    if not isinstance(pipe, Pipeline):
+        return await pipe.execute()
+    commands = list(pipe.command_stack)
+    replies = await pipe.execute(raise_on_error=False)
+    missing = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if missing:
+        for script in scripts:
+            script.sha = await client.script_load(script.script)
+        async with client.pipeline(transaction=False) as again:
+            for index in missing:
+                arguments, options = commands[index]
+                again.execute_command(*arguments, **options)
+            resent = await again.execute(raise_on_error=False)
+        for index, reply in zip(missing, resent, strict=True):
+            replies[index] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
 
 
 async def drop_idle_connections(client: RedisClient) -> None:
