@@ -25,6 +25,25 @@ def _from_row(row: asyncpg.Record) -> Competition:
     return Competition.model_validate(dict(row))
 
 
+def competition_rows_sql(ids_parameter: int) -> str:
+    """A SQL expression for one statement that reads more: the competitions whose ids are in
+    the ``text[]`` parameter ``$ids_parameter``, as one JSON array (give it to
+    :func:`competitions_from_rows`). It spares a caller that reads other things too the round
+    trip of :func:`get_competitions`."""
+    return (
+        "(SELECT coalesce(json_agg(c), '[]') FROM"  # noqa: S608 - constant columns
+        f" (SELECT {_COLUMNS} FROM competitions WHERE id = ANY(${ids_parameter}::text[])) c)"
+    )
+
+
+def competitions_from_rows(rows: list[dict[str, Any]]) -> dict[str, Competition]:
+    """The competitions of a :func:`competition_rows_sql` array (JSON objects), by id.
+
+    JSON rather than an array of rows: asyncpg decodes a row's ``jsonb`` fields in binary,
+    which the connections' JSON codec (text) cannot read."""
+    return {row["id"]: Competition.model_validate(row) for row in rows}
+
+
 async def get_competition(
     connection: asyncpg.Pool | asyncpg.Connection | ReadPool, competition_id: str
 ) -> Competition | None:

@@ -15,11 +15,11 @@ import asyncpg
 from services.ranker.planner import BatchPlan, StandingKey, StoredState, UserKey
 from services.ranker.records import ScoreMessage
 from services.ranker.rules import DeadLetterReason, Standing
-from shared.competitions import get_competitions
+from shared.competitions import competition_rows_sql, competitions_from_rows
 from shared.entrants import entrants_among
 from shared.event_partitions import LOCK_ID, PRUNED_BEFORE_SQL, held_shared
 from shared.schemas.competition import Competition
-from shared.teams import competition_of, team_board
+from shared.teams import TEAM_BOARD_SUFFIX, competition_of, team_board
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -121,8 +121,13 @@ BATCH_STATE_SQL = (
     "  ON b.competition_id = u.cid AND b.user_id = u.uid),"
     f" ARRAY(SELECT ROW({_STANDING_COLUMNS}) {_standings_among(3, 4)}),"
     " ARRAY(SELECT ROW(competition_id, version) FROM standings_versions"
-    "  WHERE competition_id = ANY($5::text[]))"
+    "  WHERE competition_id = ANY($5::text[])"
+    f"  OR competition_id IN (SELECT id || '{TEAM_BOARD_SUFFIX}' FROM competitions"
+    "   WHERE id = ANY($5::text[]) AND teams IS NOT NULL)),"
+    f" {competition_rows_sql(5)}"
 )
+"""One statement for the batch's state: the standings versions of its competitions and of
+their team boards (``team_board_id``), and the competitions themselves."""
 
 
 async def load_state(
@@ -139,23 +144,22 @@ async def load_state(
 
     Called after :func:`begin_batch`: the partitions are held before the event ids are looked
     up (the ids are probed in every partition, dedup is by event_id whatever the event time),
-    so no ``podium prune`` can drop one until the batch commits. Two round trips (the
-    competitions, then the rest) unless team boards or tournaments need more.
+    so no ``podium prune`` can drop one until the batch commits. One round trip (competitions
+    and the rest in one statement) unless team boards or tournaments need more.
     """
-    competitions = await get_competitions(cast(asyncpg.Connection, connection), competition_ids)
+    user_cids = [cid for cid, _ in users]
+    user_ids = [user for _, user in users]
+    row = await connection.fetchrow(
+        BATCH_STATE_SQL, score_ids, control_ids, user_cids, user_ids, competition_ids
+    )
+    assert row is not None  # a SELECT without FROM: always one row
+    pruned_before, known_scores, known_controls, banned, stored, versions, competition_rows = row
+    competitions = competitions_from_rows(competition_rows)
     team_boards = {
         cid: team_board(competition)
         for cid, competition in competitions.items()
         if competition.teams is not None
     }
-    user_cids = [cid for cid, _ in users]
-    user_ids = [user for _, user in users]
-    boards = sorted({*competitions, *(board.id for board in team_boards.values())})
-    row = await connection.fetchrow(
-        BATCH_STATE_SQL, score_ids, control_ids, user_cids, user_ids, boards
-    )
-    assert row is not None  # a SELECT without FROM: always one row
-    pruned_before, known_scores, known_controls, banned, stored, versions = row
     standings = _standings_by_key(stored)
     tournaments = {
         cid

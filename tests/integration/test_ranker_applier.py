@@ -31,6 +31,7 @@ from shared.schemas.competition import CompetitionCreate, SortOrder
 from shared.schemas.score_event import ControlAction, ControlEvent, ScoreEvent
 from tests.conftest import SettingsFactory
 from tests.support.private_redis import private_redis
+from tests.support.ranker_harness import override
 from tests.support.topic_reader import read_topic
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -503,3 +504,26 @@ async def test_a_batch_looks_rows_up_by_index_in_tables_postgresql_has_not_analy
     # a nested loop reads the index entries of the batch's pairs only (a merge join: 4,001)
     standings_read = after["standings"][2] - before.get("standings", (0, 0, 0))[2]
     assert standings_read < 1_000, f"the standings read went through {standings_read} rows"
+
+
+async def test_a_common_batch_is_five_postgresql_statements(settings: PlatformSettings) -> None:
+    """A batch of scores for a built competition without teams or tournaments talks to
+    PostgreSQL in five statements: BEGIN, the locks (:func:`begin_batch`), the state read
+    (competitions included, ``BATCH_STATE_SQL``), the write, COMMIT. Each statement is a round
+    trip a loaded machine makes the batch wait for (its scheduling, then PostgreSQL's).
+
+    One pooled connection, so the second batch finds its statements prepared (a connection's
+    first use of a statement adds asyncpg's type introspection). Not counted: asyncpg's reset
+    of a connection released to the pool (``RESET ALL`` and the rest, one statement)."""
+    single = override(settings, db_pool_min=1, db_pool_max=1)
+    async with open_applier(single) as applier:
+        await applier.apply(records(score("e1", "u1", 10)))  # builds the board: more statements
+        statements: list[str] = []
+        async with applier.pool.acquire() as connection:
+            connection.add_query_logger(lambda logged: statements.append(logged.query))
+        plan = await applier.apply(records(score("e2", "u2", 20), score("e3", "u1", 30, minutes=1)))
+        assert len(plan.new_scores) == 2
+        assert await alltime(applier) == [("u1", 30), ("u2", 20)]
+    batch = [query for query in statements if "RESET ALL" not in query]
+    assert len(batch) == 5, batch
+    assert batch[2] == BATCH_STATE_SQL
