@@ -9,15 +9,13 @@ from pathlib import Path
 import click
 
 from podium.extras import TOOLS, code_present, install_hint, missing_distributions
-from podium.settings import PlatformSettings, SettingsT, load_settings_or_exit
+from podium.settings import HTTP_SERVICES, PlatformSettings, SettingsT, load_settings_or_exit
 from services.ingest.settings import IngestSettings
 from services.notifier.settings import NotifierSettings
 from services.query.settings import QuerySettings
 from services.ranker.settings import RankerSettings
 from shared.logging import configure_logging
 from shared.settings import CommonSettings
-
-HTTP_SERVICES = ("ingest", "query", "notifier")
 
 
 def _settings_with_logging(settings_class: type[SettingsT], service: str) -> SettingsT:

@@ -24,12 +24,10 @@ import redis
 from devstack.broker import start_broker
 from devstack.embedded import start_embedded_postgres, start_embedded_redis
 from devstack.processes import ProcessGroup, free_port, port_open, spawn
-from podium.settings import PlatformSettings, load_settings_or_exit
+from podium.settings import HTTP_SERVICES, PlatformSettings, load_settings_or_exit
 from shared.auth import Scope, issue_token
 from shared.kafka import ensure_topics
 from shared.migrations import migrate
-
-HTTP_SERVICES = ("ingest", "query", "notifier")
 
 
 def _say(message: str) -> None:
@@ -164,12 +162,7 @@ def _start_services(
     group: ProcessGroup,
     attach_logs: bool,
 ) -> None:
-    commands = {
-        "ingest": ["serve", "ingest"],
-        "query": ["serve", "query"],
-        "notifier": ["serve", "notifier"],
-        "ranker": ["ranker"],
-    }
+    commands = {name: ["serve", name] for name in HTTP_SERVICES} | {"ranker": ["ranker"]}
     ports = {
         "ingest": settings.ingest_port,
         "query": settings.query_port,
