@@ -20,14 +20,15 @@ from podium.settings import PlatformSettings
 from services.ranker.applier import BatchApplier, decode
 from services.ranker.planner import IncomingEvent
 from services.ranker.repository import BATCH_STATE_SQL, begin_batch
-from shared.competitions import create_competition
+from services.ranker.rules import DeadLetterReason
+from shared.competitions import create_competition, update_competition
 from shared.db import create_pool
 from shared.kafka import create_producer
 from shared.leaderboard_store import StandingWrite, VersionStep, read_standings_version
 from shared.redis_client import create_redis
 from shared.redis_keys import version_key
 from shared.schemas.change_message import ChangeMessage
-from shared.schemas.competition import CompetitionCreate, SortOrder
+from shared.schemas.competition import CompetitionCreate, CompetitionUpdate, SortOrder
 from shared.schemas.score_event import ControlAction, ControlEvent, ScoreEvent
 from tests.conftest import SettingsFactory
 from tests.support.private_redis import private_redis
@@ -527,3 +528,19 @@ async def test_a_common_batch_is_five_postgresql_statements(settings: PlatformSe
     batch = [query for query in statements if "RESET ALL" not in query]
     assert len(batch) == 5, batch
     assert batch[2] == BATCH_STATE_SQL
+
+
+async def test_a_batch_applies_the_competition_as_it_is_now_even_when_edited_behind_its_back(
+    applier: BatchApplier,
+) -> None:
+    """Batches reuse the models of competition rows they read before (by row version); an edit
+    through the API and a direct SQL edit that leaves ``updated_at`` alone are both seen by
+    the next batch."""
+    await applier.apply(records(score("e1", "u1", 50)))
+    await update_competition(applier.pool, "c1", CompetitionUpdate(max_value=100))
+    plan = await applier.apply(records(score("e2", "u2", 500, minutes=1)))
+    assert [letter.reason for letter in plan.dead_letters] == [DeadLetterReason.BAD_VALUE]
+    await applier.pool.execute("UPDATE competitions SET max_value = NULL WHERE id = 'c1'")
+    plan = await applier.apply(records(score("e3", "u2", 500, minutes=2)))
+    assert plan.dead_letters == []
+    assert await alltime(applier) == [("u2", 500), ("u1", 50)]
