@@ -196,6 +196,8 @@ async def execute_scripted(
     """
     if not isinstance(pipe, Pipeline):
         return await pipe.execute()
+    if pipe.is_transaction:  # a NOSCRIPT inside MULTI would abort every command of it
+        raise ValueError("scripts sent by SHA need a pipeline without MULTI")
     commands = list(pipe.command_stack)
     replies = await pipe.execute(raise_on_error=False)
     missing = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]

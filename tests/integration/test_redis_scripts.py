@@ -85,3 +85,13 @@ async def test_a_ranker_batch_sends_no_script_exists_and_survives_a_script_flush
     await batch(2, 200.0)
     assert await _script_exists_calls(redis_client) == before, "a batch asked SCRIPT EXISTS"
     assert await store.built_markers(ids) == ["2"] * len(ids)
+
+
+async def test_a_transactional_pipeline_is_refused(
+    settings: PlatformSettings, redis_client: Redis
+) -> None:
+    script = redis_client.register_script(_INCR)
+    async with redis_client.pipeline(transaction=True) as pipe:
+        queue_script(pipe, script, [f"{settings.redis_key_prefix}never"], [])
+        with pytest.raises(ValueError, match="without MULTI"):
+            await execute_scripted(redis_client, pipe, [script])
