@@ -31,7 +31,7 @@ from shared.settings import (
 
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
-HTTP_SERVICES = ("ingest", "query", "notifier")
+HTTP_SERVICES: tuple[str, ...] = ("ingest", "query", "notifier")
 """The HTTP services ``podium serve`` runs (``podium dev`` starts each, and the ranker)."""
 
 SERVICE_SETTINGS: dict[str, type[CommonSettings]] = {

@@ -189,21 +189,25 @@ async def execute_scripted(
 
     On one Redis the EVALSHAs go out without a SCRIPT EXISTS first. A command answered
     NOSCRIPT (the server restarted, failed over or flushed its scripts since they were
-    loaded) did not run: the scripts are loaded and exactly those commands are sent again,
-    so every command runs once, in the order queued among those that ran at first. Any other
-    error reply is raised, as ``execute()`` does. A cluster pipeline is executed as it is
-    (:func:`ensure_scripts` loaded the scripts on every primary before it was queued).
+    loaded) did not run: its script is loaded and exactly those commands are sent again, so
+    every command runs once, but a re-sent one runs after every command queued behind it
+    (queue nothing that reads what an earlier script call of the same pipeline wrote). Any
+    other error reply is raised, as ``execute()`` does. A cluster pipeline is executed as it
+    is (:func:`ensure_scripts` loaded the scripts on every primary before it was queued).
     """
     if not isinstance(pipe, Pipeline):
         return await pipe.execute()
-    if pipe.is_transaction:  # a NOSCRIPT inside MULTI would abort every command of it
+    if pipe.is_transaction or pipe.explicit_transaction:  # a re-send would leave the MULTI
         raise ValueError("scripts sent by SHA need a pipeline without MULTI")
     commands = list(pipe.command_stack)
     replies = await pipe.execute(raise_on_error=False)
     missing = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
-        for script in scripts:
-            script.sha = await client.script_load(script.script)
+        by_sha = {script.sha: script for script in scripts}
+        for sha in {commands[index][0][1] for index in missing}:
+            if sha not in by_sha:
+                raise ValueError(f"a command ran script {sha!r}, which is not among {scripts!r}")
+            await client.script_load(by_sha[sha].script)
         async with client.pipeline(transaction=False) as again:
             for index in missing:
                 arguments, options = commands[index]
@@ -211,8 +215,9 @@ async def execute_scripted(
             resent = await again.execute(raise_on_error=False)
         for index, reply in zip(missing, resent, strict=True):
             replies[index] = reply
-    for reply in replies:
+    for index, reply in enumerate(replies):
         if isinstance(reply, Exception):
+            pipe.annotate_exception(reply, index + 1, commands[index][0])
             raise reply
     return replies
 

@@ -47,6 +47,7 @@ from bench.measure import latency_summary, percentile
 from bench.raw_http import RawHttpClient, RawHttpError
 from bench.stages import scrape, stage_deltas
 from bench.workload import competition_id
+from services.query.params import MAX_LIMIT as MAX_TOP_LIMIT
 
 PROBE_TIMEOUT_S = 10.0
 SETTLE_TIMEOUT_S = 60.0
@@ -324,6 +325,8 @@ async def _measure(
     machine_start = MachineCpu.take()
     started = time.monotonic()
     page_rows = math.ceil(probes_total / len(competitions))
+    if page_rows > MAX_TOP_LIMIT:  # the query API would refuse every poll
+        raise ValueError(f"{page_rows} probes per competition: add probe competitions")
     probes = [
         Probe(competitions[index % len(competitions)], f"{target.tag}-{name}-p{index}", page_rows)
         for index in range(probes_total)

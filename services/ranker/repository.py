@@ -46,7 +46,8 @@ _INDEX_SCANS_ONLY = (
     "set_config('enable_seqscan', 'off', true),"
     " set_config('enable_hashjoin', 'off', true),"
     " set_config('enable_mergejoin', 'off', true),"
-    " set_config('jit', 'off', true)"
+    " set_config('jit', 'off', true),"
+    " set_config('TimeZone', 'UTC', true)"  # the state read's JSON times in UTC, as asyncpg's
 )
 
 # The transaction-scoped advisory locks of the competitions in $1, taken one by one in key
@@ -121,9 +122,9 @@ BATCH_STATE_SQL = (
     "  ON b.competition_id = u.cid AND b.user_id = u.uid),"
     f" ARRAY(SELECT ROW({_STANDING_COLUMNS}) {_standings_among(3, 4)}),"
     " ARRAY(SELECT ROW(competition_id, version) FROM standings_versions"
-    "  WHERE competition_id = ANY($5::text[])"
-    f"  OR competition_id IN (SELECT id || '{TEAM_BOARD_SUFFIX}' FROM competitions"
-    "   WHERE id = ANY($5::text[]) AND teams IS NOT NULL)),"
+    "  WHERE competition_id = ANY($5::text[] ||"  # one key list: index lookups, no OR
+    f"   ARRAY(SELECT id || '{TEAM_BOARD_SUFFIX}' FROM competitions"
+    "    WHERE id = ANY($5::text[]) AND teams IS NOT NULL))),"
     f" {competition_rows_sql(5)}"
 )
 """One statement for the batch's state: the standings versions of its competitions and of

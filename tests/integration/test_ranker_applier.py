@@ -28,8 +28,15 @@ from shared.leaderboard_store import StandingWrite, VersionStep, read_standings_
 from shared.redis_client import create_redis
 from shared.redis_keys import version_key
 from shared.schemas.change_message import ChangeMessage
-from shared.schemas.competition import CompetitionCreate, CompetitionUpdate, SortOrder
+from shared.schemas.competition import (
+    CompetitionCreate,
+    CompetitionUpdate,
+    SortOrder,
+    TeamAggregate,
+    TeamsSetting,
+)
 from shared.schemas.score_event import ControlAction, ControlEvent, ScoreEvent
+from shared.teams import team_board_id
 from tests.conftest import SettingsFactory
 from tests.support.private_redis import private_redis
 from tests.support.ranker_harness import override
@@ -451,13 +458,14 @@ async def test_no_batch_statement_is_jit_compiled(settings: PlatformSettings) ->
 
 
 async def _scans(pool: asyncpg.Pool, schema: str) -> dict[str, tuple[int, int, int]]:
-    """(sequential scans, index scans, index entries read) so far of score_events' partitions
-    and of standings (not of score_events_pruned: one row, read whole by design)."""
+    """(sequential scans, index scans, index entries read) so far of score_events' partitions,
+    standings, standings_versions and competitions (not of score_events_pruned: one row, read
+    whole by design)."""
     rows = await pool.fetch(
         "SELECT relname, seq_scan, coalesce(idx_scan, 0) AS idx_scan,"
         " coalesce(idx_tup_fetch, 0) AS idx_read FROM pg_stat_user_tables"
         " WHERE schemaname = $1 AND (relname LIKE 'score\\_events\\_w%' OR relname IN"
-        " ('score_events_default', 'standings'))",
+        " ('score_events_default', 'standings', 'standings_versions', 'competitions'))",
         schema,
     )
     return {row["relname"]: (row["seq_scan"], row["idx_scan"], row["idx_read"]) for row in rows}
@@ -544,3 +552,30 @@ async def test_a_batch_applies_the_competition_as_it_is_now_even_when_edited_beh
     plan = await applier.apply(records(score("e3", "u2", 500, minutes=2)))
     assert plan.dead_letters == []
     assert await alltime(applier) == [("u2", 500), ("u1", 50)]
+
+
+async def test_a_team_board_version_follows_its_batches(applier: BatchApplier) -> None:
+    """The state read finds a team board's standings version by the board's id (the
+    competition's id and ``~teams``, in SQL): each batch moves it on by one and the board's
+    Redis copy is never found stale."""
+    await create_competition(
+        applier.pool,
+        CompetitionCreate(id="t1", name="t1", teams=TeamsSetting(aggregate=TeamAggregate.SUM)),
+    )
+
+    def team_score(event_id: str, user: str, value: float, minutes: int) -> ScoreEvent:
+        ts = T0 + timedelta(minutes=minutes)
+        return ScoreEvent(
+            event_id=event_id, competition_id="t1", user_id=user, value=value, ts=ts,
+            received_at=ts, team_id="red",
+        )  # fmt: skip
+
+    board = team_board_id("t1")
+    stale_before = _stale_boards("behind") + _stale_boards("ahead")
+    for batch in range(1, 4):
+        event = team_score(f"t{batch}", f"u{batch}", 10.0 * batch, batch)
+        plan = await applier.apply([decode(0, batch, b"t1", event.model_dump_json().encode())])
+        assert len(plan.new_scores) == 1
+        async with applier.pool.acquire() as connection:
+            assert await read_standings_version(connection, board) == batch
+    assert _stale_boards("behind") + _stale_boards("ahead") == stale_before

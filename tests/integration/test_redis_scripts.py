@@ -4,11 +4,16 @@ redis-py asks SCRIPT EXISTS before every execute of a pipeline its scripts are r
 one round trip more per ranker batch. The pipelines now send the EVALSHAs at once and load a
 script only when Redis answers NOSCRIPT (a restarted, failed-over or flushed server), sending
 exactly the commands that did not run again.
+
+The tests flush scripts, so they run on a private Redis (tests/support/private_redis.py), never
+on the machine's shared one, where other checkouts' tests run and count commands too.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,16 +23,31 @@ from redis.exceptions import ResponseError
 from podium.settings import PlatformSettings
 from services.ranker.index import PlannedWrite, write_batch
 from shared.leaderboard_store import LeaderboardStore, StandingWrite
-from shared.redis_client import execute_scripted, queue_script
+from shared.redis_client import create_redis, execute_scripted, queue_script
+from tests.conftest import SettingsFactory
+from tests.support.private_redis import private_redis
 from tests.support.query_seed import make_rows, seed_competition, seed_standings
 
 T0 = datetime(2026, 12, 4, 12, tzinfo=UTC)
 _INCR = "return redis.call('INCR', KEYS[1])"
 
 
+@pytest.fixture
+async def redis_client(
+    settings_factory: SettingsFactory, artifacts_dir: Path, tmp_path: Path
+) -> AsyncIterator[Redis]:
+    """A client of a private Redis (this module flushes scripts)."""
+    with private_redis(tmp_path, artifacts_dir / "redis-scripts.log") as server:
+        client = create_redis(settings_factory(redis_url=server.url))
+        yield client
+        await client.aclose()
+
+
 async def _script_exists_calls(redis: Redis) -> int:
+    """SCRIPT EXISTS calls so far (Redis 7 counts subcommands apart; 6.2 counts SCRIPT)."""
     stats = await redis.info("commandstats")
-    return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
+    entry = stats.get("cmdstat_script|exists") or stats.get("cmdstat_script") or {}
+    return int(entry.get("calls", 0))
 
 
 async def test_a_flushed_script_is_loaded_and_only_the_commands_that_did_not_run_go_again(
@@ -81,7 +101,10 @@ async def test_a_ranker_batch_sends_no_script_exists_and_survives_a_script_flush
 
     await redis_client.script_flush()  # as after a Redis restart: the first batch loads it
     await batch(1, 100.0)
+    counted = await _script_exists_calls(redis_client)
+    await redis_client.script_exists("0" * 40)
     before = await _script_exists_calls(redis_client)
+    assert before == counted + 1, "this Redis does not count SCRIPT EXISTS"
     await batch(2, 200.0)
     assert await _script_exists_calls(redis_client) == before, "a batch asked SCRIPT EXISTS"
     assert await store.built_markers(ids) == ["2"] * len(ids)
