@@ -437,7 +437,7 @@ class LeaderboardStore:
 
     @property
     def write_scripts(self) -> tuple[AsyncScript, ...]:
-        """The scripts :meth:`queue_write` sends by SHA (for :func:`ensure_scripts`)."""
+        """The scripts :meth:`queue_write` sends by SHA (for :func:`execute_scripted`)."""
         return (self._write,)
 
     # --- writes ---------------------------------------------------------------------------

@@ -174,8 +174,7 @@ def queue_script(
     """Queue ``script`` on ``pipe`` by its SHA; run the pipeline with :func:`execute_scripted`.
 
     The script is not registered on the pipeline: redis-py would then ask SCRIPT EXISTS before
-    every execute, a round trip of its own per batch. A cluster pipeline needs
-    :func:`ensure_scripts` before it executes. redis-py (8.1) blocks ``evalsha`` on a cluster
+    every execute, a round trip of its own per batch. redis-py (8.1) blocks ``evalsha`` on a cluster
     pipeline only because it cannot know the script is loaded (redis/redis-py#2914, lifted
     upstream by #4206); it routes EVALSHA by its keys, so the raw command is queued instead.
     """
@@ -192,10 +191,11 @@ async def execute_scripted(
     loaded) did not run: its script is loaded and exactly those commands are sent again, so
     every command runs once, but a re-sent one runs after every command queued behind it
     (queue nothing that reads what an earlier script call of the same pipeline wrote). Any
-    other error reply is raised, as ``execute()`` does. A cluster pipeline is executed as it
-    is (:func:`ensure_scripts` loaded the scripts on every primary before it was queued).
+    other error reply is raised, as ``execute()`` does. A cluster pipeline is executed once
+    :func:`ensure_scripts` has the scripts on every primary.
     """
     if not isinstance(pipe, Pipeline):
+        await ensure_scripts(client, scripts)
         return await pipe.execute()
     if pipe.is_transaction or pipe.explicit_transaction:  # a re-send would leave the MULTI
         raise ValueError("scripts sent by SHA need a pipeline without MULTI")

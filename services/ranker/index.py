@@ -24,7 +24,7 @@ from shared.leaderboard_store import (
     VersionStep,
     WindowResult,
 )
-from shared.redis_client import ensure_scripts, execute_scripted
+from shared.redis_client import execute_scripted
 from shared.redis_keys import competition_windows, ranking_key
 from shared.schemas.change_message import LeaderboardEntry
 from shared.schemas.competition import Competition
@@ -143,9 +143,6 @@ async def write_batch(
     refused competition's rebuild is announced with it). One script call per competition, not
     two: each call costs the ranker its packing and parsing and Redis a script run.
     """
-    scripts = store.write_scripts
-    if planned:  # a no-op on one Redis (a NOSCRIPT reply there is loaded and sent again)
-        await ensure_scripts(store.redis, scripts)
     async with store.redis.pipeline(transaction=False) as pipe:
         for item in planned:
             new = new_versions[item.competition.id]
@@ -158,7 +155,7 @@ async def write_batch(
                 VersionStep(new - 1, new),
                 change_version_at_ms=now_ms,
             )
-        replies = await execute_scripted(store.redis, pipe, scripts) if planned else []
+        replies = await execute_scripted(store.redis, pipe, store.write_scripts) if planned else []
     indexed = []
     for item, reply in zip(planned, replies, strict=True):
         competition, writes = item.competition, item.writes

@@ -47,7 +47,7 @@ _INDEX_SCANS_ONLY = (
     " set_config('enable_hashjoin', 'off', true),"
     " set_config('enable_mergejoin', 'off', true),"
     " set_config('jit', 'off', true),"
-    " set_config('TimeZone', 'UTC', true)"  # the state read's JSON times in UTC, as asyncpg's
+    " set_config('TimeZone', 'UTC', true)"  # JSON times in UTC, as asyncpg's own decoding
 )
 
 # The transaction-scoped advisory locks of the competitions in $1, taken one by one in key
