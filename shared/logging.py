@@ -4,9 +4,11 @@ traced operation, its ``trace_id`` and ``span_id``)."""
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
+import os
+import secrets
 import sys
-import uuid
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -19,9 +21,33 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _service_name = "podium"
 
 
+class _RequestIds:
+    """Request ids: 16 random hex characters drawn once per process, then a 16-digit hex
+    counter (32 characters, as a uuid4's hex). Unique across replicas by the random half,
+    and ~1.5 us cheaper per request than ``uuid4()`` (a ``getrandom`` system call and a UUID
+    object each). Ids name requests in logs and on Kafka records; they are not secrets."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        # a forked child must not repeat its parent's ids
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        """A new random half and a fresh counter."""
+        self._prefix = secrets.token_hex(8)
+        self._numbers = itertools.count()
+
+    def next(self) -> str:
+        """The next id."""
+        return f"{self._prefix}{next(self._numbers):016x}"
+
+
+_request_ids = _RequestIds()
+
+
 def new_request_id() -> str:
-    """A fresh random request id (32 hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh request id (32 hex characters, unique across processes)."""
+    return _request_ids.next()
 
 
 class _ContextFilter(logging.Filter):

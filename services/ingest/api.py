@@ -50,6 +50,7 @@ OPERATIONS: list[Operation] = [
         scopes=_WRITE_SCOPES,
         description="Answers 202 only after the broker acknowledged the event (acks=all).",
         tags=("scores",),
+        direct=True,
     ),
     Operation(
         "POST",

@@ -18,7 +18,12 @@ from services.ingest.tournament_gate import TournamentGate
 from shared.competition_cache import CompetitionCache
 from shared.http.app import create_service_app
 from shared.http.client_ip import parse_networks
-from shared.http.openapi import openapi_route, operation_routes, standard_operations
+from shared.http.openapi import (
+    direct_routes,
+    openapi_route,
+    operation_routes,
+    standard_operations,
+)
 from shared.leaderboard_store import LeaderboardStore
 from shared.rate_limit.lease import LeasingRateLimiter
 from shared.resources import open_resources
@@ -98,4 +103,10 @@ def create_app(settings: IngestSettings) -> Starlette:
 
     document = openapi_document([*standard_operations(), *OPERATIONS])
     routes = [*operation_routes(OPERATIONS), openapi_route(document)]
-    return create_service_app(SERVICE, settings, routes=routes, lifespan=lifespan)
+    return create_service_app(
+        SERVICE,
+        settings,
+        routes=routes,
+        lifespan=lifespan,
+        direct_routes=direct_routes(OPERATIONS),
+    )

@@ -6,7 +6,6 @@ request, so it stays cheap.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 
@@ -14,6 +13,7 @@ import orjson
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.http.body_deadline import BodyDeadlines, BodyTimedOut
 from shared.logging import new_request_id, request_id_var
 from shared.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
 
@@ -39,10 +39,6 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class _BodyTimedOut(Exception):
-    pass
-
-
 class EdgeMiddleware:
     """Applies the edge rules to every HTTP request (WebSockets get only the request id)."""
 
@@ -58,6 +54,7 @@ class EdgeMiddleware:
         self.service = service
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self._body_deadlines = BodyDeadlines()
         self._in_flight = HTTP_IN_FLIGHT.labels(service)
         # labelled children are looked up once per (route, method, status), not per request
         self._request_counters: dict[tuple[str, str, int], Counter] = {}
@@ -110,13 +107,7 @@ class EdgeMiddleware:
             if body_complete or body_deadline is None:
                 message = await receive()
             else:
-                try:
-                    # a timeout scope, not wait_for: on Python 3.11 wait_for wraps every
-                    # receive in a task of its own (a few % of a small POST's CPU)
-                    async with asyncio.timeout(max(0.0, body_deadline - time.perf_counter())):
-                        message = await receive()
-                except TimeoutError:
-                    raise _BodyTimedOut from None
+                message = await self._body_deadlines.wait(body_deadline, receive)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
@@ -153,7 +144,7 @@ class EdgeMiddleware:
             if not response_started:
                 await self._too_large(send, request_id)
             status = 413
-        except _BodyTimedOut:
+        except BodyTimedOut:
             if not response_started:
                 await self._body_timed_out(send, request_id)
             status = 408

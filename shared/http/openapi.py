@@ -80,6 +80,9 @@ class Operation:
     description: str = ""
     tags: Sequence[str] = ()
     auth_optional: bool = False
+    direct: bool = False
+    """Served without the router's layers too (:mod:`shared.http.direct`): for the hottest
+    exact-path endpoint of a service."""
 
     def route(self) -> Route:
         """The Starlette route serving this operation."""
@@ -96,6 +99,11 @@ def error_responses(*status_codes: int) -> dict[int, ResponseSpec]:
 def operation_routes(operations: Iterable[Operation]) -> list[Route]:
     """One route per operation (several methods on one path are separate routes)."""
     return [operation.route() for operation in operations]
+
+
+def direct_routes(operations: Iterable[Operation]) -> list[Route]:
+    """The routes of the operations marked ``direct`` (they stay in the router's list too)."""
+    return [operation.route() for operation in operations if operation.direct]
 
 
 def standard_operations() -> list[Operation]:

@@ -18,9 +18,11 @@ from starlette.routing import Route
 
 from podium.settings import PlatformSettings
 from services.ingest.body import read_json_body
+from shared.errors import ConflictError
 from shared.http.app import create_service_app
 from shared.http.auth import require_principal
 from shared.http.responses import JSONResponse
+from shared.schemas.score_event import ScoreEventIn
 from tests.conftest import SettingsFactory
 from tests.support.servers import process_environment, running_app
 
@@ -164,3 +166,78 @@ async def test_body_limit_is_enforced_by_the_edge(settings_factory: SettingsFact
         )
         assert malformed.status_code == 400
         assert malformed.json()["error"]["code"] == "bad_request"
+
+
+async def test_a_direct_route_keeps_the_edge_and_the_error_contract(
+    settings_factory: SettingsFactory,
+) -> None:
+    """``direct_routes`` skip the router's layers (shared.http.direct) and nothing else: the
+    same endpoint answers the same through both paths, domain errors get the same JSON, an
+    unexpected one a 500, another method the router's 405, and the metrics the template."""
+    settings = settings_factory(cors_allow_origins=["https://screen.example"])
+
+    async def probe(request: Request) -> Response:
+        body = await read_json_body(request, max_bytes=settings.max_body_bytes)
+        if body.get("fail") == "conflict":
+            raise ConflictError("taken", details={"field": "name"})
+        if body.get("fail") == "schema":
+            ScoreEventIn.model_validate({})
+        if body.get("fail") == "bug":
+            raise RuntimeError("boom")
+        # whether the router's exception middleware saw this request
+        routed = "starlette.exception_handlers" in request.scope
+        return JSONResponse({"routed": routed, "echo": body}, status_code=202)
+
+    direct = Route("/direct", probe, methods=["POST"])
+    app = create_service_app(
+        "probe",
+        settings,
+        routes=[direct, Route("/routed", probe, methods=["POST"])],
+        direct_routes=[Route("/direct", probe, methods=["POST"])],
+    )
+    async with (
+        running_app(app, settings) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
+        answers = {}
+        for path in ("/direct", "/routed"):
+            ok = await client.post(
+                path, json={"a": 1}, headers={"origin": "https://screen.example"}
+            )
+            assert ok.status_code == 202
+            assert ok.json() == {"routed": path == "/routed", "echo": {"a": 1}}
+            assert ok.headers["x-content-type-options"] == "nosniff"
+            assert len(ok.headers["x-request-id"]) == 32
+            assert ok.headers["access-control-allow-origin"] == "https://screen.example"
+            for fail in ("conflict", "schema"):
+                error = await client.post(path, json={"fail": fail})
+                answers[(path, fail)] = (error.status_code, error.json())
+                assert error.headers["x-frame-options"] == "DENY"
+            bug = await client.post(path, json={"fail": "bug"})
+            assert bug.status_code == 500
+            assert bug.json()["error"]["code"] == "internal_error"
+            not_json = await client.post(path, content=b"a", headers={"content-type": "text/x"})
+            assert not_json.status_code == 415
+        for fail in ("conflict", "schema"):
+            assert answers[("/direct", fail)] == answers[("/routed", fail)]
+        assert answers[("/direct", "conflict")][0] == 409
+        assert answers[("/direct", "schema")][0] == 422
+        wrong_method = await client.get("/direct")
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+        metrics = (await client.get("/metrics")).text
+        assert 'route="/direct",service="probe",status="202"' in metrics
+        assert 'route="/direct",service="probe",status="409"' in metrics
+
+
+def test_a_direct_route_needs_an_exact_path(settings_factory: SettingsFactory) -> None:
+    async def probe(request: Request) -> Response:
+        return Response()
+
+    with pytest.raises(ValueError, match="exact path"):
+        create_service_app(
+            "probe",
+            settings_factory(),
+            routes=[],
+            direct_routes=[Route("/things/{thing_id}", probe, methods=["POST"])],
+        ).build_middleware_stack()

@@ -155,3 +155,38 @@ async def test_slow_headers_are_closed_without_blocking_others(stack: Stack) -> 
     assert answers == [b""] * len(connections)  # closed without an answer
     assert elapsed >= HEAD_TIMEOUT_S - 1.0  # not closed early: the deadline is the timeout
     print(f"slow-header connections closed after {elapsed:.1f} s (deadline {HEAD_TIMEOUT_S} s)")
+
+
+async def test_a_busy_keep_alive_connection_keeps_its_head_deadline_per_request(
+    stack: Stack,
+) -> None:
+    """The head deadline starts again after every response (the timer is kept lazily: one
+    per connection, re-armed when a later request moved the deadline), so a connection
+    that keeps asking for longer than the timeout stays open, and the head it then
+    trickles is cut off one timeout after its last response, not earlier."""
+    reader, writer = await _open(stack.urls["ingest"])
+    request = b"GET /health/live HTTP/1.1\r\nHost: podium\r\n\r\n"
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < HEAD_TIMEOUT_S * 1.5:
+            writer.write(request)
+            await writer.drain()
+            async with asyncio.timeout(CUT_OFF_WITHIN_S):
+                status = await reader.readline()
+                assert status.startswith(b"HTTP/1.1 200 "), status
+                length = 0
+                while (line := await reader.readline()) != b"\r\n":
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+            last_response = time.monotonic()
+            await asyncio.sleep(HEAD_TIMEOUT_S / 6)
+        trickle = asyncio.create_task(_trickle(writer, b"GET /health/live HTTP/1.1\r\n", 0.3))
+        try:
+            assert await _read_until_closed(reader, CUT_OFF_WITHIN_S) == b""
+        finally:
+            trickle.cancel()
+        closed_after_s = time.monotonic() - last_response
+    finally:
+        writer.close()
+    assert HEAD_TIMEOUT_S - 1.0 <= closed_after_s <= HEAD_TIMEOUT_S + 3.0, closed_after_s
