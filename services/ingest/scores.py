@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,7 +23,7 @@ from services.ingest.tournament_gate import applies_to
 from shared.auth import Principal
 from shared.errors import EventRejectedError, PermissionDeniedError, ValidationFailedError
 from shared.http.errors import validation_details
-from shared.http.responses import JSONResponse
+from shared.http.responses import EncodedJSONResponse, JSONResponse
 from shared.kafka_headers import origin_headers
 from shared.logging import request_id_var
 from shared.schemas.competition import Competition
@@ -73,7 +74,7 @@ async def post_score(request: Request) -> Response:
     EVENTS_ACCEPTED.inc()
     # the ScoreAccepted shape, built directly (as the batch's results are)
     accepted = {"status": "accepted", "event_id": event.event_id, "received_at": received}
-    return JSONResponse(accepted, status_code=202, headers=decision.headers())
+    return EncodedJSONResponse(orjson.dumps(accepted), 202, decision.raw_headers())
 
 
 def _batch_items(body: Any, max_events: int) -> list[Any]:

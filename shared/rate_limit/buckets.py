@@ -113,6 +113,14 @@ class RateDecision:
             headers["Retry-After"] = str(max(1, math.ceil(self.retry_after_s)))
         return headers
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers` as ASGI header pairs (lower-case names), for a hot endpoint that
+        builds its response without Starlette's header encoding."""
+        return [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in self.headers().items()
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class BucketReply:
