@@ -12,9 +12,10 @@ from typing import Any
 
 from bench.config import BenchConfig
 from bench.machine import machine_info
-from bench.phases.baseline import naive_http, redis_ceiling, seed_naive
+from bench.measure import wrk_figures_interleaved
+from bench.phases.baseline import naive_get, naive_post_load, redis_ceiling, seed_naive
 from bench.phases.freshness import FreshnessTarget, run_freshness
-from bench.phases.ingest import ingest_batch, ingest_single
+from bench.phases.ingest import ingest_batch, ingest_single_load
 from bench.phases.notifier import NotifierTarget, run_notifier_phase
 from bench.phases.query import query_cold, query_hot
 from bench.phases.ranker import run_ranker_phase
@@ -128,7 +129,7 @@ async def run_bench(
         if full:
             with clock.phase("redis ceiling"):
                 figures["redis"] = redis_ceiling(stack, config)
-        if full or "ingest" in phases:
+        if "ingest" in phases:
             with clock.phase("naive app"):
                 naive = await stack.serve_naive()
                 redis = create_redis(settings)
@@ -136,20 +137,30 @@ async def run_bench(
                     await seed_naive(redis, stack.naive_key, _members_of(7, config))
                 finally:
                     await redis.aclose()
-                naive_pid = naive.process.process.pid
-                figures["naive"] = naive_http(naive.url, work_dir, config, naive_pid)
-                stack.stop("naive")
-        if "ingest" in phases:
+                naive_load = naive_post_load(naive.url, config, naive.process.process.pid)
             with clock.phase("ingest throughput"):
                 sink = {"topic_score_events": stack.sink_topic}
                 ingest = await stack.serve("ingest-sink", "ingest", **sink)
                 ingest_pid = ingest.process.process.pid
+                single_load = ingest_single_load(ingest.url, token, run_id, config, ingest_pid)
                 with sampled("ingest_single", "ingest-sink"):
-                    single = ingest_single(ingest.url, token, run_id, work_dir, config, ingest_pid)
+                    naive_post, single = wrk_figures_interleaved(
+                        [naive_load, single_load],
+                        work_dir,
+                        duration_s=config.http_duration_s,
+                        repeats=config.http_repeats,
+                        warmup_s=config.warmup_s,
+                    )
                 with sampled("ingest_batch", "ingest-sink"):
                     batch = ingest_batch(ingest.url, token, run_id, work_dir, config, ingest_pid)
                 figures["ingest"] = {"single": single, "batch": batch}
                 stack.stop("ingest-sink")
+            with clock.phase("naive app GET"):
+                figures["naive"] = {
+                    "post": naive_post,
+                    "get": naive_get(naive.url, work_dir, config),
+                }
+                stack.stop("naive")
         if "ranker" in phases:
             with clock.phase("ranker drain"):
                 ranker_profile = work_dir / "profiles" / "ranker.txt" if profile else None

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 from bench import scripts
 from bench.config import BenchConfig
-from bench.measure import wrk_figure
+from bench.measure import WrkLoad, wrk_figure
 from bench.stack import BenchStack
 from bench.tools import run_redis_benchmark
 from shared.redis_client import RedisClient
@@ -49,30 +49,29 @@ async def seed_naive(redis: RedisClient, key: str, members: int) -> None:
     await redis.zadd(key, mapping)
 
 
-def naive_http(
-    base_url: str, work_dir: Path, config: BenchConfig, pid: int | None = None
-) -> dict[str, Any]:
-    """The naive app's POST (bare ZADD) and GET (ZREVRANGE 0 9) at the run's connections
-    (with its ``pid``: its CPU per request too, to set against ingest's)."""
-    common = {
-        "connections": config.http_connections,
-        "duration_s": config.http_duration_s,
-        "repeats": config.http_repeats,
-        "warmup_s": config.warmup_s,
-    }
-    post = wrk_figure(
+def naive_post_load(base_url: str, config: BenchConfig, pid: int | None = None) -> WrkLoad:
+    """The naive app's POST (bare ZADD) at the run's connections (with its ``pid``: its CPU
+    per request too, to set against ingest's); measured interleaved with ingest's single
+    POST (:func:`bench.measure.wrk_figures_interleaved`)."""
+    return WrkLoad(
         f"{base_url}/scores",
         lambda _repeat: scripts.naive_post(config.users),
-        work_dir,
         "naive-post",
+        config.http_connections,
         pid=pid,
-        **common,  # type: ignore[arg-type]
     )
-    get = wrk_figure(
+
+
+def naive_get(base_url: str, work_dir: Path, config: BenchConfig) -> dict[str, Any]:
+    """The naive app's GET (ZREVRANGE 0 9) at the run's connections: the query API's
+    baseline."""
+    return wrk_figure(
         f"{base_url}/top",
         lambda _repeat: scripts.plain_get(),
         work_dir,
         "naive-get",
-        **common,  # type: ignore[arg-type]
+        connections=config.http_connections,
+        duration_s=config.http_duration_s,
+        repeats=config.http_repeats,
+        warmup_s=config.warmup_s,
     )
-    return {"post": post, "get": get}

@@ -7,30 +7,22 @@ from typing import Any
 
 from bench import scripts
 from bench.config import BenchConfig
-from bench.measure import wrk_figure
+from bench.measure import WrkLoad, wrk_figure
 
 
-def ingest_single(
-    base_url: str,
-    token: str,
-    run_tag: str,
-    work_dir: Path,
-    config: BenchConfig,
-    pid: int | None = None,
-) -> dict[str, Any]:
+def ingest_single_load(
+    base_url: str, token: str, run_tag: str, config: BenchConfig, pid: int | None = None
+) -> WrkLoad:
     """``POST /api/v1/scores`` at the run's connections; ids unique per repeat (with the
-    ingest process's ``pid``: its CPU per request too)."""
-    return wrk_figure(
+    ingest process's ``pid``: its CPU per request too). Measured interleaved with the naive
+    app's POST, its baseline."""
+    return WrkLoad(
         f"{base_url}/api/v1/scores",
         lambda repeat: scripts.ingest_single(
             f"{run_tag}-s{repeat + 1}", token, config.competitions, config.users
         ),
-        work_dir,
         "ingest-single",
-        connections=config.http_connections,
-        duration_s=config.http_duration_s,
-        repeats=config.http_repeats,
-        warmup_s=config.warmup_s,
+        config.http_connections,
         pid=pid,
     )
 
