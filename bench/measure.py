@@ -141,6 +141,9 @@ def _figure(runs: _Runs) -> dict[str, Any]:
             for run in results
         ],
     }
+    if len(cpu_us) == len(results):
+        for run, cpu in zip(figure["runs"], cpu_us, strict=True):
+            run["cpu_us_per_request"] = round(cpu, 1)
     if load.events_per_request > 1:
         figure["events_s"] = round(figure["req_s"] * load.events_per_request, 1)
     if cpu_us:
