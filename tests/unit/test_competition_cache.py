@@ -85,10 +85,11 @@ async def test_entries_and_unknown_ids_are_cached_for_the_ttl() -> None:
     assert await cache.get("a") == competition("a")
     assert await cache.get("ghost") is None  # negative entries are cached too
     assert postgres.queries == [["a"], ["ghost"]]
-    clock.now += 0.1
+    clock.now += TTL_S / 2 + 0.1
     assert cache.cached("a") is None
     await cache.get("ghost")
-    assert postgres.queries[-1] == ["ghost"]  # "a" expired unread: not refreshed ahead
+    # "a" expired more than half a TTL ago unread: not refreshed with the miss
+    assert postgres.queries[-1] == ["ghost"]
 
 
 async def test_concurrent_misses_share_one_query_and_a_batch_is_one_query() -> None:
@@ -118,6 +119,20 @@ async def test_a_miss_refreshes_entries_past_half_their_ttl() -> None:
     postgres.queries.clear()
     assert await cache.get("old") == competition("old")
     assert postgres.queries == []
+
+
+async def test_entries_loaded_together_and_expired_together_reload_in_one_query() -> None:
+    hot = [competition(f"c{index}") for index in range(50)]
+    postgres, clock = FakePostgres(*hot), Clock()
+    cache = cache_over(postgres, clock)
+    await cache.get_many([c.id for c in hot])  # one query: one expiry instant for all 50
+    for _ in range(3):  # a few TTLs of steady traffic over every competition
+        clock.now += TTL_S + 0.01  # all 50 expired at once
+        postgres.queries.clear()
+        for c in hot:
+            assert await cache.get(c.id) == c
+        # the first miss reloads the other 49 expired with it; before, 50 queries
+        assert postgres.queries == [sorted(c.id for c in hot)]
 
 
 async def test_postgres_failure_serves_stale_entries_else_503_and_backs_off() -> None:

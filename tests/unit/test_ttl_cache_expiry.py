@@ -17,7 +17,14 @@ OPERATIONS = st.lists(
         st.tuples(st.just("put"), KEYS),
         st.tuples(st.just("discard"), KEYS),
         st.tuples(st.just("tick"), st.floats(min_value=-2.0, max_value=6.0)),
-        st.tuples(st.just("ask"), st.tuples(st.floats(0.0, 12.0), st.integers(1, 8))),
+        st.tuples(
+            st.just("ask"),
+            st.tuples(
+                st.floats(0.0, 12.0),
+                st.integers(1, 8),
+                st.sampled_from([0.0, 0.0, 1.0, 5.0, 30.0]),
+            ),
+        ),
     ),
     max_size=80,
 )
@@ -32,13 +39,18 @@ class _Clock:
 
 
 def _expected(
-    model: dict[str, tuple[float, int]], now: float, seconds: float, limit: int
+    model: dict[str, tuple[float, int]],
+    now: float,
+    seconds: float,
+    limit: int,
+    expired_within_s: float = 0.0,
 ) -> list[str]:
-    """Fresh keys expiring within ``seconds``, soonest first (then put order)."""
+    """Keys expiring within ``seconds`` or expired within ``expired_within_s``, soonest
+    first (then put order)."""
     due = sorted(
         (expires_at, order, key)
         for key, (expires_at, order) in model.items()
-        if now < expires_at < now + seconds
+        if now - expired_within_s < expires_at < now + seconds
     )
     return [key for _, _, key in due[:limit]]
 
@@ -47,15 +59,15 @@ def _check(
     got: list[str],
     model: dict[str, tuple[float, int]],
     now: float,
-    seconds: float,
-    limit: int,
+    ask: tuple[float, int, float],
 ) -> None:
-    """``got`` is the soonest ``limit`` keys due within ``seconds``: same expiries as the
-    model's answer, soonest first, each key once and really due (keys expiring at the same
-    instant may come in either order)."""
-    expected = _expected(model, now, seconds, limit)
+    """``got`` is the soonest ``limit`` keys due: same expiries as the model's answer,
+    soonest first, each key once and really due (keys expiring at the same instant may come
+    in either order)."""
+    seconds, limit, back_s = ask
+    expected = _expected(model, now, seconds, limit, back_s)
     assert len(set(got)) == len(got)
-    assert all(key in model and now < model[key][0] < now + seconds for key in got), got
+    assert all(key in model and now - back_s < model[key][0] < now + seconds for key in got)
     expiries = [model[key][0] for key in got]
     assert expiries == sorted(expiries)
     assert expiries == [model[key][0] for key in expected]
@@ -85,8 +97,9 @@ def test_expiring_within_answers_as_a_walk_over_every_entry(
             clock.now += argument
         else:
             assert isinstance(argument, tuple)
-            seconds, limit = argument
-            _check(cache.expiring_within(seconds, limit), model, clock.now, seconds, limit)
+            seconds, limit, back_s = argument
+            got = cache.expiring_within(seconds, limit, expired_within_s=back_s)
+            _check(got, model, clock.now, (seconds, limit, back_s))
     assert sorted(cache.expiring_within(TTL_S + 1, 100)) == sorted(
         _expected(model, clock.now, TTL_S + 1, 100)
     )
