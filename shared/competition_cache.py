@@ -8,11 +8,12 @@ and competitions rarely change, so:
   other processes' within the TTL;
 - misses share their query: concurrent misses of one id are one query (single flight), a
   batch's misses are one query, and that query also refreshes the entries that are due:
-  past half their TTL, or expired less than half a TTL ago (refresh-ahead: many hot
+  past half their TTL, or expired less than a TTL ago (refresh-ahead: many hot
   competitions then cost a few queries per TTL, not one each). The expired ones matter most:
   entries loaded by one query expire in the same instant, so without them the first miss
-  found none still fresh and every other entry of that query missed on its own — ingest
-  asked PostgreSQL ~100 times a second for 1,000 hot competitions, one id at a time;
+  found none still fresh and every other entry of that query missed on its own (ingest
+  asked PostgreSQL ~100 times a second for 1,000 hot competitions, one id at a time); a
+  whole TTL back also covers traffic resuming after a pause of up to a TTL;
 - when PostgreSQL fails, the last known entry is used however old (a competition rarely
   changes); a miss with nothing stale raises :class:`DependencyUnavailableError` (a 503 with
   Retry-After). For ``failure_backoff_s`` after a failure PostgreSQL is not asked again, so an
@@ -150,7 +151,7 @@ class CompetitionCache:
             for competition_id in self._entries.expiring_within(
                 self._refresh_within_s,
                 _MAX_REFRESH_AHEAD,
-                expired_within_s=self._refresh_within_s,
+                expired_within_s=self._entries.ttl_s,
             )
             if competition_id not in wanted and not self._flights.in_flight(competition_id)
         ]
