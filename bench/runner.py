@@ -148,7 +148,7 @@ async def run_bench(
                         [naive_load, single_load],
                         work_dir,
                         duration_s=config.http_duration_s,
-                        repeats=config.http_repeats,
+                        repeats=config.http_pair_repeats,
                         warmup_s=config.warmup_s,
                     )
                 with sampled("ingest_batch", "ingest-sink"):
