@@ -1,6 +1,7 @@
 """Publishing records onto ``score-events`` and waiting for the broker's acknowledgement.
 
-Records go straight into the producer's *open batch* of their partition (:class:`OpenBatches`),
+Records go straight into the producer's *open batch* of their partition
+(:class:`shared.kafka_batches.OpenBatches`),
 the batch aiokafka's own ``send`` appends to: concurrent requests share one batch per
 partition, and each request waits on the batches its records landed in, not on one future
 per record. Before, a single POST paid for ``send``'s per-record future and bookkeeping plus
@@ -21,29 +22,24 @@ record that still lands later is harmless, the ranker deduplicates by event id).
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerClosed
-from aiokafka.producer.message_accumulator import MessageAccumulator, MessageBatch
-from aiokafka.structs import TopicPartition
+from aiokafka.errors import KafkaError, ProducerClosed
 from opentelemetry.trace import SpanKind
 
 from services.ingest.metrics import PRODUCE_LATENCY
-from services.ingest.partitioning import KeyPartitioner
 from shared import tracing
 from shared.errors import DependencyUnavailableError
+from shared.kafka_batches import Delivery, OpenBatches
 from shared.kafka_headers import KafkaHeaders
+from shared.kafka_partitioning import KeyPartitioner
 from shared.logging import request_id_var
 
 logger = logging.getLogger(__name__)
-
-Delivery = asyncio.Future[object]
-"""The outcome of one producer batch (shared by every request with a record in it)."""
 
 
 class OutgoingRecord(NamedTuple):
@@ -52,68 +48,6 @@ class OutgoingRecord(NamedTuple):
 
     key: str
     value: bytes
-
-
-class OpenBatches:
-    """Appends records to the producer's open batch of their partition.
-
-    This reads internals of aiokafka's ``MessageAccumulator`` (``_batches``, the pending
-    batches per partition; ``_append_batch``, which queues a new one and wakes the sender;
-    ``_closed`` and ``_exception``, checked as its ``add_message`` does);
-    :meth:`check` verifies them when the app starts, so an aiokafka upgrade that
-    changes them fails at start-up, not on a request (aiokafka is pinned in constraints.txt).
-    A batch leaves ``_batches`` when the sender drains it, so a record is never added to a
-    batch already on its way; a retried batch comes back closed, and the next record opens a
-    new batch behind it.
-    """
-
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
-        self._accumulator: MessageAccumulator = producer._message_accumulator
-        self._topic = topic
-        self._partitions: dict[int, TopicPartition] = {}
-        self.check()
-
-    def check(self) -> None:
-        """Raise ``RuntimeError`` unless the accumulator has the internals this class uses."""
-        accumulator = self._accumulator
-        batches = getattr(accumulator, "_batches", None)
-        if (
-            not isinstance(batches, dict)
-            or not callable(getattr(accumulator, "_append_batch", None))
-            or not hasattr(accumulator, "_closed")
-            or not hasattr(accumulator, "_exception")
-        ):
-            raise RuntimeError(
-                "aiokafka's MessageAccumulator changed (_batches, _append_batch, _closed, "
-                "_exception): services/ingest/publisher.py needs updating for this version"
-            )
-
-    def append(self, partition: int, key: bytes, value: bytes, headers: KafkaHeaders) -> Delivery:
-        """Add one record to ``partition``'s open batch (a new one when it is full or gone);
-        return that batch's delivery future."""
-        accumulator = self._accumulator
-        if accumulator._closed:
-            raise ProducerClosed()
-        if accumulator._exception is not None:
-            raise copy.copy(accumulator._exception)  # as aiokafka does: no shared traceback
-        tp = self._partitions.get(partition)
-        if tp is None:
-            tp = self._partitions[partition] = TopicPartition(self._topic, partition)
-        pending = accumulator._batches.get(tp)
-        batch: MessageBatch | None = pending[-1] if pending else None
-        if batch is None or not _add(batch, key, value, headers):
-            # none open, or it is full (a full builder closes itself): queue one behind it
-            batch = accumulator._append_batch(accumulator.create_builder(), tp)
-            if not _add(batch, key, value, headers):
-                raise MessageSizeTooLargeError(f"a record of {len(value)} bytes")
-        delivery: Delivery = batch.future
-        return delivery
-
-
-def _add(batch: MessageBatch, key: bytes, value: bytes, headers: KafkaHeaders) -> bool:
-    """Append to the batch's builder; False when it is closed (drained or full)."""
-    added = batch._builder.append(timestamp=None, key=key, value=value, headers=headers)
-    return added is not None
 
 
 class EventPublisher:

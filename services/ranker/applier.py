@@ -58,7 +58,9 @@ from services.ranker.repository import (
 )
 from services.ranker.settings import RankerSettings
 from shared import tracing
+from shared.kafka_batches import Delivery, OpenBatches
 from shared.kafka_headers import REQUEST_ID, header_value
+from shared.kafka_partitioning import KeyPartitioner
 from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import RedisClient
 
@@ -83,6 +85,8 @@ class BatchApplier:
         self.pool = pool
         self.store = LeaderboardStore(redis, settings.redis_key_prefix)
         self.producer = producer
+        self._changes = OpenBatches(producer, settings.topic_changes)
+        self._partitioner = KeyPartitioner()
 
     async def apply_with_retries(self, events: Sequence[IncomingEvent]) -> BatchPlan:
         """Apply ``events``, retrying with exponential back-off until it succeeds.
@@ -244,7 +248,9 @@ class BatchApplier:
     async def _delivered(sends: Sequence[asyncio.Future[Any]]) -> None:
         """Wait until the broker acknowledged every one of ``sends`` (raises the first
         refusal)."""
-        await timed("delivered", asyncio.gather(*sends))
+        # shielded: a Kafka batch's future is shared by every message in it (later batches'
+        # too), so a cancelled wait must not cancel it
+        await timed("delivered", asyncio.gather(*(asyncio.shield(send) for send in sends)))
 
     async def _heal(self, item: IndexedCompetition) -> None:
         """Rebuild a competition whose write Redis refused (after the commit, under its lock).
@@ -276,16 +282,23 @@ class BatchApplier:
         emitted_at = datetime.now(UTC)
         # with tracing on, each change message carries the batch span's context (the current
         # one: the traced handler applies the batch inside it), which the notifier continues
-        change_headers = tracing.context_headers() if tracing.ENABLED else None
-        for item in indexed:
-            sends.append(
-                await self.producer.send(
-                    self.settings.topic_changes,
-                    key=item.competition.id.encode(),
-                    value=change_message(item, plan, emitted_at),
-                    headers=change_headers,
-                )
-            )
+        change_headers = tracing.context_headers() if tracing.ENABLED else []
+        if indexed:
+            # one message per touched competition: appended to the open batch of its
+            # partition (shared.kafka_batches), one future per Kafka batch, not per message
+            topic = self.settings.topic_changes
+            partitions = self.producer.client.cluster.partitions_for_topic(topic)
+            if not partitions:  # no metadata yet (first batch, or the broker was away)
+                partitions = await self.producer.partitions_for(topic)
+            ordered = sorted(partitions)
+            partition_of = self._partitioner.partition
+            append = self._changes.append
+            deliveries: dict[Delivery, None] = {}
+            for item in indexed:
+                key = item.competition.id.encode()
+                value = change_message(item, plan, emitted_at)
+                deliveries[append(partition_of(key, ordered), key, value, change_headers)] = None
+            sends.extend(deliveries)
         for dead_letter in plan.dead_letters:
             event = dead_letter.event
             # the original headers first (request id, producer, trace context), then why and

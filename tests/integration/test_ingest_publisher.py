@@ -13,9 +13,10 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from podium.settings import PlatformSettings
-from services.ingest.publisher import EventPublisher, OpenBatches, OutgoingRecord
+from services.ingest.publisher import EventPublisher, OutgoingRecord
 from shared.errors import DependencyUnavailableError
 from shared.kafka import create_producer
+from shared.kafka_batches import OpenBatches
 from shared.kafka_headers import REQUEST_ID, header_value, origin_headers
 from tests.support.topic_reader import read_topic
 

@@ -8,8 +8,8 @@ import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from services.ingest.partitioning import KeyPartitioner
 from services.ingest.records import encode_score, rfc3339
+from shared.kafka_partitioning import KeyPartitioner
 from shared.schemas.score_event import (
     ScoreEvent,
     ScoreEventIn,
