@@ -44,12 +44,14 @@ class CoalescedWrites:
         self._flush = self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Send what is held, if anything."""
+        """Send what is held, if anything (not into a transport the protocol closed itself
+        meanwhile, e.g. at shutdown: that write would fail in a loop callback)."""
         self._flush = None
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held)
+            if not self._transport.is_closing():
+                self._transport.write(held)
 
     def close(self) -> None:
         """Flush, then close the transport (a held response must not be lost)."""

@@ -68,6 +68,13 @@ async def test_close_flushes_what_is_held_and_discard_drops_it() -> None:
     assert writes.is_closing()
     assert writes.get_extra_info("peername") == "info:peername"
 
+    closed_under_it = RecordingTransport()
+    late = CoalescedWrites(closed_under_it, asyncio.get_running_loop())  # type: ignore[arg-type]
+    late.write(b"head of a response")
+    closed_under_it.close()  # the protocol closed the real transport (shutdown)
+    await asyncio.sleep(0)
+    assert closed_under_it.sent == []
+
     gone = RecordingTransport()
     lost = CoalescedWrites(gone, asyncio.get_running_loop())  # type: ignore[arg-type]
     lost.write(b"never sent")
