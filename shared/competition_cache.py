@@ -7,7 +7,9 @@ and competitions rarely change, so:
   changes (:meth:`CompetitionCache.put`, :meth:`~CompetitionCache.invalidate`) apply at once,
   other processes' within the TTL;
 - misses share their query: concurrent misses of one id are one query (single flight), a
-  batch's misses are one query, and that query also refreshes the entries that are due:
+  batch's misses are one query, the misses of different ids within one loop turn are one
+  query (a cold start of 1,000 hot competitions was 1,000 queries in its first second), and
+  that query also refreshes the entries that are due:
   past half their TTL, or expired less than a TTL ago (refresh-ahead: many hot
   competitions then cost a few queries per TTL, not one each). The expired ones matter most:
   entries loaded by one query expire in the same instant, so without them the first miss
@@ -24,6 +26,7 @@ and competitions rarely change, so:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -86,6 +89,7 @@ class CompetitionCache:
             ttl_s=ttl_s, max_entries=max_entries, clock=clock
         )
         self._flights: SingleFlight[_Known] = SingleFlight()
+        self._missed: dict[str, None] = {}  # ids missed in this loop turn (see _load_missing)
         self._failed_until = -math.inf
         self._changes = 0  # put/invalidate count: a load that saw one land stores nothing
 
@@ -145,7 +149,31 @@ class CompetitionCache:
         return found
 
     async def _load_missing(self, missing: list[str]) -> dict[str, Competition | None]:
+        # one loop turn first, so that the misses of other ids arriving in it (the requests
+        # of a cold start, or of traffic resuming) share this query: whoever resumes first
+        # takes them all, the others then find their ids in flight and join
+        self._missed.update(dict.fromkeys(missing))
+        await asyncio.sleep(0)
+        found: dict[str, Competition | None] = {}
+        still_missing: list[str] = []
+        for competition_id in missing:  # another caller's query may have loaded it meanwhile
+            known = self._entries.get(competition_id)
+            if known is None:
+                still_missing.append(competition_id)
+            else:
+                found[competition_id] = known.competition
+        if not still_missing:
+            return found
+        missing = still_missing
         wanted = set(missing)
+        others = [
+            competition_id
+            for competition_id in self._missed
+            if competition_id not in wanted
+            and not self._flights.in_flight(competition_id)
+            and self._entries.get(competition_id) is None
+        ]
+        self._missed.clear()
         ahead = [
             competition_id
             for competition_id in self._entries.expiring_within(
@@ -156,15 +184,19 @@ class CompetitionCache:
             if competition_id not in wanted and not self._flights.in_flight(competition_id)
         ]
         try:
-            loaded = await self._flights.run_many([*missing, *ahead], self._load)
+            loaded = await self._flights.run_many([*missing, *others, *ahead], self._load)
         except DependencyUnavailableError:
             # each caller falls back on its own ids: a shared flight may have failed for an id
             # only another caller needed
             stale = {cid: self._entries.get_stale(cid) for cid in missing}
             if any(known is None for known in stale.values()):
                 raise
-            return {cid: known.competition for cid, known in stale.items() if known is not None}
-        return {cid: loaded[cid].competition for cid in missing}
+            found.update(
+                {cid: known.competition for cid, known in stale.items() if known is not None}
+            )
+            return found
+        found.update({cid: loaded[cid].competition for cid in missing})
+        return found
 
     async def _load(self, competition_ids: list[str]) -> dict[str, _Known]:
         if self._clock() < self._failed_until:

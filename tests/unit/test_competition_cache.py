@@ -102,8 +102,32 @@ async def test_concurrent_misses_share_one_query_and_a_batch_is_one_query() -> N
     postgres.gate.set()
     assert await asyncio.gather(*singles) == [competition("a")] * 20
     assert await batch == {"a": competition("a"), "b": competition("b"), "c": None}
-    # the batch joined the flight of "a" and loaded only what nobody was loading
-    assert postgres.queries == [["a"], ["b", "c"]]
+    # every miss of that loop turn went into the first query
+    assert postgres.queries == [["a", "b", "c"]]
+    # a lookup arriving while a query is in flight joins it for its id, and loads only
+    # what nobody is loading
+    postgres.queries.clear()
+    clock.now += TTL_S * 3
+    postgres.gate = asyncio.Event()
+    first = asyncio.create_task(cache.get("a"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the query for "a" is in flight
+    later = asyncio.create_task(cache.get_many(["a", "b"]))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    postgres.gate.set()
+    assert await first == competition("a")
+    assert await later == {"a": competition("a"), "b": competition("b")}
+    assert postgres.queries == [["a"], ["b"]]
+
+
+async def test_a_cold_start_of_many_competitions_is_one_query() -> None:
+    hot = [competition(f"c{index}") for index in range(200)]
+    postgres, clock = FakePostgres(*hot), Clock()
+    cache = cache_over(postgres, clock)
+    requests = [asyncio.create_task(cache.get(c.id)) for c in hot]  # one loop turn's requests
+    assert await asyncio.gather(*requests) == hot
+    assert len(postgres.queries) == 1  # before: 200
 
 
 async def test_a_miss_refreshes_entries_past_half_their_ttl() -> None:
@@ -224,6 +248,7 @@ async def test_put_and_invalidate_apply_at_once_and_beat_a_load_in_flight() -> N
     postgres.gate = asyncio.Event()
     loading = asyncio.create_task(cache.get("a"))
     await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the miss waited its loop turn: its query is in flight now
     cache.put(competition("a", "after"))  # written while the old row was being read
     postgres.gate.set()
     assert (await loading) == competition("a", "before")
@@ -244,6 +269,7 @@ async def test_zero_ttl_always_queries_but_concurrent_lookups_still_share() -> N
     postgres.gate = asyncio.Event()
     lookups = [asyncio.create_task(cache.get("a")) for _ in range(5)]
     await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the first lookup's query is in flight, the others joined it
     postgres.gate.set()
     assert await asyncio.gather(*lookups) == [competition("a")] * 5
     assert len(postgres.queries) == 3
