@@ -301,6 +301,12 @@ async def test_live_page_movement_viewer_card_and_window_tabs(
         # a click works as well
         await tabs.nth(2).click()
         await expect(rows.first).to_contain_text("eve")
+        # through the tabs faster than a socket opens: each window's socket is closed once it
+        # is open, not while connecting (which logs an error in the console, checked below)
+        for key in ("End", "Home", "End", "Home"):
+            await page.keyboard.press(key)
+        await expect(tabs.first).to_have_attribute("aria-selected", "true")
+        await expect(rows.first).to_contain_text("bob")
 
         if viewport == "phone":
             overflow = await page.evaluate(

@@ -220,9 +220,21 @@
       encodeURIComponent(competitionId) + "?" + params.toString();
   }
 
+  // Closing a socket that is still connecting makes browsers log an error ("closed before
+  // the connection is established"); a viewer clicking through the window tabs does that.
+  // Such a socket is closed as soon as it opens instead (its frames are ignored: its
+  // generation is over).
+  function closeWhenOpen(previous, reason) {
+    if (previous.readyState === WebSocket.CONNECTING) {
+      previous.addEventListener("open", () => previous.close(1000, reason));
+    } else {
+      previous.close(1000, reason);
+    }
+  }
+
   function connectTeams() {
     if (teamSocket !== null && teamSocketWindow === selectedWindow) return;
-    if (teamSocket !== null) teamSocket.close(1000, "window changed");
+    if (teamSocket !== null) closeWhenOpen(teamSocket, "window changed");
     const mine = ++teamGeneration;
     const opened = token ? new WebSocket(teamSocketUrl(), ["bearer", token]) : new WebSocket(teamSocketUrl());
     teamSocket = opened;
@@ -416,7 +428,7 @@
     if (socket) {
       const previous = socket;
       socket = null;
-      previous.close(1000, "window changed");
+      closeWhenOpen(previous, "window changed");
     }
     // a retry after a lost connection is "reconnecting"; a first connect or a window change
     // is "connecting"
