@@ -136,17 +136,24 @@ class CompetitionCache:
         Raises :class:`DependencyUnavailableError` when PostgreSQL fails and one of the
         missing ids was never cached.
         """
+        found, missing = self._split(set(competition_ids))
+        if missing:
+            found.update(await self._load_missing(missing))
+        return found
+
+    def _split(
+        self, competition_ids: Iterable[str]
+    ) -> tuple[dict[str, Competition | None], list[str]]:
+        """The fresh entries among ``competition_ids``, and the ids that are not."""
         found: dict[str, Competition | None] = {}
         missing: list[str] = []
-        for competition_id in set(competition_ids):
+        for competition_id in competition_ids:
             known = self._entries.get(competition_id)
             if known is None:
                 missing.append(competition_id)
             else:
                 found[competition_id] = known.competition
-        if missing:
-            found.update(await self._load_missing(missing))
-        return found
+        return found, missing
 
     async def _load_missing(self, missing: list[str]) -> dict[str, Competition | None]:
         # one loop turn first, so that the misses of other ids arriving in it (the requests
@@ -154,17 +161,9 @@ class CompetitionCache:
         # takes them all, the others then find their ids in flight and join
         self._missed.update(dict.fromkeys(missing))
         await asyncio.sleep(0)
-        found: dict[str, Competition | None] = {}
-        still_missing: list[str] = []
-        for competition_id in missing:  # another caller's query may have loaded it meanwhile
-            known = self._entries.get(competition_id)
-            if known is None:
-                still_missing.append(competition_id)
-            else:
-                found[competition_id] = known.competition
-        if not still_missing:
+        found, missing = self._split(missing)  # another caller's query may have loaded some
+        if not missing:
             return found
-        missing = still_missing
         wanted = set(missing)
         others = [
             competition_id

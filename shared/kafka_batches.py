@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, ProducerClosed
@@ -21,6 +22,7 @@ from aiokafka.producer.message_accumulator import MessageAccumulator, MessageBat
 from aiokafka.structs import TopicPartition
 
 from shared.kafka_headers import KafkaHeaders
+from shared.kafka_partitioning import KeyPartitioner
 
 Delivery = asyncio.Future[object]
 """The outcome of one producer batch (shared by every record in it)."""
@@ -40,10 +42,36 @@ class OpenBatches:
     """
 
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
         self._accumulator: MessageAccumulator = producer._message_accumulator
         self._topic = topic
         self._partitions: dict[int, TopicPartition] = {}
+        self._partitioner = KeyPartitioner()
         self.check()
+
+    def known_partitions(self) -> list[int] | None:
+        """The topic's partitions, sorted, from the producer's metadata; None while it has
+        none (first use, or the broker was away: :meth:`wait_partitions`)."""
+        found = self._producer.client.cluster.partitions_for_topic(self._topic)
+        return sorted(found) if found else None
+
+    async def wait_partitions(self) -> list[int]:
+        """The topic's partitions, sorted, fetching the metadata when it is missing."""
+        return sorted(await self._producer.partitions_for(self._topic))
+
+    def append_keyed(
+        self, records: Iterable[tuple[str, bytes]], headers: KafkaHeaders, partitions: list[int]
+    ) -> set[Delivery]:
+        """Append every (text key, value) record to the open batch of the partition the
+        producer's own partitioner gives its key, in order; the distinct batches they landed
+        in."""
+        partition_of = self._partitioner.partition
+        append = self.append
+        deliveries: set[Delivery] = set()
+        for text_key, value in records:
+            key = text_key.encode()
+            deliveries.add(append(partition_of(key, partitions), key, value, headers))
+        return deliveries
 
     def check(self) -> None:
         """Raise ``RuntimeError`` unless the accumulator has the internals this class uses."""

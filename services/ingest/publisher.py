@@ -36,7 +36,6 @@ from shared import tracing
 from shared.errors import DependencyUnavailableError
 from shared.kafka_batches import Delivery, OpenBatches
 from shared.kafka_headers import KafkaHeaders
-from shared.kafka_partitioning import KeyPartitioner
 from shared.logging import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -57,7 +56,6 @@ class EventPublisher:
         self._producer = producer
         self._topic = topic
         self._timeout_s = timeout_s
-        self._partitioner = KeyPartitioner()
         self._batches = OpenBatches(producer, topic)
         self._latency = {
             outcome: PRODUCE_LATENCY.labels(outcome) for outcome in ("ok", "timeout", "error")
@@ -72,11 +70,11 @@ class EventPublisher:
         deadline = loop.time() + self._timeout_s
         outcome = "error"
         try:
-            partitions = self._producer.client.cluster.partitions_for_topic(self._topic)
-            if not partitions:  # no metadata yet (first use, or the broker was away)
+            partitions = self._batches.known_partitions()
+            if partitions is None:  # no metadata yet (first use, or the broker was away)
                 async with asyncio.timeout_at(deadline):
-                    partitions = await self._producer.partitions_for(self._topic)
-            deliveries = self._append(records, headers, sorted(partitions))
+                    partitions = await self._batches.wait_partitions()
+            deliveries = self._batches.append_keyed(records, headers, partitions)
             error = await _all_done(loop, deliveries, deadline)
             if error is not None:
                 raise error
@@ -95,19 +93,6 @@ class EventPublisher:
             ) from error
         finally:
             self._latency[outcome].observe(time.perf_counter() - started)
-
-    def _append(
-        self, records: Sequence[OutgoingRecord], headers: KafkaHeaders, partitions: list[int]
-    ) -> set[Delivery]:
-        """Append every record to its partition's open batch, in order; the distinct batches
-        they landed in."""
-        partition_of = self._partitioner.partition
-        append = self._batches.append
-        deliveries: set[Delivery] = set()
-        for text_key, value in records:
-            key = text_key.encode()
-            deliveries.add(append(partition_of(key, partitions), key, value, headers))
-        return deliveries
 
 
 class TracedEventPublisher(EventPublisher):

@@ -58,9 +58,8 @@ from services.ranker.repository import (
 )
 from services.ranker.settings import RankerSettings
 from shared import tracing
-from shared.kafka_batches import Delivery, OpenBatches
+from shared.kafka_batches import OpenBatches
 from shared.kafka_headers import REQUEST_ID, header_value
-from shared.kafka_partitioning import KeyPartitioner
 from shared.leaderboard_store import LeaderboardStore
 from shared.redis_client import RedisClient
 
@@ -86,7 +85,6 @@ class BatchApplier:
         self.store = LeaderboardStore(redis, settings.redis_key_prefix)
         self.producer = producer
         self._changes = OpenBatches(producer, settings.topic_changes)
-        self._partitioner = KeyPartitioner()
 
     async def apply_with_retries(self, events: Sequence[IncomingEvent]) -> BatchPlan:
         """Apply ``events``, retrying with exponential back-off until it succeeds.
@@ -286,19 +284,11 @@ class BatchApplier:
         if indexed:
             # one message per touched competition: appended to the open batch of its
             # partition (shared.kafka_batches), one future per Kafka batch, not per message
-            topic = self.settings.topic_changes
-            partitions = self.producer.client.cluster.partitions_for_topic(topic)
-            if not partitions:  # no metadata yet (first batch, or the broker was away)
-                partitions = await self.producer.partitions_for(topic)
-            ordered = sorted(partitions)
-            partition_of = self._partitioner.partition
-            append = self._changes.append
-            deliveries: dict[Delivery, None] = {}
-            for item in indexed:
-                key = item.competition.id.encode()
-                value = change_message(item, plan, emitted_at)
-                deliveries[append(partition_of(key, ordered), key, value, change_headers)] = None
-            sends.extend(deliveries)
+            partitions = self._changes.known_partitions() or await self._changes.wait_partitions()
+            messages = (
+                (item.competition.id, change_message(item, plan, emitted_at)) for item in indexed
+            )
+            sends.extend(self._changes.append_keyed(messages, change_headers, partitions))
         for dead_letter in plan.dead_letters:
             event = dead_letter.event
             # the original headers first (request id, producer, trace context), then why and
