@@ -40,6 +40,8 @@ class BenchConfig:
     notifier_vus: int = 50
     notifier_dials_in_flight: int = 200
     notifier_connect_timeout_s: float = 60.0
+    # k6's Go heap may grow to this before its collector runs (bench.k6.k6_environment)
+    k6_memory_limit_mib: int = 4096
 
 
 FULL = BenchConfig(name="full")

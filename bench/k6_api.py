@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import httpx
 import orjson
 import psutil
 
-from bench.k6 import k6_binary
+from bench.k6 import k6_binary, k6_environment
 from devstack.processes import ManagedProcess, free_port, spawn
 
 logger = logging.getLogger(__name__)
@@ -56,7 +55,14 @@ class LiveK6Run:
         self._http = httpx.AsyncClient(base_url=api_url, timeout=5.0)
 
     @classmethod
-    def launch(cls, name: str, script: Path, env: dict[str, str], work_dir: Path) -> LiveK6Run:
+    def launch(
+        cls,
+        name: str,
+        script: Path,
+        env: dict[str, str],
+        work_dir: Path,
+        memory_limit_mib: int,
+    ) -> LiveK6Run:
         """Start ``k6 run script`` with ``env`` (as ``__ENV``); await :meth:`wait_for_api`."""
         work_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
@@ -74,8 +80,12 @@ class LiveK6Run:
             f"json={samples_path}",
             str(script),
         ]
-        base = {key: value for key, value in os.environ.items() if not key.startswith("PODIUM_")}
-        process = spawn(name, command, env={**base, **env}, log_path=work_dir / f"{name}.log")
+        process = spawn(
+            name,
+            command,
+            env=k6_environment(env, memory_limit_mib),
+            log_path=work_dir / f"{name}.log",
+        )
         return cls(name, process, f"http://127.0.0.1:{port}", samples_path)
 
     async def wait_for_api(self) -> None:

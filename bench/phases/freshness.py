@@ -273,6 +273,7 @@ async def _start_load(
         },
         work_dir,
         f"k6-freshness-{name}",
+        config.k6_memory_limit_mib,
     )
     await run.start()
     return run
