@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shared.http.coalesced_writes import CoalescedWrites
-from shared.http.response_head import CheckedHeadCycle
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +54,6 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope and self._writes is not None:
             cycle.transport = self._writes  # type: ignore[assignment]
-            if type(cycle) is RequestResponseCycle:
-                cycle.__class__ = CheckedHeadCycle  # the same cycle, its head from checked lines
 
     def on_response_complete(self) -> None:
         """Start the next request's head deadline when the connection waits for one."""
