@@ -32,8 +32,10 @@ def k6_environment(env: dict[str, str], memory_limit_mib: int) -> dict[str, str]
     (``GOGC=off`` + ``GOMEMLIMIT``): k6 is the client on the server's two cores, and with
     10,000 WebSocket clients each collection marks every connection's buffers, so the
     collector was a large part of what k6 spent per frame (read on the same cores as the
-    notifier writing them). Measured interleaved, notifier phase: k6 CPU per frame 50-77 →
-    35-48 µs at 5,000 and 10,000 clients. Only the load generator's memory use changes.
+    notifier writing them). Measured interleaved, notifier phase: k6 CPU per frame 51-66 →
+    34-38 µs at 5,000 clients (at 10,000 it varied between runs more than it moved), p99
+    353-369 → 147-235 ms at 5,000 and 710-807 → 368-551 ms at 10,000. Only the load
+    generator's memory use changes.
     """
     base = {key: value for key, value in os.environ.items() if not key.startswith("PODIUM_")}
     return {

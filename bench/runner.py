@@ -82,7 +82,10 @@ async def _checkpoint(settings: AllServicesSettings) -> bool:
     try:
         await pool.execute("CHECKPOINT")
     except asyncpg.InsufficientPrivilegeError:
-        logger.warning("CHECKPOINT refused (needs pg_checkpoint): the drain's may overlap")
+        logger.warning(
+            "CHECKPOINT refused (needs pg_checkpoint): the drain's checkpoint may overlap"
+            " the phases after it"
+        )
         return False
     finally:
         await pool.close()
