@@ -72,6 +72,15 @@ async def user_standing(request: Request) -> Response:
     context, competition = await readable(request)
     user_id = params.identifier(request.path_params["uid"], "user_id")
     window = resolved_window(request, competition)
+    # attempts (PostgreSQL) before the standing (Redis), as the live page's viewer card reads
+    # them: the ranker writes Redis just before the batch's commit, so in this order the
+    # standing may count a score that ``used`` does not yet (docs/tournaments.md), never the
+    # other way round
+    attempts = (
+        await attempts_of(context, competition, window, user_id)
+        if competition.max_attempts is not None
+        else None
+    )
     ranks = await context.reader.ranks(competition, window, [user_id])
     entry = ranks.found.get(user_id)
     if entry is None:
@@ -89,7 +98,7 @@ async def user_standing(request: Request) -> Response:
         "percentile": ranks.percentiles[user_id],
     }
     if competition.max_attempts is not None:
-        payload["attempts"] = await attempts_of(context, competition, window, user_id)
+        payload["attempts"] = attempts
     return Representation.of(payload).respond(request.headers, headers=cache_headers(competition))
 
 
